@@ -1,0 +1,51 @@
+# agentaudit: build, test and run against the services testenv/ starts.
+
+# The Podman bindings compile only as a pure-Go remote client with these tags.
+GOTAGS  := remote,containers_image_openpgp,exclude_graphdriver_btrfs,exclude_graphdriver_devicemapper
+GO      := CGO_ENABLED=0 go
+GOFLAGS_TEST := -tags $(GOTAGS) -count=1 -p 2 -timeout 30m
+
+.PHONY: all build up down status test vet unit test-deps fuzz bench clean
+
+all: build
+
+build:
+	$(GO) build -tags $(GOTAGS) -o bin/ ./cmd/...
+
+up:
+	testenv/up
+
+down:
+	testenv/down
+
+status:
+	testenv/status
+
+vet:
+	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { echo "gofmt needed:"; gofmt -l $$(git ls-files '*.go'); exit 1; }
+	$(GO) vet -tags $(GOTAGS) ./...
+
+# Node packages that tests drive as independent peers (pinned by lock files).
+test-deps:
+	@for d in schemas/check; do \
+		if [ -f $$d/package-lock.json ] && ! cmp -s $$d/package-lock.json $$d/node_modules/.package-lock.json; then \
+			echo "npm ci --prefix $$d"; npm ci --prefix $$d --no-audit --no-fund >/dev/null || exit 1; \
+		fi; \
+	done
+
+# Unit and integration tests. Integration tests read .testenv/env (run `make up`
+# first) and fail, naming testenv/up, when a service is missing.
+# Fault tests stop and restart shared services, so they run afterwards, one
+# package at a time.
+test: vet test-deps
+	$(GO) test $(GOFLAGS_TEST) -skip '^TestFault' ./...
+	$(GO) test -tags $(GOTAGS) -count=1 -p 1 -timeout 30m -run '^TestFault' ./...
+
+unit:
+	$(GO) test -tags $(GOTAGS) -count=1 -short ./...
+
+bench:
+	$(GO) test -tags $(GOTAGS) -run '^$$' -bench . -benchmem ./...
+
+clean:
+	rm -rf bin
