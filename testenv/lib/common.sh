@@ -84,11 +84,11 @@ apt_install() {
 	local log="$LOGDIR/apt.log"
 	if (( _apt_updated == 0 )); then
 		step "apt-get update"
-		apt-get update >>"$log" 2>&1 || fail "apt-get update" "$log"
+		apt-get -o DPkg::Lock::Timeout=300 update >>"$log" 2>&1 || fail "apt-get update" "$log"
 		_apt_updated=1
 	fi
 	step "apt-get install ${missing[*]}"
-	DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${missing[@]}" >>"$log" 2>&1 \
+	DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=300 install -y --no-install-recommends "${missing[@]}" >>"$log" 2>&1 \
 		|| fail "apt-get install ${missing[*]}" "$log"
 }
 
