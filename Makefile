@@ -40,6 +40,7 @@ test-deps:
 test: vet test-deps
 	$(GO) test $(GOFLAGS_TEST) -skip '^TestFault' ./...
 	$(GO) test -tags $(GOTAGS),chdb -count=1 -run Chdb ./internal/store/
+	$(GO) run -tags $(GOTAGS) ./cmd/detect test rules/
 	$(GO) test -tags $(GOTAGS) -count=1 -p 1 -timeout 30m -run '^TestFault' ./...
 
 unit:

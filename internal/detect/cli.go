@@ -1,0 +1,81 @@
+package detect
+
+import (
+	"fmt"
+	"io"
+	"path/filepath"
+	"text/tabwriter"
+)
+
+// Exit codes of the detect CLI.
+const (
+	ExitOK    = 0
+	ExitFail  = 1 // a test failed, a rule did not load, lint found something
+	ExitUsage = 2
+)
+
+// TestCommand is `detect test DIR`: load every rule, run the inline tests,
+// print a table and return ExitFail on any failure or load error.
+func TestCommand(dir string, stdout, stderr io.Writer) int {
+	rs, err := Load(dir)
+	if err != nil {
+		for _, f := range LoadFindings(err) {
+			fmt.Fprintf(stderr, "%s\n", f.locMessage(dir))
+		}
+		fmt.Fprintf(stderr, "detect test: rules in %s do not load\n", dir)
+		return ExitFail
+	}
+	results := RunTests(rs)
+	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "RULE\tTEST\tEXPECTED\tGOT\tOK")
+	failed := 0
+	for _, r := range results {
+		ok := "ok"
+		if !r.Pass {
+			ok = "FAIL"
+			failed++
+		}
+		got := fmt.Sprintf("%d alerts", r.Got)
+		if r.Err != "" {
+			got = "error: " + r.Err
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", r.Rule, r.Test, r.Expected(), got, ok)
+	}
+	tw.Flush()
+	for _, r := range results {
+		if !r.Pass {
+			fmt.Fprintf(stderr, "%s:%d: rule %s, test %q: expected %s, got %d alerts\n", filepath.Join(dir, r.File), r.Line, r.Rule, r.Test, r.Expected(), r.Got)
+		}
+	}
+	fmt.Fprintf(stdout, "%d rules, %d tests: %d passed, %d failed\n", len(rs.Rules)+len(rs.SQLRules), len(results), len(results)-failed, failed)
+	if failed > 0 {
+		return ExitFail
+	}
+	return ExitOK
+}
+
+// LintCommand is `detect lint DIR`: print load errors, unused lists and
+// macros, and rules that cannot match their own tests; ExitFail if any.
+func LintCommand(dir string, stdout, stderr io.Writer) int {
+	var findings []Finding
+	rs, err := Load(dir)
+	if err != nil {
+		findings = LoadFindings(err)
+	} else {
+		findings = Lint(rs)
+	}
+	for _, f := range findings {
+		fmt.Fprintln(stdout, f.locMessage(dir))
+	}
+	if len(findings) > 0 {
+		fmt.Fprintf(stderr, "detect lint: %d findings\n", len(findings))
+		return ExitFail
+	}
+	fmt.Fprintf(stdout, "detect lint: %d rules, no findings\n", len(rs.Rules)+len(rs.SQLRules))
+	return ExitOK
+}
+
+func (f Finding) locMessage(dir string) string {
+	f.File = filepath.Join(dir, f.File)
+	return f.String()
+}
