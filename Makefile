@@ -27,7 +27,7 @@ vet:
 
 # Node packages that tests drive as independent peers (pinned by lock files).
 test-deps:
-	@for d in schemas/check; do \
+	@for d in schemas/check internal/approvals/web/e2e; do \
 		if [ -f $$d/package-lock.json ] && ! cmp -s $$d/package-lock.json $$d/node_modules/.package-lock.json; then \
 			echo "npm ci --prefix $$d"; npm ci --prefix $$d --no-audit --no-fund >/dev/null || exit 1; \
 		fi; \

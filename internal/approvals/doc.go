@@ -18,6 +18,22 @@
 //     address, and authorizes an approver for a request: group policies,
 //     no self-approval, and an optional two-person rule.
 //
+// On top of them, Service (service.go, http.go, sse.go) is the approvals
+// service behind `approve serve`: it folds audit.approvals from the start
+// with a plain consumer (no group, so every instance rebuilds the whole
+// state) and keeps following it; answers requests with signed
+// approval.decided events, releases holds with session.released, and
+// returns only once its own fold has applied the event it wrote; expires
+// unanswered requests with signed "expired" decisions; follows
+// audit.events from a window back for alerts and the events requests are
+// about; and serves the JSON API, a server-sent event stream and the web
+// inbox (web/, embedded, no build step). Client (client.go) is the CLI's
+// side of the API.
+//
+// Failed authentications are logged and counted
+// (approvals_auth_failures_total) but are not events: no event type
+// records them yet.
+//
 // # Two-person approvals in events
 //
 // The event schema has one approver per approval.decided, so a request that

@@ -1,0 +1,145 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/agentaudit/agentaudit/internal/approvals"
+	"github.com/agentaudit/agentaudit/internal/events"
+)
+
+// serveConfig is `approve serve`'s configuration: flags, with defaults
+// from the environment named in each tag.
+type serveConfig struct {
+	Listen         string        `env:"APPROVE_LISTEN"`
+	Keys           string        `env:"APPROVE_KEYS"`
+	Trust          string        `env:"APPROVE_TRUST"`
+	Approvers      string        `env:"APPROVE_APPROVERS"`
+	Brokers        string        `env:"KAFKA_BROKERS"`
+	ApprovalsTopic string        `env:"APPROVE_APPROVALS_TOPIC"`
+	EventsTopic    string        `env:"APPROVE_EVENTS_TOPIC"`
+	NodeID         int64         `env:"APPROVE_NODE_ID"`
+	ID             string        `env:"APPROVE_ID"`
+	Expire         bool          `env:"APPROVE_EXPIRE"`
+	ExpiryEvery    time.Duration `env:"APPROVE_EXPIRY_EVERY"`
+	AlertWindow    time.Duration `env:"APPROVE_ALERT_WINDOW"`
+	CreateTopics   bool          `env:"APPROVE_CREATE_TOPICS"`
+	Spool          string        `env:"APPROVE_SPOOL"`
+	Origins        string        `env:"APPROVE_ORIGINS"`
+	LogLevel       string        `env:"APPROVE_LOG_LEVEL"`
+}
+
+func envOr(name, def string) string {
+	if v := os.Getenv(name); v != "" {
+		return v
+	}
+	return def
+}
+
+func (c *serveConfig) flags(fs *flag.FlagSet) {
+	fs.StringVar(&c.Listen, "listen", envOr("APPROVE_LISTEN", "127.0.0.1:8480"), "address to listen on")
+	fs.StringVar(&c.Keys, "keys", os.Getenv("APPROVE_KEYS"), "the signing key, signer.pem from approve keygen")
+	fs.StringVar(&c.Trust, "trust", os.Getenv("APPROVE_TRUST"), "optional public key set (keys.json) to verify decisions with after a key rotation")
+	fs.StringVar(&c.Approvers, "approvers", os.Getenv("APPROVE_APPROVERS"), "approvers.yaml: approvers, token hashes, groups")
+	fs.StringVar(&c.Brokers, "brokers", envOr("KAFKA_BROKERS", "127.0.0.1:9092"), "Kafka brokers, comma-separated")
+	fs.StringVar(&c.ApprovalsTopic, "approvals-topic", envOr("APPROVE_APPROVALS_TOPIC", events.DefaultTopics.Approvals), "approvals topic")
+	fs.StringVar(&c.EventsTopic, "events-topic", envOr("APPROVE_EVENTS_TOPIC", events.DefaultTopics.Events), "events topic (alerts)")
+	node, _ := strconv.ParseInt(envOr("APPROVE_NODE_ID", "1001"), 10, 64)
+	fs.Int64Var(&c.NodeID, "node-id", node, "snowflake node id (0..1023), unique among all emitters")
+	fs.StringVar(&c.ID, "id", envOr("APPROVE_ID", "approvals"), "service name; the runner_id of its events is NAME-<start id>")
+	fs.BoolVar(&c.Expire, "expire", envOr("APPROVE_EXPIRE", "true") == "true", "expire overdue requests (on one instance only)")
+	every, _ := time.ParseDuration(envOr("APPROVE_EXPIRY_EVERY", "1s"))
+	fs.DurationVar(&c.ExpiryEvery, "expiry-every", every, "how often to look for overdue requests")
+	window, _ := time.ParseDuration(envOr("APPROVE_ALERT_WINDOW", "1h"))
+	fs.DurationVar(&c.AlertWindow, "alert-window", window, "how far back to read alerts at start")
+	fs.BoolVar(&c.CreateTopics, "create-topics", os.Getenv("APPROVE_CREATE_TOPICS") == "true", "create missing topics")
+	fs.StringVar(&c.Spool, "spool", os.Getenv("APPROVE_SPOOL"), "optional producer spool directory")
+	fs.StringVar(&c.Origins, "origins", os.Getenv("APPROVE_ORIGINS"), "extra origins allowed to POST (comma-separated scheme://host:port)")
+	fs.StringVar(&c.LogLevel, "log-level", envOr("APPROVE_LOG_LEVEL", "info"), "debug, info, warn or error")
+}
+
+// validate fills defaults and names the bad field.
+func (c *serveConfig) validate() error {
+	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
+		return fmt.Errorf("--listen %q: %v", c.Listen, err)
+	}
+	if c.Keys == "" {
+		return errors.New("--keys: the signing key is required (approve keygen writes one)")
+	}
+	if c.Approvers == "" {
+		return errors.New("--approvers: the approvers file is required")
+	}
+	if strings.Trim(c.Brokers, ", ") == "" {
+		return errors.New("--brokers: at least one broker")
+	}
+	if c.NodeID < 0 || c.NodeID > 1023 {
+		return fmt.Errorf("--node-id %d: must be 0..1023", c.NodeID)
+	}
+	if c.ID == "" {
+		return errors.New("--id: empty")
+	}
+	if c.ExpiryEvery <= 0 {
+		return fmt.Errorf("--expiry-every %s: must be positive", c.ExpiryEvery)
+	}
+	if c.AlertWindow <= 0 {
+		return fmt.Errorf("--alert-window %s: must be positive", c.AlertWindow)
+	}
+	var lvl slog.Level
+	if err := lvl.UnmarshalText([]byte(c.LogLevel)); err != nil {
+		return fmt.Errorf("--log-level %q: %v", c.LogLevel, err)
+	}
+	return nil
+}
+
+func splitList(s string) []string {
+	var out []string
+	for _, p := range strings.Split(s, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+func runServe(ctx context.Context, args []string, stderr io.Writer) int {
+	fs := newFlags("serve", stderr)
+	var c serveConfig
+	c.flags(fs)
+	pos, err := parseArgs(fs, args)
+	if err != nil {
+		return 2
+	}
+	if len(pos) != 0 {
+		fmt.Fprintln(stderr, "approve serve: takes no arguments")
+		return 2
+	}
+	if err := c.validate(); err != nil {
+		fmt.Fprintf(stderr, "approve serve: %v\n", err)
+		return 2
+	}
+	var lvl slog.Level
+	_ = lvl.UnmarshalText([]byte(c.LogLevel))
+	log := slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: lvl}))
+	err = approvals.Serve(ctx, approvals.ServeConfig{
+		Listen: c.Listen, KeyFile: c.Keys, TrustFile: c.Trust, ApproversFile: c.Approvers,
+		Brokers: splitList(c.Brokers),
+		Topics:  events.Topics{Events: c.EventsTopic, Approvals: c.ApprovalsTopic, DLQ: events.DefaultTopics.DLQ},
+		NodeID:  c.NodeID, ServiceID: c.ID, Expire: c.Expire, ExpiryEvery: c.ExpiryEvery,
+		AlertWindow: c.AlertWindow, CreateTopics: c.CreateTopics, SpoolDir: c.Spool,
+		Origins: splitList(c.Origins), Logger: log,
+	})
+	if err != nil {
+		log.Error("approve serve stopped", "err", err)
+		return 1
+	}
+	return 0
+}

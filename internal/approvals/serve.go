@@ -1,0 +1,146 @@
+package approvals
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/agentaudit/agentaudit/internal/events"
+)
+
+// ServeConfig is what `approve serve` runs with. The binary fills it from
+// flags and the environment and checks it.
+type ServeConfig struct {
+	Listen        string        // address to listen on, e.g. 127.0.0.1:8480
+	KeyFile       string        // the signer's PEM private key (approve keygen)
+	TrustFile     string        // optional: public key set the fold verifies with (after a rotation)
+	ApproversFile string        // approvers.yaml
+	Brokers       []string      // Kafka bootstrap brokers
+	Topics        events.Topics // topic names
+	NodeID        int64         // snowflake node id, unique among emitters
+	ServiceID     string        // base of the service's runner_id
+	Expire        bool          // expire overdue requests (run on one instance)
+	ExpiryEvery   time.Duration // how often to look for overdue requests
+	AlertWindow   time.Duration // how far back to read alerts at start
+	CreateTopics  bool          // create missing topics (3 partitions, replication 1)
+	SpoolDir      string        // optional producer spool
+	Origins       []string      // extra origins allowed to POST
+	Logger        *slog.Logger
+	// OnListen, when set, is called with the bound address before serving.
+	OnListen func(addr net.Addr)
+}
+
+// Serve runs the approvals service and its HTTP API until ctx ends.
+func Serve(ctx context.Context, cfg ServeConfig) error {
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	signer, err := LoadSigner(cfg.KeyFile)
+	if err != nil {
+		return fmt.Errorf("signing key: %w", err)
+	}
+	acfg, err := LoadConfig(cfg.ApproversFile)
+	if err != nil {
+		return err
+	}
+	auth, err := NewAuthenticator(acfg)
+	if err != nil {
+		return err
+	}
+	ids, err := events.NewIDGen(cfg.NodeID)
+	if err != nil {
+		return err
+	}
+	emitID := NewEmitterID(cfg.ServiceID, ids)
+	popts := []events.ProducerOption{events.WithTopics(cfg.Topics), events.WithProducerLogger(log)}
+	if cfg.CreateTopics {
+		popts = append(popts, events.WithEnsureTopics(3, 1))
+	}
+	if cfg.SpoolDir != "" {
+		popts = append(popts, events.WithSpool(cfg.SpoolDir, 64<<20))
+	}
+	prod, err := events.NewProducer(ctx, cfg.Brokers, emitID, popts...)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		cctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		prod.Close(cctx)
+	}()
+	sopts := []ServiceOption{
+		WithServiceLogger(log), WithServiceTopics(cfg.Topics), WithExpiry(cfg.Expire, cfg.ExpiryEvery),
+		WithAllowedOrigins(cfg.Origins...),
+	}
+	if cfg.AlertWindow > 0 {
+		sopts = append(sopts, WithAlertWindow(cfg.AlertWindow, 500, 20000))
+	}
+	if cfg.TrustFile != "" {
+		ks, err := LoadKeySet(cfg.TrustFile)
+		if err != nil {
+			return fmt.Errorf("trusted keys: %w", err)
+		}
+		if !trusts(ks, signer) {
+			return fmt.Errorf("trusted keys %s: %w: the signing key %q is not among them", cfg.TrustFile, ErrKeyFile, signer.KeyID())
+		}
+		sopts = append(sopts, WithTrustedKeys(ks))
+	}
+	svc, err := NewService(cfg.Brokers, prod, signer, auth, ids, emitID, sopts...)
+	if err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return err
+	}
+	srv := &http.Server{
+		Handler:           svc.Handler(),
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      30 * time.Second, // the event stream lifts it for itself
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    16 << 10,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	log.Info("approvals service", "listen", ln.Addr().String(), "emitter", emitID, "key_id", signer.KeyID(),
+		"approvers", len(acfg.Approvers), "expire", cfg.Expire)
+	if cfg.OnListen != nil {
+		cfg.OnListen(ln.Addr())
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	errc := make(chan error, 2)
+	go func() { errc <- svc.Run(ctx) }()
+	go func() {
+		if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+			errc <- err
+			return
+		}
+		errc <- nil
+	}()
+	var first error
+	select {
+	case <-ctx.Done():
+	case first = <-errc:
+	}
+	cancel()
+	sctx, scancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer scancel()
+	srv.Shutdown(sctx)
+	return first
+}
+
+func trusts(ks *KeySet, s Signer) bool {
+	pub := s.Public()
+	for _, k := range ks.Keys() {
+		if k.ID == pub.ID && k.Key.Equal(pub.Key) {
+			return true
+		}
+	}
+	return false
+}
