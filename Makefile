@@ -5,7 +5,7 @@ GOTAGS  := remote,containers_image_openpgp,exclude_graphdriver_btrfs,exclude_gra
 GO      := CGO_ENABLED=0 go
 GOFLAGS_TEST := -tags $(GOTAGS) -count=1 -p 2 -timeout 30m
 
-.PHONY: all build up down status test vet unit test-deps fuzz bench clean
+.PHONY: all build up down status test vet unit test-deps fuzz bench bench-runner clean
 
 all: build
 
@@ -27,7 +27,7 @@ vet:
 
 # Node packages that tests drive as independent peers (pinned by lock files).
 test-deps:
-	@for d in schemas/check internal/approvals/web/e2e; do \
+	@for d in schemas/check internal/approvals/web/e2e cmd/runner/testdata/inspector; do \
 		if [ -f $$d/package-lock.json ] && ! cmp -s $$d/package-lock.json $$d/node_modules/.package-lock.json; then \
 			echo "npm ci --prefix $$d"; npm ci --prefix $$d --no-audit --no-fund >/dev/null || exit 1; \
 		fi; \
@@ -48,6 +48,10 @@ unit:
 
 bench:
 	$(GO) test -tags $(GOTAGS) -run '^$$' -bench . -benchmem ./...
+
+# Whole-system benchmarks: each prints the peer's figure from the same run.
+bench-runner:
+	set -a; . .testenv/env; set +a; $(GO) run -tags $(GOTAGS) ./cmd/runner bench -n 200
 
 clean:
 	rm -rf bin

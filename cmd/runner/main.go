@@ -1,0 +1,58 @@
+// Command runner is the enforcement gateway: it runs an agent's tool calls
+// in a rootless Podman sandbox after recording them in Kafka and deciding
+// them by policy.
+//
+//	runner exec [--policy F] [--profile F] --workspace DIR -- CMD…
+//	runner serve --mcp stdio|http [--listen 127.0.0.1:PORT] --workspace DIR
+//	runner policy check FILE
+//	runner bench [--n N] --workspace DIR
+//
+// Configuration comes from flags and the environment (KAFKA_BROKERS,
+// PODMAN_SOCKET, SANDBOX_IMAGE, RUNNER_ID, RUNNER_TENANT, RUNNER_OPERATOR,
+// APPROVAL_KEYS, APPROVAL_TIMEOUT, SPOOL_DIR, AUDIT_ACK_TIMEOUT,
+// AUDIT_TOPIC_EVENTS, AUDIT_TOPIC_APPROVALS, AUDIT_TOPIC_DLQ).
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+const usage = `usage:
+  runner exec [--policy F] [--profile F] --workspace DIR -- CMD…
+  runner serve --mcp stdio|http [--listen 127.0.0.1:PORT] [--policy F] [--profile F] --workspace DIR
+  runner policy check FILE
+  runner bench [--n N] [--profile F] --workspace DIR
+`
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := run(ctx, os.Args[1:])
+	stop()
+	os.Exit(code)
+}
+
+func run(ctx context.Context, args []string) int {
+	if len(args) == 0 {
+		fmt.Fprint(os.Stderr, usage)
+		return 2
+	}
+	switch args[0] {
+	case "exec":
+		return execCmd(ctx, args[1:])
+	case "serve":
+		return serveCmd(ctx, args[1:])
+	case "policy":
+		return policyCmd(args[1:])
+	case "bench":
+		return benchCmd(ctx, args[1:])
+	case "-h", "--help", "help":
+		fmt.Print(usage)
+		return 0
+	}
+	fmt.Fprintf(os.Stderr, "runner: unknown command %q\n%s", args[0], usage)
+	return 2
+}

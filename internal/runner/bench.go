@@ -1,0 +1,263 @@
+package runner
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/user"
+	"slices"
+	"strconv"
+	"text/tabwriter"
+	"time"
+
+	"github.com/containers/podman/v5/pkg/api/handlers"
+	"github.com/containers/podman/v5/pkg/bindings"
+	"github.com/containers/podman/v5/pkg/bindings/containers"
+
+	"github.com/agentaudit/agentaudit/internal/sandbox"
+)
+
+// BenchOptions configure Bench.
+type BenchOptions struct {
+	N          int    // exec round trips per path (default 200)
+	Sessions   int    // session starts to time (default 5)
+	PodmanUser string // user for `podman exec` (default agentaudit-sbx)
+}
+
+// BenchRow is one measured path.
+type BenchRow struct {
+	Name    string
+	Samples []time.Duration
+}
+
+// Quantile returns the q-quantile (nearest rank) of the samples.
+func (r BenchRow) Quantile(q float64) time.Duration {
+	if len(r.Samples) == 0 {
+		return 0
+	}
+	s := slices.Clone(r.Samples)
+	slices.Sort(s)
+	i := int(q*float64(len(s))+0.5) - 1
+	return s[min(max(i, 0), len(s)-1)]
+}
+
+// BenchReport is what Bench measured, in one run.
+type BenchReport struct {
+	Rows []BenchRow
+}
+
+// Row returns the row called name.
+func (b *BenchReport) Row(name string) BenchRow {
+	for _, r := range b.Rows {
+		if r.Name == name {
+			return r
+		}
+	}
+	return BenchRow{Name: name}
+}
+
+// Bench row names.
+const (
+	BenchRunner       = "runner shell `true` (2 acked events + policy + exec)"
+	BenchSandbox      = "sandbox.Session.Exec `true` (bindings + watchdog)"
+	BenchBindings     = "raw bindings exec `true` (create, start+attach, inspect)"
+	BenchPodmanCLI    = "podman exec CLI `true` (as the podman user)"
+	BenchOverhead     = "runner's own cost per call (call − its exec)"
+	BenchSessionStart = "runner session start (container create+start + session.started)"
+	BenchSandboxStart = "sandbox start (container create+start)"
+)
+
+// Bench measures, in one run and interleaved so that they see the same
+// machine, the shell tool running `true` through the runner against a raw
+// exec through the sandbox package, through the bare bindings and through
+// `podman exec`; and the time to start a session.
+func Bench(ctx context.Context, cfg Config, o BenchOptions, w io.Writer) (*BenchReport, error) {
+	if o.N <= 0 {
+		o.N = 200
+	}
+	if o.Sessions <= 0 {
+		o.Sessions = 5
+	}
+	if o.PodmanUser == "" {
+		o.PodmanUser = "agentaudit-sbx"
+	}
+	cli, err := sandbox.PodmanCLIFor(o.PodmanUser)
+	if err != nil {
+		return nil, fmt.Errorf("runner bench: podman user: %w", err)
+	}
+	if cfg.Workspace == "" {
+		dir, err := os.MkdirTemp("", "agentaudit-bench-")
+		if err != nil {
+			return nil, err
+		}
+		defer os.RemoveAll(dir)
+		if err := os.Chmod(dir, 0o755); err != nil {
+			return nil, err
+		}
+		u, _ := user.Lookup(o.PodmanUser)
+		uid, _ := strconv.Atoi(u.Uid)
+		gid, _ := strconv.Atoi(u.Gid)
+		if err := sandbox.PrepareWorkspace(dir, uid, gid); err != nil {
+			return nil, err
+		}
+		cfg.Workspace = dir
+	}
+	svc, err := Open(ctx, cfg)
+	if err != nil {
+		return nil, err
+	}
+	defer svc.Close(context.WithoutCancel(ctx))
+
+	rep := &BenchReport{}
+	start := BenchRow{Name: BenchSessionStart}
+	sbStart := BenchRow{Name: BenchSandboxStart}
+	for i := range o.Sessions {
+		t0 := time.Now()
+		s, err := svc.OpenSession(ctx, SessionOptions{Workspace: cfg.Workspace, Mode: "exec"})
+		if err != nil {
+			return nil, err
+		}
+		start.Samples = append(start.Samples, time.Since(t0))
+		if err := s.Close(ctx, "completed"); err != nil {
+			return nil, err
+		}
+		t0 = time.Now()
+		sb, err := svc.Podman.Start(ctx, fmt.Sprintf("bench-%d-%d", time.Now().UnixNano(), i), SandboxSpec{Workspace: cfg.Workspace})
+		if err != nil {
+			return nil, err
+		}
+		sbStart.Samples = append(sbStart.Samples, time.Since(t0))
+		if err := sb.Close(ctx); err != nil {
+			return nil, err
+		}
+	}
+
+	s, err := svc.OpenSession(ctx, SessionOptions{Workspace: cfg.Workspace, Mode: "exec"})
+	if err != nil {
+		return nil, err
+	}
+	defer s.Close(context.WithoutCancel(ctx), "completed")
+	raw := s.Sandbox().(*podmanSession).Raw()
+	// Time the exec inside each runner call, so the runner's own cost is
+	// measured on the same call, free of the exec's noise.
+	timed := &timedSession{SandboxSession: s.sb}
+	s.sb = timed
+	overhead := &BenchRow{Name: BenchOverhead}
+	conn, err := bindings.NewConnection(context.WithoutCancel(ctx), cfg.PodmanSocket)
+	if err != nil {
+		return nil, err
+	}
+	paths := []struct {
+		row *BenchRow
+		run func() error
+	}{
+		{&BenchRow{Name: BenchRunner}, func() error {
+			t0 := time.Now()
+			res, err := s.Call(ctx, Call{Tool: ToolShell, Argv: []string{"true"}, Raw: []byte(`{"argv":["true"]}`)})
+			if err == nil && res.Exec.ExitCode != 0 {
+				err = fmt.Errorf("exit code %d", res.Exec.ExitCode)
+			}
+			overhead.Samples = append(overhead.Samples, time.Since(t0)-timed.last)
+			return err
+		}},
+		{&BenchRow{Name: BenchSandbox}, func() error {
+			res, err := raw.Exec(ctx, sandbox.ExecRequest{Argv: []string{"true"}})
+			if err == nil && res.ExitCode != 0 {
+				err = fmt.Errorf("exit code %d", res.ExitCode)
+			}
+			return err
+		}},
+		{&BenchRow{Name: BenchBindings}, func() error { return bindingsExec(conn, raw.ContainerID()) }},
+		{&BenchRow{Name: BenchPodmanCLI}, func() error {
+			_, err := cli.Exec(ctx, raw.Name(), "true")
+			return err
+		}},
+	}
+	// Warm up every path once, then interleave.
+	for _, p := range paths {
+		if err := p.run(); err != nil {
+			return nil, fmt.Errorf("runner bench: %s: %w", p.row.Name, err)
+		}
+	}
+	for range o.N {
+		for _, p := range paths {
+			t0 := time.Now()
+			if err := p.run(); err != nil {
+				return nil, fmt.Errorf("runner bench: %s: %w", p.row.Name, err)
+			}
+			p.row.Samples = append(p.row.Samples, time.Since(t0))
+		}
+	}
+	overhead.Samples = overhead.Samples[1:] // the warm-up call
+	for _, p := range paths {
+		rep.Rows = append(rep.Rows, *p.row)
+	}
+	rep.Rows = append(rep.Rows, *overhead)
+	rep.Rows = append(rep.Rows, start, sbStart)
+	if w != nil {
+		rep.Print(w)
+	}
+	return rep, nil
+}
+
+// timedSession records how long the last exec took.
+type timedSession struct {
+	SandboxSession
+	last time.Duration
+}
+
+func (t *timedSession) Exec(ctx context.Context, req ExecRequest) (ExecResult, error) {
+	t0 := time.Now()
+	r, err := t.SandboxSession.Exec(ctx, req)
+	t.last = time.Since(t0)
+	return r, err
+}
+
+// bindingsExec is the least an exec through the bindings takes.
+func bindingsExec(conn context.Context, ctrID string) error {
+	cfg := new(handlers.ExecCreateConfig)
+	cfg.Cmd = []string{"true"}
+	cfg.AttachStdout, cfg.AttachStderr = true, true
+	id, err := containers.ExecCreate(conn, ctrID, cfg)
+	if err != nil {
+		return err
+	}
+	var out bytes.Buffer
+	opts := new(containers.ExecStartAndAttachOptions).WithOutputStream(io.Writer(&out)).WithAttachOutput(true).
+		WithErrorStream(io.Writer(&out)).WithAttachError(true)
+	if err := containers.ExecStartAndAttach(conn, id, opts); err != nil {
+		return err
+	}
+	insp, err := containers.ExecInspect(conn, id, nil)
+	if err != nil {
+		return err
+	}
+	if insp.ExitCode != 0 {
+		return fmt.Errorf("exit code %d", insp.ExitCode)
+	}
+	return nil
+}
+
+// Print writes the report as a table with the target check.
+func (b *BenchReport) Print(w io.Writer) {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "path\tn\tp50\tp90\tp99\t")
+	ms := func(d time.Duration) string { return fmt.Sprintf("%.1f ms", float64(d.Microseconds())/1000) }
+	for _, r := range b.Rows {
+		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\t\n", r.Name, len(r.Samples), ms(r.Quantile(0.5)), ms(r.Quantile(0.9)), ms(r.Quantile(0.99)))
+	}
+	tw.Flush()
+	rn, sb, cli := b.Row(BenchRunner).Quantile(0.5), b.Row(BenchBindings).Quantile(0.5), b.Row(BenchPodmanCLI).Quantile(0.5)
+	fmt.Fprintf(w, "\nrunner p50 − raw bindings p50 = %s (target ≤ 5 ms): %s\n", ms(rn-sb), verdict(rn-sb <= 5*time.Millisecond))
+	fmt.Fprintf(w, "runner's own cost p50 %s, p99 %s (measured inside the same calls)\n", ms(b.Row(BenchOverhead).Quantile(0.5)), ms(b.Row(BenchOverhead).Quantile(0.99)))
+	fmt.Fprintf(w, "runner p50 %s vs podman exec p50 %s (target: faster): %s\n", ms(rn), ms(cli), verdict(rn < cli))
+}
+
+func verdict(ok bool) string {
+	if ok {
+		return "met"
+	}
+	return "NOT met"
+}

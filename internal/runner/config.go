@@ -1,0 +1,254 @@
+package runner
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/user"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/agentaudit/agentaudit/internal/approvals"
+	"github.com/agentaudit/agentaudit/internal/events"
+	"github.com/agentaudit/agentaudit/internal/policy"
+	"github.com/agentaudit/agentaudit/internal/sandbox"
+)
+
+// Config is the runner binary's configuration. Fields tagged env are read
+// from the environment (names follow .testenv/env); flag fields come from
+// the command line. Validate fills defaults and names the bad field.
+type Config struct {
+	KafkaBrokers []string `env:"KAFKA_BROKERS"`
+	PodmanSocket string   `env:"PODMAN_SOCKET"`
+	SandboxImage string   `env:"SANDBOX_IMAGE"`
+	RunnerID     string   `env:"RUNNER_ID"`
+	// NodeID is the snowflake node (0–999) of this runner's event ids.
+	// Deployments assign one per runner; when empty it is derived from
+	// RUNNER_ID, which two runners can share by chance. 1000–1023 are
+	// reserved for the services (approvals, detect, ingest tools).
+	NodeID          string        `env:"RUNNER_NODE_ID"`
+	Tenant          string        `env:"RUNNER_TENANT"`
+	Operator        string        `env:"RUNNER_OPERATOR"`
+	ApprovalKeys    string        `env:"APPROVAL_KEYS"`
+	ApprovalTimeout time.Duration `env:"APPROVAL_TIMEOUT"`
+	SpoolDir        string        `env:"SPOOL_DIR"`
+	AckTimeout      time.Duration `env:"AUDIT_ACK_TIMEOUT"`
+	TopicEvents     string        `env:"AUDIT_TOPIC_EVENTS"`
+	TopicApprovals  string        `env:"AUDIT_TOPIC_APPROVALS"`
+	TopicDLQ        string        `env:"AUDIT_TOPIC_DLQ"`
+
+	PolicyFile  string `flag:"policy"`
+	ProfileFile string `flag:"profile"`
+	Workspace   string `flag:"workspace"`
+
+	Logger *slog.Logger `env:"-"`
+
+	node int64 // parsed NodeID, -1 when derived
+}
+
+var runnerIDPattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._:@/+=-]{0,127}$`)
+var tenantPattern = regexp.MustCompile(`^[a-z0-9][a-z0-9._-]{0,63}$`)
+
+// Validate fills defaults and checks every field; the error names the
+// first bad field by its environment variable or flag.
+func (c *Config) Validate() error {
+	bad := func(field, format string, args ...any) error {
+		return fmt.Errorf("%w: %s: %s", ErrConfig, field, fmt.Sprintf(format, args...))
+	}
+	c.node = -1
+	if c.NodeID != "" {
+		n, err := strconv.ParseInt(c.NodeID, 10, 64)
+		if err != nil || n < 0 || n > maxRunnerNode {
+			return bad("RUNNER_NODE_ID", "%q: a whole number from 0 to %d", c.NodeID, maxRunnerNode)
+		}
+		c.node = n
+	}
+	var brokers []string
+	for _, b := range c.KafkaBrokers {
+		for _, s := range strings.Split(b, ",") {
+			if s = strings.TrimSpace(s); s != "" {
+				brokers = append(brokers, s)
+			}
+		}
+	}
+	c.KafkaBrokers = brokers
+	if len(c.KafkaBrokers) == 0 {
+		return bad("KAFKA_BROKERS", "required (host:port[,host:port…])")
+	}
+	if c.PodmanSocket == "" {
+		return bad("PODMAN_SOCKET", "required (unix:///run/user/UID/podman/podman.sock)")
+	}
+	if !strings.Contains(c.PodmanSocket, "://") {
+		c.PodmanSocket = "unix://" + c.PodmanSocket
+	}
+	if c.RunnerID == "" {
+		host, _ := os.Hostname()
+		c.RunnerID = "runner-" + strings.Map(func(r rune) rune {
+			if r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '.' {
+				return r
+			}
+			return '-'
+		}, orDefault(host, "localhost"))
+	}
+	if !runnerIDPattern.MatchString(c.RunnerID) {
+		return bad("RUNNER_ID", "%q: letters, digits and . _ : @ / + = -, at most 128", c.RunnerID)
+	}
+	if c.Tenant == "" {
+		c.Tenant = "default"
+	}
+	if !tenantPattern.MatchString(c.Tenant) {
+		return bad("RUNNER_TENANT", "%q: lower-case letters, digits, . _ -, at most 64", c.Tenant)
+	}
+	if c.Operator == "" {
+		if u, err := user.Current(); err == nil {
+			c.Operator = u.Username
+		}
+	}
+	if len(c.Operator) > 256 {
+		return bad("RUNNER_OPERATOR", "longer than 256 bytes")
+	}
+	if c.ApprovalTimeout == 0 {
+		c.ApprovalTimeout = 15 * time.Minute
+	}
+	if c.ApprovalTimeout < 0 {
+		return bad("APPROVAL_TIMEOUT", "must be positive")
+	}
+	if c.ApprovalKeys != "" {
+		if _, err := os.Stat(c.ApprovalKeys); err != nil {
+			return bad("APPROVAL_KEYS", "%v", err)
+		}
+	}
+	if c.AckTimeout == 0 {
+		c.AckTimeout = 3 * time.Second
+	}
+	if c.AckTimeout < 0 {
+		return bad("AUDIT_ACK_TIMEOUT", "must be positive")
+	}
+	if c.SpoolDir == "" {
+		base, err := os.UserCacheDir()
+		if err != nil {
+			base = os.TempDir()
+		}
+		c.SpoolDir = filepath.Join(base, "agentaudit", "spool", strings.ReplaceAll(c.RunnerID, "/", "_"))
+	}
+	c.TopicEvents = orDefault(c.TopicEvents, events.DefaultTopics.Events)
+	c.TopicApprovals = orDefault(c.TopicApprovals, events.DefaultTopics.Approvals)
+	c.TopicDLQ = orDefault(c.TopicDLQ, events.DefaultTopics.DLQ)
+	for _, f := range []struct{ name, path string }{{"--policy", c.PolicyFile}, {"--profile", c.ProfileFile}} {
+		if f.path != "" {
+			if _, err := os.Stat(f.path); err != nil {
+				return bad(f.name, "%v", err)
+			}
+		}
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	return nil
+}
+
+// Topics returns the configured topic names.
+func (c *Config) Topics() events.Topics {
+	return events.Topics{Events: c.TopicEvents, Approvals: c.TopicApprovals, DLQ: c.TopicDLQ}
+}
+
+// Service is a Runner wired to Kafka and Podman as the binary runs it.
+type Service struct {
+	*Runner
+	Producer *events.Producer
+	Podman   *PodmanSandbox
+	Profile  *sandbox.Profile
+	feed     *Feed
+	cfg      Config
+}
+
+// Open validates cfg and wires a runner: the producer (with spool), the
+// Podman client (removing this runner's leftover containers), the sandbox
+// profile and policy, the approval keys and the approvals feed.
+func Open(ctx context.Context, cfg Config, opts ...Option) (*Service, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	log := cfg.Logger
+	pol, err := loadPolicy(cfg.PolicyFile)
+	if err != nil {
+		return nil, err
+	}
+	prof := sandbox.DefaultProfile()
+	if cfg.ProfileFile != "" {
+		if prof, err = sandbox.LoadProfile(cfg.ProfileFile); err != nil {
+			return nil, fmt.Errorf("%w: --profile: %w", ErrConfig, err)
+		}
+	}
+	var keys *approvals.KeySet
+	if cfg.ApprovalKeys != "" {
+		if keys, err = approvals.LoadKeySet(cfg.ApprovalKeys); err != nil {
+			return nil, fmt.Errorf("%w: APPROVAL_KEYS: %w", ErrConfig, err)
+		}
+	} else {
+		log.Warn("APPROVAL_KEYS is not set: no approval can be verified, so every ask ends denied")
+	}
+	sc, err := sandbox.New(ctx, cfg.PodmanSocket, sandbox.WithRunnerID(cfg.RunnerID),
+		sandbox.WithImage(cfg.SandboxImage), sandbox.WithLogger(log))
+	if err != nil {
+		return nil, err
+	}
+	if removed, err := sc.CleanupLeftovers(ctx, cfg.RunnerID); err != nil {
+		log.Warn("leftover sandbox cleanup failed", "err", err)
+	} else if len(removed) > 0 {
+		log.Info("removed leftover sandboxes", "containers", removed)
+	}
+	psb, err := NewPodmanSandbox(sc, prof)
+	if err != nil {
+		return nil, err
+	}
+	prod, err := events.NewProducer(ctx, cfg.KafkaBrokers, cfg.RunnerID,
+		events.WithTopics(cfg.Topics()), events.WithAckTimeout(cfg.AckTimeout),
+		events.WithSpool(cfg.SpoolDir, 256<<20), events.WithEnsureTopics(-1, -1),
+		events.WithProducerLogger(log))
+	if err != nil {
+		return nil, fmt.Errorf("runner: audit producer: %w", err)
+	}
+	ropts := append([]Option{
+		WithNodeID(cfg.node),
+		WithTenant(cfg.Tenant), WithOperator(cfg.Operator), WithApprovalTimeout(cfg.ApprovalTimeout),
+		WithApprovalKeys(keys), WithLogger(log),
+	}, opts...)
+	r, err := New(prod, psb, pol, ropts...)
+	if err != nil {
+		prod.Close(ctx)
+		return nil, err
+	}
+	feed, err := FollowApprovals(ctx, cfg.KafkaBrokers, cfg.TopicApprovals, r.Dispatch, r.Stats(), log)
+	if err != nil {
+		prod.Close(ctx)
+		return nil, err
+	}
+	return &Service{Runner: r, Producer: prod, Podman: psb, Profile: prof, feed: feed, cfg: cfg}, nil
+}
+
+func loadPolicy(file string) (*policy.Policy, error) {
+	var p *policy.Policy
+	var err error
+	if file == "" {
+		p, err = policy.Default()
+	} else {
+		p, err = policy.Load(file)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("%w: --policy: %w", ErrConfig, err)
+	}
+	return p, nil
+}
+
+// Close stops the feed and flushes and closes the producer (spooled events
+// stay on disk for the next start). Close sessions first.
+func (s *Service) Close(ctx context.Context) error {
+	s.feed.Close()
+	return errors.Join(s.Producer.Close(ctx))
+}

@@ -1,0 +1,28 @@
+// Package runner is the gateway between an agent and its sandbox: every tool call is recorded, decided, approved if it must be, and only then run.
+//
+// A Runner is one per process: it holds the audit producer (one chain per
+// session under the runner's id), the tool-call policy, the sandbox client,
+// the approval keys and the subscriber of the audit.approvals topic, which
+// dispatches signed decisions to waiting calls by approval id and holds to
+// sessions by session id.
+//
+// A Session owns one sandbox session. Session.Call runs one tool call:
+//
+//	tool_call.requested  Emit: acknowledged by Kafka before anything else
+//	policy.decision      Emit: allow, ask or deny with a reason code
+//	approval.requested   Emit on audit.approvals when the policy asks; the
+//	                     call waits for a signed approval.decided (verified
+//	                     with approvals.KeySet and a ReplayGuard) or expires
+//	policy.decision      Emit: the outcome of the approval (approved,
+//	                     approved_for_session, approval_denied, approval_expired)
+//	(exec in the sandbox)
+//	tool_call.completed  EmitAfter: spooled if Kafka is down, never dropped
+//
+// When an Emit is not acknowledged the call is denied as audit_unavailable
+// and nothing runs. A denial is a *DeniedError carrying the reason code; the
+// MCP layer turns it into a tool error for the agent.
+//
+// The package declares what it needs from its neighbours as small
+// interfaces (Emitter, Sandbox, Egress), so it can be tested with fakes and
+// wired to internal/events, internal/sandbox and internal/netpol.
+package runner

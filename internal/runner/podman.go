@@ -1,0 +1,74 @@
+package runner
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/agentaudit/agentaudit/internal/sandbox"
+)
+
+// PodmanSandbox is the Sandbox of internal/sandbox: one rootless Podman
+// container per session, confined by one profile.
+type PodmanSandbox struct {
+	c *sandbox.Client
+	p *sandbox.Profile
+}
+
+// NewPodmanSandbox returns a Sandbox that starts containers with c under
+// profile p. The profile must mount the workspace at /workspace, where the
+// runner resolves paths.
+func NewPodmanSandbox(c *sandbox.Client, p *sandbox.Profile) (*PodmanSandbox, error) {
+	if p.Workspace != "" && p.Workspace != SandboxWorkspace {
+		return nil, fmt.Errorf("%w: sandbox profile %s mounts the workspace at %s; the runner needs %s",
+			ErrConfig, p.Name, p.Workspace, SandboxWorkspace)
+	}
+	return &PodmanSandbox{c: c, p: p}, nil
+}
+
+// Client returns the Podman client.
+func (ps *PodmanSandbox) Client() *sandbox.Client { return ps.c }
+
+// Start implements Sandbox.
+func (ps *PodmanSandbox) Start(ctx context.Context, sessionID string, spec SandboxSpec) (SandboxSession, error) {
+	var opts []sandbox.StartOption
+	for _, m := range spec.Mounts {
+		if !m.ReadOnly {
+			return nil, fmt.Errorf("runner: extra mount %s → %s must be read-only", m.Source, m.Destination)
+		}
+		opts = append(opts, sandbox.WithReadOnlyBind(m.Source, m.Destination))
+	}
+	for k, v := range spec.Env {
+		opts = append(opts, sandbox.WithEnv(k, v))
+	}
+	s, err := ps.c.Start(ctx, sessionID, ps.p, spec.Workspace, opts...)
+	if err != nil {
+		return nil, err
+	}
+	return &podmanSession{s: s, p: ps.p}, nil
+}
+
+type podmanSession struct {
+	s *sandbox.Session
+	p *sandbox.Profile
+}
+
+// Raw returns the internal/sandbox session, for benchmarks.
+func (ps *podmanSession) Raw() *sandbox.Session { return ps.s }
+
+func (ps *podmanSession) Exec(ctx context.Context, req ExecRequest) (ExecResult, error) {
+	r, err := ps.s.Exec(ctx, sandbox.ExecRequest{Argv: req.Argv, Cwd: req.Cwd, Env: req.Env, Timeout: req.Timeout})
+	return ExecResult{
+		ExitCode: r.ExitCode,
+		Stdout:   Stream{Data: r.Stdout, Length: uint64(max(r.StdoutLen, 0)), SHA256: r.StdoutSHA256},
+		Stderr:   Stream{Data: r.Stderr, Length: uint64(max(r.StderrLen, 0)), SHA256: r.StderrSHA256},
+		Duration: r.Duration,
+		TimedOut: r.TimedOut,
+		Killed:   r.KilledReason,
+	}, err
+}
+
+func (ps *podmanSession) Info() SandboxInfo {
+	return SandboxInfo{Profile: ps.p.Name, ProfileSHA256: ps.p.SHA256(), Image: ps.s.Image(), ImageID: ps.s.ImageID()}
+}
+
+func (ps *podmanSession) Close(ctx context.Context) error { return ps.s.Close(ctx) }
