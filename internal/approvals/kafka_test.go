@@ -16,64 +16,17 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
-	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/agentaudit/agentaudit/internal/events"
+	"github.com/agentaudit/agentaudit/internal/events/eventstest"
 	"github.com/agentaudit/agentaudit/internal/testenv"
 )
-
-// uniqueTopics returns topics private to one test on the real broker,
-// deleted when it ends.
-func uniqueTopics(t *testing.T, brokers []string) events.Topics {
-	t.Helper()
-	suffix := fmt.Sprintf("%s.%d", strings.ToLower(strings.NewReplacer("/", ".", " ", "_").Replace(t.Name())), time.Now().UnixNano())
-	tp := events.Topics{Events: "test.events." + suffix, Approvals: "test.approvals." + suffix, DLQ: "test.dlq." + suffix}
-	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	if err := events.EnsureTopics(ctx, cl, tp, 3, 1); err != nil {
-		t.Fatal(err)
-	}
-	adm := kadm.NewClient(cl)
-	for {
-		md, err := adm.ListTopics(ctx, tp.Events, tp.Approvals, tp.DLQ)
-		ready := err == nil && len(md) == 3
-		for _, td := range md {
-			ready = ready && td.Err == nil && len(td.Partitions) == 3
-			for _, pd := range td.Partitions {
-				ready = ready && pd.Leader >= 0 && pd.Err == nil
-			}
-		}
-		if ready {
-			break
-		}
-		if ctx.Err() != nil {
-			t.Fatalf("topics %v have no leaders after 30s", tp)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	t.Cleanup(func() {
-		cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...))
-		if err != nil {
-			return
-		}
-		defer cl.Close()
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		kadm.NewClient(cl).DeleteTopics(ctx, tp.Events, tp.Approvals, tp.DLQ)
-	})
-	return tp
-}
 
 func realHarness(t *testing.T) *harness {
 	t.Helper()
 	brokers := testenv.Kafka(t)
-	return newHarness(t, harnessConfig{brokers: brokers, topics: uniqueTopics(t, brokers)})
+	return newHarness(t, harnessConfig{brokers: brokers, topics: eventstest.Topics(t, brokers)})
 }
 
 // rebuilt starts another service on the harness's topics (without HTTP or

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/agentaudit/agentaudit/internal/events"
+	"github.com/agentaudit/agentaudit/internal/events/eventstest"
 	"github.com/agentaudit/agentaudit/internal/testenv"
 )
 
@@ -32,7 +33,7 @@ func BenchmarkCallFakes(b *testing.B) {
 // and with `podman exec`; `runner bench` prints the same as a table.
 func BenchmarkGateway(b *testing.B) {
 	brokers := testenv.Kafka(b)
-	tp := itTopics(b, brokers)
+	tp := eventstest.Topics(b, brokers)
 	cfg := Config{
 		KafkaBrokers: brokers, PodmanSocket: testenv.Podman(b), SandboxImage: testenv.Get(b, "SANDBOX_IMAGE"),
 		RunnerID: "runner-bench-" + time.Now().Format("150405.000"), SpoolDir: b.TempDir(),

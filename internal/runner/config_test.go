@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/agentaudit/agentaudit/internal/events/eventstest"
 	"github.com/agentaudit/agentaudit/internal/testenv"
 )
 
@@ -52,7 +53,7 @@ func TestConfigValidateNamesTheField(t *testing.T) {
 
 func TestIntegrationRunExec(t *testing.T) {
 	brokers := testenv.Kafka(t)
-	tp := itTopics(t, brokers)
+	tp := eventstest.Topics(t, brokers)
 	ws := itWorkspace(t)
 	cfg := Config{KafkaBrokers: brokers, PodmanSocket: testenv.Podman(t), SandboxImage: testenv.Get(t, "SANDBOX_IMAGE"),
 		RunnerID: "runner-exec-it", SpoolDir: t.TempDir(), Workspace: ws,

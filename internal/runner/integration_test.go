@@ -6,73 +6,22 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
-	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
-	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/agentaudit/agentaudit/internal/approvals"
 	"github.com/agentaudit/agentaudit/internal/events"
+	"github.com/agentaudit/agentaudit/internal/events/eventstest"
 	"github.com/agentaudit/agentaudit/internal/sandbox"
 	"github.com/agentaudit/agentaudit/internal/testenv"
 )
 
 // These tests run the gateway against the real Kafka and Podman that
 // testenv/up starts, on topics private to each test.
-
-// itTopics creates topics private to one test and deletes them after it.
-func itTopics(t testing.TB, brokers []string) events.Topics {
-	t.Helper()
-	suffix := fmt.Sprintf("%s.%d", strings.ToLower(strings.ReplaceAll(t.Name(), "/", ".")), time.Now().UnixNano())
-	tp := events.Topics{Events: "test.events." + suffix, Approvals: "test.approvals." + suffix, DLQ: "test.dlq." + suffix}
-	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	if err := events.EnsureTopics(ctx, cl, tp, 1, 1); err != nil {
-		t.Fatalf("create topics: %v (is Kafka up? run %s)", err, testenv.StartCommand)
-	}
-	adm := kadm.NewClient(cl)
-	for {
-		md, err := adm.ListTopics(ctx, tp.Events, tp.Approvals, tp.DLQ)
-		ready := err == nil && len(md) == 3
-		for _, td := range md {
-			for _, pd := range td.Partitions {
-				if pd.Leader < 0 || pd.Err != nil {
-					ready = false
-				}
-			}
-			if td.Err != nil || len(td.Partitions) == 0 {
-				ready = false
-			}
-		}
-		if ready {
-			break
-		}
-		if ctx.Err() != nil {
-			t.Fatalf("topics %v have no leaders", tp)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	t.Cleanup(func() {
-		cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...))
-		if err != nil {
-			return
-		}
-		defer cl.Close()
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		kadm.NewClient(cl).DeleteTopics(ctx, tp.Events, tp.Approvals, tp.DLQ)
-	})
-	return tp
-}
 
 // itWorkspace is a workspace the Podman user owns (t.TempDir is under a
 // 0700 root directory the sandbox cannot enter).
@@ -109,7 +58,7 @@ func newITEnv(t *testing.T, approvalTimeout time.Duration) *itEnv {
 	t.Helper()
 	brokers := testenv.Kafka(t)
 	sock := testenv.Podman(t)
-	tp := itTopics(t, brokers)
+	tp := eventstest.Topics(t, brokers)
 	signer, pub, err := approvals.GenerateKey("approvals-it-1")
 	if err != nil {
 		t.Fatal(err)

@@ -1,0 +1,74 @@
+// Package eventstest gives integration tests private Kafka topics on the
+// real broker that testenv/up starts.
+package eventstest
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/agentaudit/agentaudit/internal/events"
+	"github.com/agentaudit/agentaudit/internal/testenv"
+)
+
+// Topics creates an events, an approvals and a DLQ topic private to t, with
+// three partitions each, waits until every partition has a leader (so the
+// first produce does not spend its ack budget on a topic still being
+// created), and deletes them when t ends.
+func Topics(t testing.TB, brokers []string) events.Topics {
+	t.Helper()
+	name := strings.ToLower(strings.NewReplacer("/", ".", " ", "_").Replace(t.Name()))
+	suffix := fmt.Sprintf("%s.%d", name, time.Now().UnixNano())
+	tp := events.Topics{Events: "test.events." + suffix, Approvals: "test.approvals." + suffix, DLQ: "test.dlq." + suffix}
+	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := events.EnsureTopics(ctx, cl, tp, 3, 1); err != nil {
+		t.Fatalf("create topics: %v (is Kafka up? run %s)", err, testenv.StartCommand)
+	}
+	adm := kadm.NewClient(cl)
+	for !leadersReady(ctx, adm, tp) {
+		if ctx.Err() != nil {
+			t.Fatalf("topics %v have no leaders after 30s", tp)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Cleanup(func() {
+		cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...))
+		if err != nil {
+			return
+		}
+		defer cl.Close()
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		kadm.NewClient(cl).DeleteTopics(ctx, tp.Events, tp.Approvals, tp.DLQ)
+	})
+	return tp
+}
+
+func leadersReady(ctx context.Context, adm *kadm.Client, tp events.Topics) bool {
+	md, err := adm.ListTopics(ctx, tp.Events, tp.Approvals, tp.DLQ)
+	if err != nil || len(md) != 3 {
+		return false
+	}
+	for _, td := range md {
+		if td.Err != nil || len(td.Partitions) == 0 {
+			return false
+		}
+		for _, pd := range td.Partitions {
+			if pd.Leader < 0 || pd.Err != nil {
+				return false
+			}
+		}
+	}
+	return true
+}
