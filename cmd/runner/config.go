@@ -20,16 +20,18 @@ func loadConfig(fs *flag.FlagSet) (*runner.Config, *string, error) {
 	t := v.Type()
 	for i := range t.NumField() {
 		f := t.Field(i)
-		if name := f.Tag.Get("flag"); name != "" {
-			fs.StringVar(v.Field(i).Addr().Interface().(*string), name, "", flagHelp[name])
-			continue
-		}
 		name := f.Tag.Get("env")
-		if name == "" || name == "-" {
+		raw, _ := os.LookupEnv(name)
+		// A field with both tags takes the flag, else the environment.
+		if flagName := f.Tag.Get("flag"); flagName != "" {
+			help := flagHelp[flagName]
+			if name != "" {
+				help += " (env " + name + ")"
+			}
+			fs.StringVar(v.Field(i).Addr().Interface().(*string), flagName, raw, help)
 			continue
 		}
-		raw, ok := os.LookupEnv(name)
-		if !ok || raw == "" {
+		if name == "" || name == "-" || raw == "" {
 			continue
 		}
 		fv := v.Field(i)
@@ -54,6 +56,8 @@ var flagHelp = map[string]string{
 	"policy":    "tool-call policy file (default: the shipped policy)",
 	"profile":   "sandbox profile file (default: the shipped profile)",
 	"workspace": "host directory mounted read-write at /workspace",
+	"egress-policy": "egress policy file; without one the sandbox has no network at all " +
+		"(see deploy/policies/egress.yaml)",
 }
 
 func logger(level string) *slog.Logger {

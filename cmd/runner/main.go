@@ -11,6 +11,19 @@
 // PODMAN_SOCKET, SANDBOX_IMAGE, RUNNER_ID, RUNNER_TENANT, RUNNER_OPERATOR,
 // APPROVAL_KEYS, APPROVAL_TIMEOUT, SPOOL_DIR, AUDIT_ACK_TIMEOUT,
 // AUDIT_TOPIC_EVENTS, AUDIT_TOPIC_APPROVALS, AUDIT_TOPIC_DLQ).
+//
+// Egress: without --egress-policy (EGRESS_POLICY) the sandbox has no
+// network at all. With one, every session gets an egress proxy on a Unix
+// socket under EGRESS_SOCKET_ROOT (default /run/agentaudit/egress, created
+// 0711), reached from the sandbox through the egress-bridge binary
+// (EGRESS_BRIDGE; default bin/egress-bridge next to the runner, else
+// built from the module source), which runs as the container's PID 1 and
+// listens on 127.0.0.1:3128; HTTP_PROXY, HTTPS_PROXY and ALL_PROXY (both
+// cases) point there. PODMAN_UID names the sandbox user that owns the
+// socket directories (default: the Podman socket's owner). Every
+// connection is a net.egress event on the session's chain; ask rules
+// raise approval.requested like tool calls. deploy/policies/egress.yaml is
+// a starting point.
 package main
 
 import (
@@ -22,8 +35,8 @@ import (
 )
 
 const usage = `usage:
-  runner exec [--policy F] [--profile F] --workspace DIR -- CMD…
-  runner serve --mcp stdio|http [--listen 127.0.0.1:PORT] [--policy F] [--profile F] --workspace DIR
+  runner exec [--policy F] [--profile F] [--egress-policy F] --workspace DIR -- CMD…
+  runner serve --mcp stdio|http [--listen 127.0.0.1:PORT] [--policy F] [--profile F] [--egress-policy F] --workspace DIR
   runner policy check FILE
   runner bench [--n N] [--profile F] --workspace DIR
 `

@@ -11,10 +11,12 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/agentaudit/agentaudit/internal/approvals"
 	"github.com/agentaudit/agentaudit/internal/events"
+	"github.com/agentaudit/agentaudit/internal/netpol"
 	"github.com/agentaudit/agentaudit/internal/policy"
 	"github.com/agentaudit/agentaudit/internal/sandbox"
 )
@@ -46,9 +48,33 @@ type Config struct {
 	ProfileFile string `flag:"profile"`
 	Workspace   string `flag:"workspace"`
 
+	// EgressPolicy is the egress policy file (netpol YAML). When it is
+	// empty egress stays off: no proxy, no bridge, and the sandbox has no
+	// network at all (network mode none: only its own loopback).
+	EgressPolicy string `env:"EGRESS_POLICY" flag:"egress-policy"`
+	// EgressSocketRoot holds one private directory per session with the
+	// proxy's Unix socket (default /run/agentaudit/egress). It and the
+	// directories the runner creates above it get mode 0711, so the
+	// Podman user can reach its session's directory but list none.
+	EgressSocketRoot string `env:"EGRESS_SOCKET_ROOT"`
+	// EgressBridge is the egress-bridge binary mounted into every sandbox.
+	// Default: egress-bridge next to the runner binary (`make build` puts
+	// both in bin/); else it is built from this module's source
+	// (netpol.BuildBridge) into EGRESS_SOCKET_ROOT/.bin.
+	EgressBridge string `env:"EGRESS_BRIDGE"`
+	// PodmanUID is the host uid the sandbox's processes run as (the
+	// rootless Podman user, keep-id); the socket directories belong to
+	// it. Default: the owner of the Podman socket when the runner is
+	// root, else the runner's own user.
+	PodmanUID string `env:"PODMAN_UID"`
+	// EgressResolver resolves the proxy's host names (default the
+	// system resolver). For tests.
+	EgressResolver netpol.Resolver `env:"-"`
+
 	Logger *slog.Logger `env:"-"`
 
-	node int64 // parsed NodeID, -1 when derived
+	node     int64 // parsed NodeID, -1 when derived
+	uid, gid int   // sandbox user, -1 when the runner's own
 }
 
 var runnerIDPattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._:@/+=-]{0,127}$`)
@@ -139,6 +165,9 @@ func (c *Config) Validate() error {
 	c.TopicEvents = orDefault(c.TopicEvents, events.DefaultTopics.Events)
 	c.TopicApprovals = orDefault(c.TopicApprovals, events.DefaultTopics.Approvals)
 	c.TopicDLQ = orDefault(c.TopicDLQ, events.DefaultTopics.DLQ)
+	if err := c.validateEgress(bad); err != nil {
+		return err
+	}
 	for _, f := range []struct{ name, path string }{{"--policy", c.PolicyFile}, {"--profile", c.ProfileFile}} {
 		if f.path != "" {
 			if _, err := os.Stat(f.path); err != nil {
@@ -148,6 +177,56 @@ func (c *Config) Validate() error {
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	return nil
+}
+
+// DefaultEgressSocketRoot is where per-session proxy sockets live.
+const DefaultEgressSocketRoot = "/run/agentaudit/egress"
+
+func (c *Config) validateEgress(bad func(field, format string, args ...any) error) error {
+	c.uid, c.gid = -1, -1
+	if c.EgressPolicy == "" {
+		return nil
+	}
+	if _, err := os.Stat(c.EgressPolicy); err != nil {
+		return bad("--egress-policy", "%v", err)
+	}
+	c.EgressSocketRoot = orDefault(c.EgressSocketRoot, DefaultEgressSocketRoot)
+	if !filepath.IsAbs(c.EgressSocketRoot) {
+		return bad("EGRESS_SOCKET_ROOT", "%q: must be an absolute path", c.EgressSocketRoot)
+	}
+	c.EgressSocketRoot = filepath.Clean(c.EgressSocketRoot)
+	if c.EgressBridge != "" {
+		fi, err := os.Stat(c.EgressBridge)
+		if err != nil {
+			return bad("EGRESS_BRIDGE", "%v", err)
+		}
+		if !fi.Mode().IsRegular() || fi.Mode().Perm()&0o001 == 0 {
+			return bad("EGRESS_BRIDGE", "%s: not a file every user may execute (mode %v)", c.EgressBridge, fi.Mode())
+		}
+	}
+	switch {
+	case c.PodmanUID != "":
+		n, err := strconv.Atoi(c.PodmanUID)
+		if err != nil || n < 0 {
+			return bad("PODMAN_UID", "%q: a user id", c.PodmanUID)
+		}
+		c.uid, c.gid = n, n
+		if u, err := user.LookupId(c.PodmanUID); err == nil {
+			if g, err := strconv.Atoi(u.Gid); err == nil {
+				c.gid = g
+			}
+		}
+	case os.Geteuid() == 0:
+		// A root runner serves a rootless Podman user: the owner of its
+		// API socket.
+		sock := strings.TrimPrefix(c.PodmanSocket, "unix://")
+		var st syscall.Stat_t
+		if err := syscall.Stat(sock, &st); err != nil {
+			return bad("PODMAN_UID", "not set, and the Podman socket's owner is unknown: %v", err)
+		}
+		c.uid, c.gid = int(st.Uid), int(st.Gid)
 	}
 	return nil
 }
@@ -185,6 +264,14 @@ func Open(ctx context.Context, cfg Config, opts ...Option) (*Service, error) {
 			return nil, fmt.Errorf("%w: --profile: %w", ErrConfig, err)
 		}
 	}
+	var eg *NetpolEgress
+	if cfg.EgressPolicy != "" {
+		if eg, err = openEgress(ctx, cfg); err != nil {
+			return nil, err
+		}
+	} else {
+		log.Info("no egress policy (EGRESS_POLICY, --egress-policy): sandboxes have no network at all")
+	}
 	var keys *approvals.KeySet
 	if cfg.ApprovalKeys != "" {
 		if keys, err = approvals.LoadKeySet(cfg.ApprovalKeys); err != nil {
@@ -214,11 +301,15 @@ func Open(ctx context.Context, cfg Config, opts ...Option) (*Service, error) {
 	if err != nil {
 		return nil, fmt.Errorf("runner: audit producer: %w", err)
 	}
-	ropts := append([]Option{
+	ropts := []Option{
 		WithNodeID(cfg.node),
 		WithTenant(cfg.Tenant), WithOperator(cfg.Operator), WithApprovalTimeout(cfg.ApprovalTimeout),
 		WithApprovalKeys(keys), WithLogger(log),
-	}, opts...)
+	}
+	if eg != nil {
+		ropts = append(ropts, WithEgress(eg))
+	}
+	ropts = append(ropts, opts...)
 	r, err := New(prod, psb, pol, ropts...)
 	if err != nil {
 		prod.Close(ctx)

@@ -29,6 +29,15 @@ func TestConfigValidateNamesTheField(t *testing.T) {
 		{"negative timeout", func(c *Config) { c.ApprovalTimeout = -time.Second }, "APPROVAL_TIMEOUT"},
 		{"missing keys", func(c *Config) { c.ApprovalKeys = "/nonexistent/keys.json" }, "APPROVAL_KEYS"},
 		{"missing policy", func(c *Config) { c.PolicyFile = "/nonexistent/policy.yaml" }, "--policy"},
+		{"missing egress policy", func(c *Config) { c.EgressPolicy = "/nonexistent/egress.yaml" }, "--egress-policy"},
+		{"relative socket root", func(c *Config) {
+			c.EgressPolicy, c.EgressSocketRoot, c.PodmanUID = egressExample, "run/egress", "999"
+		}, "EGRESS_SOCKET_ROOT"},
+		{"missing bridge", func(c *Config) {
+			c.EgressPolicy, c.EgressBridge, c.PodmanUID = egressExample, "/nonexistent/egress-bridge", "999"
+		}, "EGRESS_BRIDGE"},
+		{"bad podman uid", func(c *Config) { c.EgressPolicy, c.PodmanUID = egressExample, "sbx" }, "PODMAN_UID"},
+		{"egress on", func(c *Config) { c.EgressPolicy, c.PodmanUID = egressExample, "999" }, ""},
 	}
 	for _, tc := range cases {
 		c := ok()

@@ -22,6 +22,16 @@
 // and nothing runs. A denial is a *DeniedError carrying the reason code; the
 // MCP layer turns it into a tool error for the agent.
 //
+// Egress (NetpolEgress, on when the runner has an egress policy): each
+// session gets an internal/netpol proxy on a Unix socket in a directory of
+// its own; the sandbox's main process (PID 1) is the egress bridge, which
+// forwards 127.0.0.1:3128 inside the container to that socket. Its
+// net.egress events share the session's chain; an ask destination raises
+// approval.requested (kind egress, under the egress policy) and waits for
+// a signed approval.decided like a tool call, and a session-scoped approval
+// is reused by the proxy for the same host and port only. Without an
+// egress policy the sandbox has no network at all.
+//
 // The package declares what it needs from its neighbours as small
 // interfaces (Emitter, Sandbox, Egress), so it can be tested with fakes and
 // wired to internal/events, internal/sandbox and internal/netpol.

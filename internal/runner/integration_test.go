@@ -56,6 +56,12 @@ type itEnv struct {
 
 func newITEnv(t *testing.T, approvalTimeout time.Duration) *itEnv {
 	t.Helper()
+	return newITEnvWith(t, approvalTimeout, nil)
+}
+
+// newITEnvWith is newITEnv with edit applied to the configuration first.
+func newITEnvWith(t *testing.T, approvalTimeout time.Duration, edit func(*Config)) *itEnv {
+	t.Helper()
 	brokers := testenv.Kafka(t)
 	sock := testenv.Podman(t)
 	tp := eventstest.Topics(t, brokers)
@@ -77,6 +83,9 @@ func newITEnv(t *testing.T, approvalTimeout time.Duration) *itEnv {
 		ApprovalKeys: keyFile, ApprovalTimeout: approvalTimeout, SpoolDir: t.TempDir(), AckTimeout: 2 * time.Second,
 		TopicEvents: tp.Events, TopicApprovals: tp.Approvals, TopicDLQ: tp.DLQ,
 		Logger: testLogger(t),
+	}
+	if edit != nil {
+		edit(&cfg)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()

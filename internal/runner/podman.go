@@ -40,6 +40,9 @@ func (ps *PodmanSandbox) Start(ctx context.Context, sessionID string, spec Sandb
 	for k, v := range spec.Env {
 		opts = append(opts, sandbox.WithEnv(k, v))
 	}
+	if len(spec.Command) > 0 {
+		opts = append(opts, sandbox.WithCommand(spec.Command))
+	}
 	s, err := ps.c.Start(ctx, sessionID, ps.p, spec.Workspace, opts...)
 	if err != nil {
 		return nil, err

@@ -243,7 +243,7 @@ func (r *Runner) OpenSession(ctx context.Context, so SessionOptions) (*Session, 
 			return nil, fmt.Errorf("runner: start egress: %w", err)
 		}
 		s.egress = att
-		spec.Mounts, spec.Env = att.Mounts(), att.Env()
+		spec.Mounts, spec.Env, spec.Command = att.Mounts(), att.Env(), att.Command()
 	}
 	sb, err := r.sandbox.Start(ctx, s.id, spec)
 	if err != nil {

@@ -21,6 +21,9 @@ type SandboxSpec struct {
 	// example the proxy's Unix socket and the variables that point at it).
 	Mounts []Mount
 	Env    map[string]string
+	// Command, when set, is the sandbox's main process (PID 1): the
+	// egress bridge. It must stay up for the session and reap orphans.
+	Command []string
 }
 
 // Mount is an extra bind mount into the sandbox.

@@ -143,7 +143,7 @@ func (s *Session) envelope(p events.Payload, extra ...events.Option) (*events.En
 
 func (s *Session) egressSession() EgressSession {
 	return EgressSession{
-		SessionID: s.id, Tenant: s.r.o.tenant, RunnerID: s.r.RunnerID(), Emitter: s.r.emit,
+		SessionID: s.id, Tenant: s.r.o.tenant, RunnerID: s.r.RunnerID(), Emitter: egressEmitter{s.r.emit, s},
 		Envelope: func() []events.Option {
 			opts := []events.Option{events.WithEventID(s.r.newID()), events.WithTenant(s.r.o.tenant),
 				events.WithSession(s.id, s.r.RunnerID()), events.WithActor(s.actor.Type, s.actor.ID)}
@@ -155,6 +155,29 @@ func (s *Session) egressSession() EgressSession {
 		Ask:    s.askEgress,
 		Logger: s.r.o.log.With("session", s.id),
 	}
+}
+
+// countEgress counts a net.egress decision event into the session's counts.
+func (s *Session) countEgress(env *events.Envelope) {
+	if env.EventType != events.TypeNetEgress {
+		return
+	}
+	p, err := env.DecodePayload()
+	if err != nil {
+		return
+	}
+	ne, ok := p.(*events.NetEgress)
+	if !ok || ne.Phase != events.PhaseDecision {
+		return
+	}
+	s.count(func(n *events.SessionCounts) {
+		switch ne.Decision {
+		case events.DecisionAllow:
+			n.EgressAllowed++
+		case events.DecisionDeny:
+			n.EgressDenied++
+		}
+	})
 }
 
 func (s *Session) closeEgress(ctx context.Context) {
@@ -329,7 +352,7 @@ func (s *Session) approvedForSession(rule string) bool {
 // approve asks a human and waits for a verified decision or the expiry.
 // It returns the reason code that lets the call run, or the denial.
 func (s *Session) approve(ctx context.Context, callID, requestEventID, decisionEventID string, d policy.Decision, what string) (events.ReasonCode, error) {
-	ok, reason, rec, err := s.ask(ctx, callID, AskRequest{
+	ok, reason, rec, _, err := s.ask(ctx, callID, AskRequest{
 		Summary: clip(what, 1024), Reason: d.Justification,
 		ReasonCode: events.ReasonCode(d.ReasonCode), RuleID: d.RuleID, RequestEventID: requestEventID,
 	}, decisionEventID)
@@ -343,32 +366,61 @@ func (s *Session) approve(ctx context.Context, callID, requestEventID, decisionE
 	return reason, nil
 }
 
-// askEgress is the approval flow offered to the egress component.
-func (s *Session) askEgress(ctx context.Context, req AskRequest) (bool, events.ReasonCode) {
-	ok, reason, _, err := s.ask(ctx, "", req, req.RequestEventID)
-	if err != nil {
-		return false, ReasonOf(err)
+// askEgress is the approval flow offered to the egress component. Its
+// outcome is recorded by the egress component (net.egress with the
+// approval id), not as a policy.decision, which is about tool calls.
+func (s *Session) askEgress(ctx context.Context, req AskRequest) AskResult {
+	if s.Held() {
+		return AskResult{Reason: events.ReasonSessionHeld}
 	}
-	return ok, reason
+	ok, reason, _, approvalID, err := s.ask(ctx, "", req, req.RequestEventID)
+	if err != nil {
+		r := ReasonOf(err)
+		if r == "" {
+			r = events.ReasonApprovalDenied
+		}
+		return AskResult{Reason: r, ApprovalID: approvalID}
+	}
+	res := AskResult{Approved: ok, Reason: reason, ApprovalID: approvalID}
+	if ok {
+		res.Scope = events.ScopeOnce
+		if reason == events.ReasonApprovedForSession {
+			res.Scope = events.ScopeSession
+		}
+	}
+	return res
 }
 
-// ask emits approval.requested, waits, and emits the outcome as a second
-// policy.decision. It reports whether the action was approved, the outcome's
-// reason code and a sentence for the agent.
-func (s *Session) ask(ctx context.Context, callID string, req AskRequest, parent string) (bool, events.ReasonCode, string, error) {
+// ask emits approval.requested, waits, and (for a tool call) emits the
+// outcome as a second policy.decision. It reports whether the action was
+// approved, the outcome's reason code, a sentence for the agent and the
+// approval id. callID "" is an egress approval.
+func (s *Session) ask(ctx context.Context, callID string, req AskRequest, parent string) (bool, events.ReasonCode, string, string, error) {
+	egress := callID == ""
 	now := s.r.o.now()
 	expires := now.Add(s.r.o.approvalTimeout)
 	approvalID := s.r.newID()
 	scopes := []events.ApprovalScope{events.ScopeOnce}
-	if req.RuleID != "" {
+	// An egress session grant is per destination (the egress component
+	// keeps it), so it needs no rule.
+	if req.RuleID != "" || egress {
 		scopes = append(scopes, events.ScopeSession)
 	}
 	kind := events.ApprovalKindToolCall
-	if callID == "" {
+	policyID, policySHA := s.r.policyID, s.r.policy.SHA256()
+	if egress {
 		kind = events.ApprovalKindEgress
+		if req.PolicyID != "" && req.PolicySHA256 != "" {
+			policyID, policySHA = req.PolicyID, req.PolicySHA256
+		}
+		// The egress component holds the connection until its own
+		// deadline; the request tells approvers the earlier of the two.
+		if dl, ok := ctx.Deadline(); ok && dl.Before(expires) {
+			expires = dl
+		}
 	}
 	opts := []events.Option{events.WithEventID(approvalID), events.WithApproval(approvalID),
-		events.WithPolicy(s.r.policyID, s.r.policy.SHA256())}
+		events.WithPolicy(policyID, policySHA)}
 	if parent != "" {
 		opts = append(opts, events.WithParent(parent))
 	}
@@ -381,16 +433,20 @@ func (s *Session) ask(ctx context.Context, callID string, req AskRequest, parent
 		Requester: s.actor, Scopes: scopes, ExpiresAt: events.At(expires), RequestEventID: req.RequestEventID,
 	}, opts...)
 	if err != nil {
-		return false, "", "", fmt.Errorf("runner: build approval.requested: %w", err)
+		return false, "", "", "", fmt.Errorf("runner: build approval.requested: %w", err)
 	}
 	ref, err := approvals.RefOf(env)
 	if err != nil {
-		return false, "", "", err
+		return false, "", "", "", err
 	}
 	w := s.r.hub.wait(ref)
 	defer s.r.hub.done(ref)
 	if err := s.r.emit.Emit(ctx, env); err != nil {
-		return false, "", "", s.unavailable(ctx, callID, approvalID, err)
+		if egress {
+			s.r.o.log.Warn("egress approval request not recorded; denying", "session", s.id, "err", err)
+			return false, events.ReasonAuditUnavailable, "", "", nil
+		}
+		return false, "", "", "", s.unavailable(ctx, callID, approvalID, err)
 	}
 	s.r.o.log.Info("waiting for approval", "session", s.id, "approval_id", approvalID, "expires_at", expires)
 
@@ -411,9 +467,11 @@ func (s *Session) ask(ctx context.Context, callID string, req AskRequest, parent
 		case got.d.Decision == events.ApprovalApproved && got.d.Scope == events.ScopeSession:
 			v, reason, mode = policy.Allow, events.ReasonApprovedForSession, events.ApprovalModeSession
 			why = fmt.Sprintf("approved by %s for the rest of the session", who)
-			s.mu.Lock()
-			s.sessionRules[req.RuleID] = true
-			s.mu.Unlock()
+			if !egress {
+				s.mu.Lock()
+				s.sessionRules[req.RuleID] = true
+				s.mu.Unlock()
+			}
 		case got.d.Decision == events.ApprovalApproved:
 			v, reason, mode = policy.Allow, events.ReasonApproved, events.ApprovalModeOnce
 			why = fmt.Sprintf("approved by %s", who)
@@ -431,9 +489,15 @@ func (s *Session) ask(ctx context.Context, callID string, req AskRequest, parent
 	case <-ctx.Done():
 		reason = events.ReasonApprovalDenied
 		why = "the call was cancelled before an approver answered"
+		if egress && errors.Is(ctx.Err(), context.DeadlineExceeded) {
+			reason = events.ReasonApprovalExpired
+		}
 	}
 	if v == policy.Allow {
 		s.count(func(n *events.SessionCounts) { n.ApprovalsGranted++ })
+	}
+	if egress {
+		return v == policy.Allow, reason, why, approvalID, nil
 	}
 	// The outcome is acknowledged before the call runs, like the first
 	// decision; a cancelled call still records why it did not run.
@@ -442,9 +506,9 @@ func (s *Session) ask(ctx context.Context, callID string, req AskRequest, parent
 		ectx = context.WithoutCancel(ctx)
 	}
 	if _, err := s.decision(ectx, callID, parentOut, v, reason, mode, req.RuleID, why, 0); err != nil {
-		return false, "", "", s.unavailable(ectx, callID, parentOut, err)
+		return false, "", "", "", s.unavailable(ectx, callID, parentOut, err)
 	}
-	return v == policy.Allow, reason, why, nil
+	return v == policy.Allow, reason, why, approvalID, nil
 }
 
 // prepare validates the arguments and resolves paths in the workspace.
@@ -629,6 +693,11 @@ func (s *Session) Close(ctx context.Context, reason string) error {
 		s.cancel()
 		s.calls.Wait()
 		s.completions.wait()
+		// The sandbox goes first, then its egress proxy, which records the
+		// close of every connection still open; session.ended comes last
+		// in the chain, with the egress counts complete.
+		s.closeErr = s.sb.Close(ctx)
+		s.closeEgress(ctx)
 		ended := events.SessionEnded{Reason: reason, DurationMS: uint64(time.Since(s.started).Milliseconds()), Counts: s.Counts()}
 		env, err := s.envelope(ended, events.WithActor(events.ActorSystem, s.r.RunnerID()))
 		if err == nil {
@@ -637,8 +706,6 @@ func (s *Session) Close(ctx context.Context, reason string) error {
 		if err != nil {
 			s.r.o.log.Error("session.ended could not be recorded", "session", s.id, "err", err)
 		}
-		s.closeErr = s.sb.Close(ctx)
-		s.closeEgress(ctx)
 		s.r.hub.removeSession(s.id)
 		s.r.emit.Forget(s.id)
 		s.r.sessions.Done()

@@ -114,8 +114,9 @@ func (c connCtx) Value(key any) any {
 type StartOption func(*startConfig)
 
 type startConfig struct {
-	binds []bind
-	env   map[string]string
+	binds   []bind
+	env     map[string]string
+	command []string
 }
 
 type bind struct{ src, dst string }
@@ -128,7 +129,9 @@ func WithReadOnlyBind(src, dst string) StartOption {
 }
 
 // WithEnv adds a variable to the container's environment for this session
-// (for example the proxy's socket path); it overrides the profile's.
+// (for example the proxy's socket path); it overrides the profile's. An
+// empty value sets the variable empty (NO_PROXY=), which is not the same
+// as leaving it unset.
 func WithEnv(key, value string) StartOption {
 	return func(s *startConfig) {
 		if s.env == nil {
@@ -136,6 +139,15 @@ func WithEnv(key, value string) StartOption {
 		}
 		s.env[key] = value
 	}
+}
+
+// WithCommand replaces the container's main process (PID 1), by default a
+// shell loop that sleeps and reaps orphans; an empty argv keeps the loop. The process must stay up for
+// the whole session and reap the orphans that killed execs leave (the
+// egress bridge does both), because the exec watchdog kills every process
+// in the container except PID 1, and the session ends if PID 1 exits.
+func WithCommand(argv []string) StartOption {
+	return func(s *startConfig) { s.command = append([]string(nil), argv...) }
 }
 
 // Session is one running sandbox container.
@@ -220,9 +232,22 @@ func (c *Client) Start(ctx context.Context, sessionID string, p *Profile, worksp
 			return nil, sbxErr("start", ReasonInvalidArguments, fmt.Errorf("sandbox: bind %s:%s: want absolute paths, the target outside %s", b.src, b.dst, p.Workspace))
 		}
 	}
-	for k := range sc.env {
+	for k, v := range sc.env {
 		if !envKeyRE.MatchString(k) {
 			return nil, sbxErr("start", ReasonInvalidArguments, fmt.Errorf("sandbox: env %q: not a variable name", k))
+		}
+		if strings.ContainsRune(v, 0) {
+			return nil, sbxErr("start", ReasonInvalidArguments, fmt.Errorf("sandbox: env %s: value contains NUL", k))
+		}
+	}
+	if len(sc.command) > 0 {
+		if sc.command[0] == "" {
+			return nil, sbxErr("start", ReasonInvalidArguments, errors.New("sandbox: WithCommand: empty program name"))
+		}
+		for _, a := range sc.command {
+			if strings.ContainsRune(a, 0) {
+				return nil, sbxErr("start", ReasonInvalidArguments, errors.New("sandbox: WithCommand: argument contains NUL"))
+			}
 		}
 	}
 	suffix := make([]byte, 3)

@@ -27,6 +27,9 @@ func (c *Client) spec(name, sessionID, image string, p *Profile, ws string, prot
 	s := specgen.NewSpecGenerator(image, false)
 	s.Name = name
 	s.Command = []string{"/bin/bash", "-c", initScript}
+	if len(sc.command) > 0 {
+		s.Command = sc.command
+	}
 	s.Hostname = "sandbox"
 	s.Labels = map[string]string{
 		LabelSession: sessionID,
