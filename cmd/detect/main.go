@@ -1,31 +1,74 @@
-// Command detect is the detection engineers' CLI: `detect test DIR` runs
-// every rule's inline tests, `detect lint DIR` checks a rule directory.
+// Command detect is the detection service and the detection engineers' CLI.
+//
+//	detect run [flags]                          the service: consume, evaluate, alert
+//	detect test DIR                             run every rule's inline tests
+//	detect lint DIR                             load errors, unused lists/macros, rules that cannot match their tests
+//	detect replay --from T --to T [--rule ID] [--json] [--emit]
+//	                                            run the rules over stored events (ClickHouse)
+//	detect bench [flags]                        alert latency at a steady event rate on the real broker
+//
+// Flags default to the environment (.testenv/env names): KAFKA_BROKERS,
+// CLICKHOUSE_ADDR, CLICKHOUSE_READONLY_USER, CLICKHOUSE_READONLY_PASSWORD,
+// CLICKHOUSE_DATABASE.
 package main
 
 import (
+	"context"
+	"errors"
+	"flag"
 	"fmt"
 	"os"
+	"os/signal"
+	"syscall"
 )
 
 const usage = `usage:
-  detect test DIR   load the rules in DIR, run their inline tests, print a table
-  detect lint DIR   report load errors, unused lists and macros, rules that cannot match their tests
+  detect run [flags]              the detection service (see detect run -h)
+  detect test DIR                 load the rules in DIR, run their inline tests, print a table
+  detect lint DIR                 report load errors, unused lists and macros, rules that cannot match their tests
+  detect replay --from T --to T [--rule ID] [--json] [--emit]
+                                  run the rules over stored events and report what would have fired
+  detect bench [flags]            event-produced to alert-emitted latency at a steady rate
 `
 
 func main() {
-	if len(os.Args) != 3 {
+	if len(os.Args) < 2 {
 		fmt.Fprint(os.Stderr, usage)
 		os.Exit(2)
 	}
-	var code int
-	switch os.Args[1] {
-	case "test":
-		code = runTest(os.Args[2])
-	case "lint":
-		code = runLint(os.Args[2])
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	cmd, args := os.Args[1], os.Args[2:]
+	var err error
+	switch cmd {
+	case "test", "lint":
+		if len(args) != 1 {
+			fmt.Fprint(os.Stderr, usage)
+			os.Exit(2)
+		}
+		if cmd == "test" {
+			os.Exit(runTest(args[0]))
+		}
+		os.Exit(runLint(args[0]))
+	case "run":
+		err = runCmd(ctx, args)
+	case "replay":
+		var code int
+		code, err = replayCmd(ctx, args)
+		if err == nil {
+			os.Exit(code)
+		}
+	case "bench":
+		err = benchCmd(ctx, args)
 	default:
 		fmt.Fprint(os.Stderr, usage)
-		code = 2
+		os.Exit(2)
 	}
-	os.Exit(code)
+	if errors.Is(err, flag.ErrHelp) {
+		os.Exit(2)
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "detect:", err)
+		os.Exit(1)
+	}
 }

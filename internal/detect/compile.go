@@ -25,6 +25,10 @@ type compiledRule struct {
 	suppress  time.Duration
 	listsUsed []string
 	macroUsed []string
+	// keyedBySession: every group and dedup key starts with
+	// event.session_id, so all of a group's events share a session (and
+	// so a partition of audit.events).
+	keyedBySession bool
 }
 
 // part is a rule, or one step of a sequence, compiled for one event type.
@@ -88,7 +92,7 @@ func (c *celEnv) compileRule(file string, line int, d *ruleDoc) (*Rule, []*LoadE
 		fail(line, "rule %s: a rule has a window or a sequence, not both", d.ID)
 		return nil, errs
 	}
-	cr := &compiledRule{rule: r, parts: map[string][]*part{}}
+	cr := &compiledRule{rule: r, parts: map[string][]*part{}, keyedBySession: true}
 	r.compiled = cr
 	used := map[string]bool{}
 	var lists []string
@@ -111,6 +115,9 @@ func (c *celEnv) compileRule(file string, line int, d *ruleDoc) (*Rule, []*LoadE
 		lists = append(lists, listRefs(a)...)
 		if len(groupBy) == 0 {
 			groupBy = []srcExpr{{Src: "event.session_id", Line: line}}
+		}
+		if !isSessionExpr(groupBy[0].Src) {
+			cr.keyedBySession = false
 		}
 		for _, g := range groupBy {
 			prg, a, err := c.compile(env, g, nil, used)
@@ -153,6 +160,9 @@ func (c *celEnv) compileRule(file string, line int, d *ruleDoc) (*Rule, []*LoadE
 			return nil
 		}
 		if d.Dedup != nil {
+			if len(d.Dedup.Key) > 0 && !isSessionExpr(d.Dedup.Key[0].Src) {
+				cr.keyedBySession = false
+			}
 			for _, k := range d.Dedup.Key {
 				prg, _, err := c.compile(env, k, nil, used)
 				if err != nil {

@@ -12,4 +12,17 @@
 // time, never the wall clock, so replays and rule tests are deterministic,
 // and it can be exported with Engine.Snapshot and restored with
 // Engine.Restore.
+//
+// Service (`detect run`) runs the rules as a Kafka consumer group on the
+// events and approvals topics. Each assigned partition has its own engine;
+// rules whose groups are not sessions (Rule.Local is false) see their
+// matches re-keyed by group through a repartition topic, so the alerts do
+// not depend on how many instances share the work. A partition's state
+// and the offset it covers are checkpointed together in one record of a
+// compacted state topic; between checkpoints, the alerts a batch decides
+// are written ahead of their events as small log records, so that a
+// restart (clean or not) replays from the checkpoint without raising an
+// alert twice or losing one. Replay (`detect replay`) runs the rules over
+// events stored in ClickHouse; Bench (`detect bench`) measures alert
+// latency on a real broker.
 package detect

@@ -29,6 +29,12 @@ type Engine struct {
 	st     *state
 	cfg    engineConfig
 	stats  Stats
+	// perRule counts per rule, indexed like rules.
+	perRule []RuleStats
+	// When each rule's windows and sequences, and the chains, were last
+	// swept; not part of snapshots (a restored engine sweeps at once).
+	ruleSwept   []time.Time
+	chainsSwept time.Time
 }
 
 type hookRef struct {
@@ -57,6 +63,7 @@ type engineConfig struct {
 	disabled   bool
 	chainIdle  time.Duration
 	sweepEvery time.Duration
+	noChains   bool
 }
 
 // EngineOption configures NewEngine.
@@ -112,6 +119,8 @@ func NewEngine(rs *RuleSet, opts ...EngineOption) *Engine {
 		}
 	}
 	e.st = newState(len(e.rules))
+	e.perRule = make([]RuleStats, len(e.rules))
+	e.ruleSwept = make([]time.Time, len(e.rules))
 	return e
 }
 
@@ -169,7 +178,7 @@ func (a *activation) ResolveName(name string) (any, bool) {
 	case "payload":
 		if !a.decoded {
 			a.decoded = true
-			a.payload, a.payloadErr = a.event.DecodePayload()
+			a.payload, a.payloadErr = a.event.DecodePayloadFast()
 		}
 		return a.payload, a.payloadErr == nil
 	case "chain":
@@ -211,7 +220,9 @@ func (e *Engine) Eval(env *events.Envelope) ([]Alert, error) {
 	var alerts []Alert
 	act := &activation{event: env}
 	act.chain = &act.chainInfo
-	e.st.chainStep(env, e.cfg.maxGroups, &e.stats, act.chain)
+	if !e.cfg.noChains {
+		e.st.chainStep(env, e.cfg.maxGroups, &e.stats, act.chain)
+	}
 	for _, h := range e.byType[env.EventType] {
 		alerts = e.evalPart(h, act, alerts)
 	}
@@ -260,8 +271,21 @@ func (e *Engine) Flush() []Alert {
 }
 
 func (e *Engine) evalPart(h hookRef, act *activation, alerts []Alert) []Alert {
-	ok, err := evalBool(h.p.match, act)
+	rst := &e.perRule[h.rule]
+	rst.Evaluations++
+	var ok bool
+	var err error
+	if rst.Evaluations%evalTimeSample == 0 {
+		// Reading the clock costs as much as a cheap match, so one
+		// evaluation in evalTimeSample is timed and stands for the rest.
+		start := time.Now()
+		ok, err = evalBool(h.p.match, act)
+		rst.EvalTime += time.Since(start) * evalTimeSample
+	} else {
+		ok, err = evalBool(h.p.match, act)
+	}
 	if err != nil {
+		rst.Errors++
 		e.stats.EvalErrors++
 		e.cfg.log.Debug("rule evaluation failed", "rule", e.rules[h.rule].rule.ID, "event_id", act.event.EventID, "err", err)
 		return alerts
@@ -270,6 +294,7 @@ func (e *Engine) evalPart(h hookRef, act *activation, alerts []Alert) []Alert {
 		return alerts
 	}
 	e.stats.Matches++
+	rst.Matches++
 	cr := e.rules[h.rule]
 	rs := e.st.rules[h.rule]
 	group := e.key(h.p.groupBy, act)
@@ -279,9 +304,9 @@ func (e *Engine) evalPart(h hookRef, act *activation, alerts []Alert) []Alert {
 	case KindMatch:
 		occ = &occurrence{count: 1, first: t, last: t, ids: []string{act.event.EventID}}
 	case KindWindow:
-		occ = e.window(cr, rs, h.p, group, act)
+		occ = e.window(cr, rs, h.p, group, act, rst)
 	case KindSequence:
-		occ = e.sequence(cr, rs, h.p, group, act)
+		occ = e.sequence(cr, rs, h.p, group, act, rst)
 	}
 	if occ == nil {
 		return alerts
@@ -301,7 +326,7 @@ type occurrence struct {
 	captures map[string]string
 }
 
-func (e *Engine) window(cr *compiledRule, rs *ruleState, p *part, group string, act *activation) *occurrence {
+func (e *Engine) window(cr *compiledRule, rs *ruleState, p *part, group string, act *activation, rst *RuleStats) *occurrence {
 	t := act.event.EventTime
 	w := rs.windows[group]
 	if w == nil {
@@ -316,6 +341,7 @@ func (e *Engine) window(cr *compiledRule, rs *ruleState, p *part, group string, 
 		v, _, err := p.distinct.Eval(act)
 		if err != nil {
 			e.stats.EvalErrors++
+			rst.Errors++
 			return nil
 		}
 		entry.V = formatValue(v)
@@ -345,12 +371,13 @@ func (e *Engine) window(cr *compiledRule, rs *ruleState, p *part, group string, 
 	return occ
 }
 
-func (e *Engine) sequence(cr *compiledRule, rs *ruleState, p *part, group string, act *activation) *occurrence {
+func (e *Engine) sequence(cr *compiledRule, rs *ruleState, p *part, group string, act *activation, rst *RuleStats) *occurrence {
 	t := act.event.EventTime
 	s := rs.seqs[group]
 	caps, err := evalCaptures(p.captures, act)
 	if err != nil {
 		e.stats.EvalErrors++
+		rst.Errors++
 		return nil
 	}
 	if p.step == 0 {
@@ -438,6 +465,7 @@ func (e *Engine) raise(h hookRef, occ *occurrence, act *activation, alerts []Ale
 	}
 	if cr.suppress == 0 {
 		e.stats.Alerts++
+		e.perRule[h.rule].Alerts++
 		return append(alerts, a)
 	}
 	key := occ.group
@@ -453,6 +481,7 @@ func (e *Engine) raise(h hookRef, occ *occurrence, act *activation, alerts []Ale
 	if d != nil && occ.last.Before(d.Until) {
 		d.Suppressed += occ.count
 		e.stats.Suppressed += occ.count
+		e.perRule[h.rule].Suppressed += occ.count
 		if d.Suppressed == occ.count {
 			d.First = occ.first
 		}
@@ -478,12 +507,14 @@ func (e *Engine) raise(h hookRef, occ *occurrence, act *activation, alerts []Ale
 	}
 	rs.dedup[key] = &dedupEntry{Key: key, Until: occ.last.Add(cr.suppress), Message: msg}
 	e.stats.Alerts++
+	e.perRule[h.rule].Alerts++
 	return append(alerts, a)
 }
 
 func (e *Engine) summary(rule int, d *dedupEntry) Alert {
 	r := e.rules[rule].rule
 	e.stats.Summaries++
+	e.perRule[rule].Summaries++
 	return Alert{
 		RuleID: r.ID, RuleVersion: r.Version, Title: r.Title, Severity: r.Severity, Action: r.Action, Tags: r.Tags,
 		GroupKey: d.Key, Count: d.Suppressed, Suppressed: d.Suppressed, FirstSeen: d.First, LastSeen: d.Last,
@@ -496,36 +527,59 @@ func (e *Engine) summary(rule int, d *dedupEntry) Alert {
 // for dedup windows that ended with suppressed matches.
 func (e *Engine) sweep(t time.Time, alerts []Alert) []Alert {
 	e.st.lastSweep = t
+	var expired []string // reused: sweeps run often and rarely find much
 	for i, rs := range e.st.rules {
 		cr := e.rules[i]
-		for _, k := range sortedKeys(rs.dedup) {
-			d := rs.dedup[k]
-			if t.Before(d.Until) {
-				continue
+		// Windows and sequences are dropped a tenth of their span late at
+		// most: a 24h sequence need not be walked every 30s.
+		stateDue := t.Sub(e.ruleSwept[i]) >= max(e.cfg.sweepEvery, (cr.duration+cr.within)/10)
+		expired = expired[:0]
+		for k, d := range rs.dedup {
+			if !t.Before(d.Until) {
+				expired = append(expired, k)
 			}
-			if d.Suppressed > 0 {
+		}
+		// Summaries go out in key order, so replays agree.
+		slices.Sort(expired)
+		for _, k := range expired {
+			if d := rs.dedup[k]; d.Suppressed > 0 {
 				alerts = append(alerts, e.summary(i, d))
 			}
 			delete(rs.dedup, k)
 		}
-		for k, w := range rs.windows {
-			if w.last().Before(t.Add(-cr.duration)) {
-				delete(rs.windows, k)
-			}
+		if !stateDue {
+			continue
 		}
-		for k, s := range rs.seqs {
-			for j, p := range s.Partials {
-				if p != nil && p.Start.Before(t.Add(-cr.within)) {
-					s.Partials[j] = nil
+		e.ruleSwept[i] = t
+		if len(rs.windows) > 0 {
+			cut := t.Add(-cr.duration)
+			for k, w := range rs.windows {
+				if w.last().Before(cut) {
+					delete(rs.windows, k)
 				}
 			}
-			if s.empty() {
-				delete(rs.seqs, k)
+		}
+		if len(rs.seqs) > 0 {
+			cut := t.Add(-cr.within)
+			for k, s := range rs.seqs {
+				for j, p := range s.Partials {
+					if p != nil && p.Start.Before(cut) {
+						s.Partials[j] = nil
+					}
+				}
+				if s.empty() {
+					delete(rs.seqs, k)
+				}
 			}
 		}
 	}
+	if t.Sub(e.chainsSwept) < e.cfg.chainIdle/100 {
+		return alerts
+	}
+	e.chainsSwept = t
+	cut := t.Add(-e.cfg.chainIdle)
 	for k, c := range e.st.chains {
-		if c.Last.Before(t.Add(-e.cfg.chainIdle)) {
+		if c.Last.Before(cut) {
 			delete(e.st.chains, k)
 		}
 	}

@@ -317,6 +317,9 @@ func NewSQLRunner(rs *RuleSet, q Querier, sink AlertSink) *SQLRunner {
 	return r
 }
 
+// Rules returns the enabled SQL rules the runner runs.
+func (r *SQLRunner) Rules() []*SQLRule { return r.rules }
+
 // RunDue runs every rule whose schedule is due at now over [now-lookback,
 // now) and sends the alerts to the sink. A rule's first run is at the first
 // call.

@@ -1,0 +1,784 @@
+package detect
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"log/slog"
+	"net"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/agentaudit/agentaudit/internal/events"
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+// ErrConfig: a Config field is missing or malformed; the message names it.
+var ErrConfig = errors.New("detect: bad config")
+
+// Config is `detect run`'s configuration. Tags name the environment
+// variable each flag defaults from.
+type Config struct {
+	Brokers []string `env:"KAFKA_BROKERS"`
+	// Group is the consumer group; every instance of one detector shares it.
+	Group    string `env:"DETECT_GROUP"`
+	RulesDir string `env:"DETECT_RULES"`
+	// RunnerID names this process's event chains; default
+	// detect-<host>-<start id>, so a restart never reuses a chain.
+	RunnerID string `env:"DETECT_ID"`
+	// NodeID is the snowflake node of the ids it issues (0..1023), unique
+	// among emitters; 0 or -1 derives one in 1000..1019 from the runner id.
+	NodeID int64         `env:"DETECT_NODE_ID"`
+	Topics events.Topics `env:"-"`
+	// StateTopic (compacted) holds checkpoints; RepartitionTopic carries
+	// matches re-keyed by group.
+	StateTopic            string `env:"DETECT_STATE_TOPIC"`
+	RepartitionTopic      string `env:"DETECT_REPARTITION_TOPIC"`
+	RepartitionPartitions int32  `env:"DETECT_REPARTITION_PARTITIONS"`
+	// CreateTopics creates missing topics with Partitions and Replication.
+	CreateTopics bool  `env:"DETECT_CREATE_TOPICS"`
+	Partitions   int32 `env:"DETECT_PARTITIONS"`
+	Replication  int16 `env:"DETECT_REPLICATION"`
+	// StartAt is where a partition without a checkpoint or committed
+	// offset starts: "earliest" (default: nothing is skipped) or "latest".
+	StartAt string `env:"DETECT_START_AT"`
+	// MetricsAddr serves /metrics and /healthz; it must be a loopback
+	// address ("" disables).
+	MetricsAddr string `env:"DETECT_METRICS_ADDR"`
+	// CheckpointEvery bounds how much work a crash repeats; a batch that
+	// raises alerts is checkpointed before they are written, whatever this.
+	CheckpointEvery time.Duration `env:"DETECT_CHECKPOINT_EVERY"`
+	// IdleAdvance: a partition without events for this long moves its event
+	// time to the wall clock minus this, so dedup summaries still go out.
+	IdleAdvance    time.Duration `env:"DETECT_IDLE_ADVANCE"`
+	ApprovalTTL    time.Duration `env:"DETECT_APPROVAL_TTL"`
+	SystemTenant   string        `env:"DETECT_SYSTEM_TENANT"`
+	MaxPollRecords int           `env:"DETECT_MAX_POLL_RECORDS"`
+	// ClickHouse for SQL rules, as the read-only user. Empty Addr disables
+	// SQL rules.
+	ClickHouse ClickHouseConfig `env:"-"`
+	// SQLEvery is how often due SQL rules are looked for; SQLDelay how far
+	// behind the wall clock their ranges end, for ingest to catch up.
+	SQLEvery time.Duration `env:"DETECT_SQL_EVERY"`
+	SQLDelay time.Duration `env:"DETECT_SQL_DELAY"`
+	Logger   *slog.Logger  `env:"-"`
+}
+
+// Validate fills defaults and names the first bad field.
+func (c *Config) Validate() error {
+	if len(c.Brokers) == 0 {
+		return fmt.Errorf("%w: Brokers is empty", ErrConfig)
+	}
+	if c.Group == "" {
+		c.Group = "detect"
+	}
+	if c.RulesDir == "" {
+		return fmt.Errorf("%w: RulesDir is empty", ErrConfig)
+	}
+	if c.Topics == (events.Topics{}) {
+		c.Topics = events.DefaultTopics
+	}
+	if c.Topics.Events == "" || c.Topics.Approvals == "" {
+		return fmt.Errorf("%w: Topics needs Events and Approvals", ErrConfig)
+	}
+	if c.StateTopic == "" {
+		c.StateTopic = "audit.detect.state"
+	}
+	if c.RepartitionTopic == "" {
+		c.RepartitionTopic = "audit.detect.repartition"
+	}
+	if c.RepartitionPartitions <= 0 {
+		c.RepartitionPartitions = 6
+	}
+	if c.Partitions <= 0 {
+		c.Partitions = 6
+	}
+	if c.Replication <= 0 {
+		c.Replication = 1
+	}
+	switch c.StartAt {
+	case "":
+		c.StartAt = "earliest"
+	case "earliest", "latest":
+	default:
+		return fmt.Errorf("%w: StartAt %q is not earliest or latest", ErrConfig, c.StartAt)
+	}
+	if c.MetricsAddr != "" {
+		host, _, err := net.SplitHostPort(c.MetricsAddr)
+		if err != nil {
+			return fmt.Errorf("%w: MetricsAddr %q: %v", ErrConfig, c.MetricsAddr, err)
+		}
+		if ip := net.ParseIP(host); host != "localhost" && (ip == nil || !ip.IsLoopback()) {
+			return fmt.Errorf("%w: MetricsAddr %q is not a loopback address", ErrConfig, c.MetricsAddr)
+		}
+	}
+	if c.CheckpointEvery <= 0 {
+		c.CheckpointEvery = 5 * time.Second
+	}
+	if c.IdleAdvance <= 0 {
+		c.IdleAdvance = 5 * time.Minute
+	}
+	if c.ApprovalTTL <= 0 {
+		c.ApprovalTTL = 15 * time.Minute
+	}
+	if c.SystemTenant == "" {
+		c.SystemTenant = "system"
+	}
+	if c.MaxPollRecords <= 0 {
+		c.MaxPollRecords = 50000
+	}
+	if c.SQLEvery <= 0 {
+		c.SQLEvery = 10 * time.Second
+	}
+	if c.SQLDelay < 0 {
+		return fmt.Errorf("%w: SQLDelay is negative", ErrConfig)
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	if c.RunnerID == "" {
+		host, _ := os.Hostname()
+		host = strings.Map(func(r rune) rune {
+			if r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '.' || r == '-' {
+				return r
+			}
+			return '-'
+		}, host)
+		if host == "" {
+			host = "host"
+		}
+		c.RunnerID = "detect-" + host + "-" + strconv.FormatInt(time.Now().UnixMilli(), 36)
+	}
+	if c.NodeID <= 0 {
+		// Nodes 1000..1023 are the services'; 1020.. are replay's and
+		// bench's. Instances that must never share one set it.
+		h := fnv.New32a()
+		h.Write([]byte(c.RunnerID))
+		c.NodeID = 1000 + int64(h.Sum32()%20)
+	}
+	if c.NodeID > 1023 {
+		return fmt.Errorf("%w: NodeID %d is not 0..1023", ErrConfig, c.NodeID)
+	}
+	return nil
+}
+
+// ServiceOption configures NewService beyond Config.
+type ServiceOption func(*Service)
+
+// WithEmitter sets what writes alerts (default: an events.Producer).
+func WithEmitter(e Emitter) ServiceOption { return func(s *Service) { s.emit = e } }
+
+// WithQuerier sets what runs SQL rules (default: ClickHouse from Config).
+func WithQuerier(q Querier) ServiceOption { return func(s *Service) { s.querier = q } }
+
+// WithKafkaOptions adds franz-go options to the service's clients.
+func WithKafkaOptions(opts ...kgo.Opt) ServiceOption {
+	return func(s *Service) { s.kopts = append(s.kopts, opts...) }
+}
+
+// Service is `detect run`: a consumer-group member that evaluates the rule
+// set over the partitions it is assigned and writes what fires.
+type Service struct {
+	cfg     Config
+	rs      *RuleSet
+	localID []string
+	routeID []string
+	// router evaluates the non-local rules' matches to re-key them.
+	router *Engine
+	log    *slog.Logger
+	kopts  []kgo.Opt
+
+	cl       *kgo.Client
+	state    *stateStore
+	emit     Emitter
+	producer *events.Producer // when the service made its emitter
+	builder  *alertBuilder
+	holdID   string
+	querier  Querier
+	sql      *SQLRunner
+	metrics  *metrics
+
+	mu      sync.Mutex // guards tasks and retired
+	tasks   map[tp]*task
+	retired map[string]RuleStats // counters of tasks that moved away
+
+	lastPoll atomic.Int64 // unix nanos
+	// halted: from now on nothing becomes durable (no checkpoint, no
+	// event written), as if the process had died; tests use it to crash.
+	halted   atomic.Bool
+	fatal    chan error
+	ready    chan struct{}
+	readyOne sync.Once
+}
+
+// NewService loads the rules and connects; Run starts consuming.
+func NewService(ctx context.Context, cfg Config, opts ...ServiceOption) (*Service, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	rs, err := Load(cfg.RulesDir)
+	if err != nil {
+		return nil, fmt.Errorf("detect: rules in %s: %w", cfg.RulesDir, err)
+	}
+	s := &Service{
+		cfg: cfg, rs: rs, log: cfg.Logger, tasks: map[tp]*task{}, retired: map[string]RuleStats{},
+		holdID: cfg.RunnerID + "-hold", fatal: make(chan error, 1), ready: make(chan struct{}),
+	}
+	for _, o := range opts {
+		o(s)
+	}
+	for _, r := range rs.Rules {
+		if !r.Enabled {
+			continue
+		}
+		if r.Local() {
+			s.localID = append(s.localID, r.ID)
+		} else {
+			s.routeID = append(s.routeID, r.ID)
+		}
+	}
+	if len(s.routeID) > 0 {
+		s.router = NewEngine(rs, WithRules(s.routeID...), withoutChains())
+	}
+	ids, err := events.NewIDGen(cfg.NodeID)
+	if err != nil {
+		return nil, fmt.Errorf("%w: NodeID: %w", ErrConfig, err)
+	}
+	s.builder = &alertBuilder{ids: ids, approvalTTL: cfg.ApprovalTTL, systemTenant: cfg.SystemTenant, now: time.Now}
+	ok := false
+	defer func() {
+		if !ok {
+			s.close()
+		}
+	}()
+	if cfg.CreateTopics {
+		if err := s.createTopics(ctx); err != nil {
+			return nil, err
+		}
+	}
+	if s.emit == nil {
+		p, err := events.NewProducer(ctx, cfg.Brokers, cfg.RunnerID, events.WithTopics(cfg.Topics),
+			events.WithProducerLogger(cfg.Logger), events.WithProducerKafkaOptions(s.kopts...))
+		if err != nil {
+			return nil, fmt.Errorf("detect: producer: %w", err)
+		}
+		s.producer, s.emit = p, p
+	}
+	if s.state, err = newStateStore(cfg.Brokers, cfg.StateTopic, cfg.Group, s.kopts...); err != nil {
+		return nil, err
+	}
+	if len(rs.SQLRules) > 0 && s.querier == nil && cfg.ClickHouse.Addr != "" {
+		if s.querier, err = NewClickHouseQuerier(ctx, cfg.ClickHouse); err != nil {
+			return nil, err
+		}
+	}
+	if s.querier != nil {
+		s.sql = NewSQLRunner(rs, s.querier, nil)
+	}
+	start := kgo.NewOffset().AtStart()
+	if cfg.StartAt == "latest" {
+		start = kgo.NewOffset().AtEnd()
+	}
+	s.cl, err = kgo.NewClient(append([]kgo.Opt{
+		kgo.SeedBrokers(cfg.Brokers...),
+		kgo.ConsumerGroup(cfg.Group),
+		kgo.ConsumeTopics(cfg.Topics.Events, cfg.Topics.Approvals, cfg.RepartitionTopic),
+		kgo.ConsumeResetOffset(start),
+		kgo.DisableAutoCommit(),
+		// Callbacks run between batches, never during one: a partition
+		// moves only after its work is checkpointed.
+		kgo.BlockRebalanceOnPoll(),
+		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
+		kgo.AdjustFetchOffsetsFn(s.onAssigned),
+		kgo.OnPartitionsRevoked(s.onRevoked),
+		kgo.OnPartitionsLost(s.onLost),
+		kgo.ProducerLinger(0),
+		kgo.FetchMaxWait(500 * time.Millisecond),
+	}, s.kopts...)...)
+	if err != nil {
+		return nil, fmt.Errorf("detect: consumer: %w", err)
+	}
+	s.metrics = newMetrics(s)
+	ok = true
+	return s, nil
+}
+
+// Run runs a service with cfg until ctx ends.
+func Run(ctx context.Context, cfg Config) error {
+	s, err := NewService(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	return s.Run(ctx)
+}
+
+// Ready is closed once the service holds its first partitions.
+func (s *Service) Ready() <-chan struct{} { return s.ready }
+
+// MetricsAddr returns the address /metrics listens on, once Run started.
+func (s *Service) MetricsAddr() string { return s.metrics.addr() }
+
+// RunnerID returns the runner_id of the alert.raised events it writes.
+func (s *Service) RunnerID() string { return s.cfg.RunnerID }
+
+func (s *Service) createTopics(ctx context.Context) error {
+	cl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(s.cfg.Brokers...)}, s.kopts...)...)
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	if err := events.EnsureTopics(ctx, cl, s.cfg.Topics, s.cfg.Partitions, s.cfg.Replication); err != nil {
+		return err
+	}
+	adm := kadm.NewClient(cl)
+	maxBytes := strconv.Itoa(maxStateBytes + 1<<20)
+	compact, del := "compact", "delete"
+	create := []struct {
+		name  string
+		parts int32
+		conf  map[string]*string
+	}{
+		{s.cfg.StateTopic, 1, map[string]*string{"cleanup.policy": &compact, "max.message.bytes": &maxBytes}},
+		{s.cfg.RepartitionTopic, s.cfg.RepartitionPartitions, map[string]*string{"cleanup.policy": &del}},
+	}
+	for _, t := range create {
+		resp, err := adm.CreateTopics(ctx, t.parts, s.cfg.Replication, t.conf, t.name)
+		if err != nil {
+			return fmt.Errorf("detect: create topic %s: %w", t.name, err)
+		}
+		for _, r := range resp {
+			if r.Err != nil && !errors.Is(r.Err, kerr.TopicAlreadyExists) {
+				return fmt.Errorf("detect: create topic %s: %w", r.Topic, r.Err)
+			}
+		}
+	}
+	return nil
+}
+
+// Run consumes until ctx ends, then checkpoints every partition it holds
+// and leaves the group. It returns nil when ctx was cancelled.
+func (s *Service) Run(ctx context.Context) error {
+	defer s.close()
+	stop, err := s.metrics.serve(s.cfg.MetricsAddr)
+	if err != nil {
+		return err
+	}
+	defer stop()
+	err = s.loop(ctx)
+	if s.halted.Load() {
+		return nil
+	}
+	// Whatever happened, save what was done: the next owner of these
+	// partitions starts from here instead of repeating it.
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	defer cancel()
+	s.mu.Lock()
+	tasks := s.sortedTasks()
+	s.mu.Unlock()
+	for _, t := range tasks {
+		if serr := s.drainAndSave(sctx, t, true); serr != nil && err == nil {
+			err = serr
+		}
+	}
+	s.commit(sctx, tasks, true)
+	s.cl.AllowRebalance()
+	s.cl.Close() // leaves the group; the revoke callback finds nothing left to save
+	s.cl = nil
+	return err
+}
+
+func (s *Service) close() {
+	if s.cl != nil {
+		s.cl.AllowRebalance() // Close waits for a rebalance a poll blocks
+		s.cl.Close()
+	}
+	if s.state != nil {
+		s.state.close()
+	}
+	if s.producer != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		s.producer.Close(ctx)
+		cancel()
+	}
+	if c, ok := s.querier.(interface{ Close() error }); ok {
+		c.Close()
+	}
+}
+
+func (s *Service) loop(ctx context.Context) error {
+	sqlTick := time.NewTicker(s.cfg.SQLEvery)
+	defer sqlTick.Stop()
+	for {
+		pctx, cancel := context.WithTimeout(ctx, time.Second)
+		fs := s.cl.PollRecords(pctx, s.cfg.MaxPollRecords)
+		cancel()
+		s.lastPoll.Store(time.Now().UnixNano())
+		if fs.IsClientClosed() || ctx.Err() != nil {
+			return nil
+		}
+		select {
+		case err := <-s.fatal:
+			return err
+		default:
+		}
+		fs.EachError(func(topic string, p int32, err error) {
+			if !errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded) {
+				s.log.Warn("fetch error", "topic", topic, "partition", p, "err", err)
+			}
+		})
+		if err := s.handle(ctx, fs); err != nil {
+			if ctx.Err() != nil {
+				return nil // shutting down: Run saves what is left
+			}
+			return err
+		}
+		select {
+		case <-sqlTick.C:
+			if err := s.runSQL(ctx); err != nil {
+				s.log.Warn("SQL rules", "err", err)
+			}
+		default:
+		}
+		s.cl.AllowRebalance()
+	}
+}
+
+// handle processes one poll: evaluate, forward re-keyed matches, write
+// alerts behind a checkpoint, checkpoint what is due, commit.
+func (s *Service) handle(ctx context.Context, fs kgo.Fetches) error {
+	// Partitions are independent: evaluate them in parallel, then save
+	// and write them in parallel (that part mostly waits for Kafka).
+	type work struct {
+		t    *task
+		recs []*kgo.Record
+		fwd  []*kgo.Record
+	}
+	var ws []*work
+	fs.EachPartition(func(p kgo.FetchTopicPartition) {
+		if len(p.Records) > 0 {
+			ws = append(ws, &work{t: s.task(p.Topic, p.Partition), recs: p.Records})
+		}
+	})
+	parallel(len(ws), func(i int) { ws[i].fwd = s.process(ws[i].t, ws[i].recs, nil) })
+	var fwd []*kgo.Record
+	for _, w := range ws {
+		fwd = append(fwd, w.fwd...)
+	}
+	if len(fwd) > 0 {
+		if err := s.forward(ctx, fwd); err != nil {
+			return err
+		}
+	}
+	now := time.Now()
+	s.mu.Lock()
+	tasks := s.sortedTasks()
+	s.mu.Unlock()
+	var due []*task
+	var full []bool
+	for _, t := range tasks {
+		idle := t.kind == kindEvents && now.Sub(t.lastEvent) > s.cfg.IdleAdvance && now.Sub(t.lastAdvance) > s.cfg.IdleAdvance/10
+		if idle {
+			t.lastAdvance = now
+			for _, a := range t.local.Advance(now.Add(-s.cfg.IdleAdvance)) {
+				s.enqueue(t, a)
+			}
+		}
+		periodic := t.next > t.saved && now.Sub(t.savedAt) >= s.cfg.CheckpointEvery
+		if len(t.outbox) > 0 || periodic {
+			due = append(due, t)
+			full = append(full, periodic)
+		}
+	}
+	errs := make([]error, len(due))
+	parallel(len(due), func(i int) { errs[i] = s.drainAndSave(ctx, due[i], full[i]) })
+	s.commit(ctx, due, false)
+	return errors.Join(errs...)
+}
+
+// parallel runs f(0..n-1) on their own goroutines and waits.
+func parallel(n int, f func(int)) {
+	if n == 1 {
+		f(0)
+		return
+	}
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			f(i)
+		}()
+	}
+	wg.Wait()
+}
+
+// drainAndSave checkpoints t (with its outbox, before writing it), writes
+// the outbox and leaves t's events durable.
+func (s *Service) drainAndSave(ctx context.Context, t *task, full bool) error {
+	if len(t.outbox) == 0 && t.next <= t.saved && !t.dirty {
+		return nil
+	}
+	var err error
+	if full || len(t.outbox) == 0 {
+		err = s.save(ctx, t)
+	} else {
+		// Between full checkpoints, what a batch decided goes ahead of its
+		// events as a small log record; a restart replays from the last
+		// checkpoint and finds its alerts there instead of raising them
+		// again.
+		err = s.saveLog(ctx, t)
+	}
+	if err != nil {
+		return err
+	}
+	if len(t.outbox) == 0 {
+		return nil
+	}
+	if err := s.writeOutbox(ctx, t); err != nil {
+		return err
+	}
+	t.outbox, t.decided = nil, nil
+	return nil
+}
+
+func (s *Service) saveLog(ctx context.Context, t *task) error {
+	if s.halted.Load() {
+		return errHalted
+	}
+	lr := &logRecord{UpTo: t.next, At: t.outboxAt, Events: t.outbox, Alerts: t.decided, SQLTo: t.sqlTo}
+	key := s.state.logPrefix(t.tp.topic, t.tp.partition) + t.outbox[0].EventID
+	backoff := 100 * time.Millisecond
+	for {
+		err := s.state.saveLog(ctx, key, lr)
+		if err == nil {
+			t.logKeys = append(t.logKeys, loggedKey{key, lr.UpTo})
+			s.metrics.logRecords.Inc()
+			return nil
+		}
+		s.metrics.checkpointErrors.Inc()
+		s.log.Warn("log record failed; retrying", "topic", t.tp.topic, "partition", t.tp.partition, "err", err)
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, 5*time.Second)
+	}
+}
+
+var errHalted = errors.New("detect: service halted")
+
+func (s *Service) save(ctx context.Context, t *task) error {
+	if s.halted.Load() {
+		return errHalted
+	}
+	st, err := t.snapshot()
+	if err != nil {
+		return err
+	}
+	backoff := 100 * time.Millisecond
+	for {
+		n, err := s.state.save(ctx, t.tp.topic, t.tp.partition, st)
+		if err == nil {
+			t.saved, t.savedAt, t.dirty = st.Next, time.Now(), false
+			// The log records before this checkpoint are covered by it.
+			var covered []string
+			kept := t.logKeys[:0]
+			for _, k := range t.logKeys {
+				if k.upTo <= st.Next {
+					covered = append(covered, k.key)
+				} else {
+					kept = append(kept, k)
+				}
+			}
+			t.logKeys = kept
+			s.state.forget(covered)
+			s.metrics.checkpoints.Inc()
+			s.metrics.checkpointBytes.Observe(float64(n))
+			return nil
+		}
+		s.metrics.checkpointErrors.Inc()
+		s.log.Warn("checkpoint failed; retrying", "topic", t.tp.topic, "partition", t.tp.partition, "err", err)
+		if ctx.Err() != nil {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, 5*time.Second)
+	}
+}
+
+// commit records checkpointed offsets in the group, for lag monitoring and
+// for partitions that never checkpoint state (the approvals topic).
+func (s *Service) commit(ctx context.Context, ts []*task, wait bool) {
+	offs := map[string]map[int32]kgo.EpochOffset{}
+	for _, t := range ts {
+		if t.saved <= t.committed {
+			continue
+		}
+		if offs[t.tp.topic] == nil {
+			offs[t.tp.topic] = map[int32]kgo.EpochOffset{}
+		}
+		offs[t.tp.topic][t.tp.partition] = kgo.EpochOffset{Epoch: -1, Offset: t.saved}
+		// Optimistic: a failed commit is retried with the next checkpoint,
+		// and the checkpoint, not the commit, is what a restart reads.
+		t.committed = t.saved
+	}
+	if len(offs) == 0 {
+		return
+	}
+	done := func(_ *kgo.Client, _ *kmsg.OffsetCommitRequest, _ *kmsg.OffsetCommitResponse, err error) {
+		if err != nil && !errors.Is(err, context.Canceled) {
+			s.log.Warn("offset commit failed (checkpoints hold the positions)", "err", err)
+		}
+	}
+	if wait {
+		s.cl.CommitOffsetsSync(ctx, offs, done)
+		return
+	}
+	// Between batches the commit need not hold up the next one.
+	s.cl.CommitOffsets(ctx, offs, done)
+}
+
+// forward writes re-keyed matches, retrying until Kafka takes them: the
+// batch's checkpoint must not pass them. Receivers drop duplicates.
+func (s *Service) forward(ctx context.Context, recs []*kgo.Record) error {
+	backoff := 100 * time.Millisecond
+	for {
+		err := s.cl.ProduceSync(ctx, recs...).FirstErr()
+		if err == nil {
+			s.metrics.forwarded.Add(float64(len(recs)))
+			return nil
+		}
+		s.metrics.forwardErrors.Inc()
+		s.log.Warn("forward to repartition topic failed; retrying", "records", len(recs), "err", err)
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, 5*time.Second)
+		for _, r := range recs {
+			r.Partition, r.Offset = 0, 0
+		}
+	}
+}
+
+// writeOutbox emits t's outbox: chains (sessions) in parallel, each in
+// order. Events a crashed predecessor may have written are looked up
+// first.
+func (s *Service) writeOutbox(ctx context.Context, t *task) error {
+	if err := s.skipSent(ctx, t); err != nil {
+		return err
+	}
+	ectx := context.WithoutCancel(ctx) // finish what the checkpoint promised
+	bySession := map[string][]*pendingEvent{}
+	var order []string
+	for _, p := range t.outbox {
+		if _, ok := bySession[p.SessionID]; !ok {
+			order = append(order, p.SessionID)
+		}
+		bySession[p.SessionID] = append(bySession[p.SessionID], p)
+	}
+	errs := make([]error, len(order))
+	sem := make(chan struct{}, 32)
+	var wg sync.WaitGroup
+	for i, sess := range order {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			for _, p := range bySession[sess] {
+				if err := s.emitOne(ectx, p); err != nil {
+					errs[i] = err
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}
+
+func (s *Service) emitOne(ctx context.Context, p *pendingEvent) error {
+	runner := "" // the producer's own id
+	if p.onApprovalsTopic() {
+		// Each chain stays on one topic, so readers of either topic see it
+		// without gaps.
+		runner = s.holdID
+	}
+	backoff := 100 * time.Millisecond
+	for attempt := 1; ; attempt++ {
+		if s.halted.Load() {
+			return errHalted
+		}
+		err := s.emit.Emit(ctx, p.envelope(runner))
+		if err == nil {
+			s.metrics.emitted.WithLabelValues(p.RuleID, p.EventType).Inc()
+			return nil
+		}
+		if s.halted.Load() {
+			return errHalted
+		}
+		if permanent(err) {
+			// Never silently: counted, logged with the alert.
+			s.metrics.dropped.WithLabelValues(p.RuleID, p.EventType).Inc()
+			s.log.Error("alert event refused; dropped", "rule", p.RuleID, "event_type", p.EventType, "event_id", p.EventID, "err", err)
+			return nil
+		}
+		s.metrics.emitErrors.Inc()
+		s.log.Warn("emit failed; retrying", "rule", p.RuleID, "event_type", p.EventType, "attempt", attempt, "err", err)
+		if attempt >= 60 {
+			return fmt.Errorf("detect: emit %s for %s: %w", p.EventType, p.RuleID, err)
+		}
+		time.Sleep(backoff)
+		backoff = min(2*backoff, 5*time.Second)
+	}
+}
+
+// enqueue turns an alert into outbox events, unless it is one a log
+// record shows was raised before a restart.
+func (s *Service) enqueue(t *task, a Alert) {
+	id := alertIdentity(a)
+	if t.suppress[id] > 0 {
+		t.suppress[id]--
+		s.metrics.recovered.WithLabelValues("replayed").Inc()
+		return
+	}
+	ps, err := s.builder.build(a)
+	if err != nil {
+		s.metrics.dropped.WithLabelValues(a.RuleID, events.TypeAlertRaised).Inc()
+		s.log.Error("alert cannot be built; dropped", "rule", a.RuleID, "err", err)
+		return
+	}
+	if len(t.outbox) == 0 {
+		t.outboxAt = time.Now()
+	}
+	t.outbox = append(t.outbox, ps...)
+	t.decided = append(t.decided, id)
+}
+
+// alertIdentity names an alert the same way each time a replay raises it:
+// the engine is a function of the events, so a replay raises the same
+// alerts over the same events.
+func alertIdentity(a Alert) string {
+	last := ""
+	if len(a.EventIDs) > 0 {
+		last = a.EventIDs[len(a.EventIDs)-1]
+	}
+	return fmt.Sprintf("%s|%s|%d|%d|%t|%s|%d", a.RuleID, a.GroupKey, a.Count, a.Suppressed, a.Summary, last, a.LastSeen.UnixMicro())
+}
+
+func (s *Service) ready1() { s.readyOne.Do(func() { close(s.ready) }) }

@@ -1,0 +1,100 @@
+package events
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+// sameAsDecodePayload checks that DecodePayloadFast agrees with
+// DecodePayload (encoding/json) on env: same payload, or both an error.
+func sameAsDecodePayload(t *testing.T, env *Envelope) {
+	t.Helper()
+	want, werr := env.DecodePayload()
+	got, gerr := env.DecodePayloadFast()
+	if (werr != nil) != (gerr != nil) {
+		t.Fatalf("%s %s: DecodePayload error %v, DecodePayloadFast error %v", env.EventType, env.Payload, werr, gerr)
+	}
+	if werr != nil {
+		return
+	}
+	if d := cmp.Diff(want, got); d != "" {
+		t.Fatalf("%s %s (-encoding/json +fast):\n%s", env.EventType, env.Payload, d)
+	}
+}
+
+func TestDecodePayloadFastExamples(t *testing.T) {
+	files, _ := filepath.Glob(filepath.Join(examplesDir, "valid", "*.json"))
+	if len(files) == 0 {
+		t.Fatal("no examples")
+	}
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		env, err := Decode(b)
+		if err != nil {
+			t.Fatalf("%s: %v", f, err)
+		}
+		sameAsDecodePayload(t, env)
+	}
+}
+
+func TestDecodePayloadFastEdges(t *testing.T) {
+	for _, tc := range []struct{ typ, payload string }{
+		{TypeToolCallRequested, `{"tool_name":"bash","arguments":{"command":"ls","argv":[],"env_keys":["A","B\u00e9"]},"arguments_sha256":"x","arguments_truncated":false}`},
+		{TypeToolCallRequested, `{"tool_name":"bash","arguments":{"content_length":0},"arguments_sha256":"x","arguments_truncated":true}`},
+		{TypeToolCallRequested, `{"Tool_Name":"bash","arguments":{}}`},                                                // case-folded key
+		{TypeToolCallRequested, `{"tool_name":null,"arguments":{"argv":null}}`},                                       // nulls keep zero values
+		{TypeToolCallRequested, `{"tool_name":"a","tool_name":"b","arguments":{"path":"p"},"arguments":{"cwd":"c"}}`}, // duplicates merge
+		{TypeToolCallRequested, `{"tool_n\u0061me":"esc\"aped\n","arguments":{"argv":["a\tb","\ud83d\ude00"]}}`},
+		{TypeToolCallRequested, `{"tool_name":"bash","extra":1}`},
+		{TypeToolCallRequested, `{"tool_name":1}`},
+		{TypeToolCallRequested, `[]`},
+		{TypeToolCallRequested, `{"tool_name":"\ud800"}`}, // lone surrogate: encoding/json substitutes
+		{TypeToolCallRequested, "{\"tool_name\":\"\xff\"}"},
+		{TypeToolCallRequested, `{"arguments":{"timeout_ms":18446744073709551615,"content_length":-0}}`},
+		{TypePolicyDecision, `{"decision":"allow","reason_code":"allowlisted","approval_mode":"none","eval_us":12}`},
+		{TypePolicyDecision, `{"decision":"deny","eval_us":1.5}`},
+		{TypePolicyDecision, `{"decision":"deny","eval_us":-1}`},
+		{TypeToolCallCompleted, `{"exit_code":-1,"duration_ms":5,"timed_out":true,"stdout":{"length":3,"sha256":"s","text":"abc","truncated":false},"stderr":{"length":0,"sha256":"s","text":"","truncated":false}}`},
+		{TypeToolCallCompleted, `{"exit_code":9223372036854775807,"stdout":{"length":1e3}}`},
+		{TypeToolCallCompleted, `{"exit_code":-9223372036854775809}`},
+		{TypeNetEgress, `{"phase":"decision","host":"h","port":443,"decision":"deny","reason_code":"default_deny","bytes_sent":0,"bytes_received":0,"duration_ms":0}`},
+		{TypeNetEgress, `{"port":65536}`},
+		{TypeNetEgress, `{"port":-0,"status_code":65535}`},
+		{TypeNetEgress, `{"port":443 }  `},
+		{TypeNetEgress, `{"host":"a"} x`},
+		{TypeSessionStarted, `{"workspace":"/w"}`}, // not a fast type
+	} {
+		t.Run(strings.ReplaceAll(tc.payload, "/", "_"), func(t *testing.T) {
+			sameAsDecodePayload(t, &Envelope{EventType: tc.typ, Payload: []byte(tc.payload)})
+		})
+	}
+}
+
+func FuzzDecodePayloadFast(f *testing.F) {
+	files, _ := filepath.Glob(filepath.Join(examplesDir, "valid", "*.json"))
+	for _, file := range files {
+		b, _ := os.ReadFile(file)
+		if env, err := Decode(b); err == nil {
+			f.Add(uint8(0), []byte(env.Payload))
+		}
+	}
+	f.Add(uint8(1), []byte(`{"decision":"allow","eval_us":-0}`))
+	f.Add(uint8(2), []byte(`{"exit_code":-1,"stdout":{"length":1}}`))
+	f.Add(uint8(3), []byte(`{"port":80,"Port":81}`))
+	types := []string{TypeToolCallRequested, TypePolicyDecision, TypeToolCallCompleted, TypeNetEgress}
+	f.Fuzz(func(t *testing.T, which uint8, payload []byte) {
+		for i, typ := range types {
+			if which != 0 && int(which)%len(types) != i {
+				continue
+			}
+			sameAsDecodePayload(t, &Envelope{EventType: typ, Payload: payload})
+		}
+	})
+}
