@@ -5,7 +5,7 @@ GOTAGS  := remote,containers_image_openpgp,exclude_graphdriver_btrfs,exclude_gra
 GO      := CGO_ENABLED=0 go
 GOFLAGS_TEST := -tags $(GOTAGS) -count=1 -p 2 -timeout 30m
 
-.PHONY: all build up down status test vet unit test-deps fuzz bench bench-runner clean
+.PHONY: all build up down status test vet unit test-deps fuzz bench bench-runner bench-detect clean
 
 all: build
 
@@ -50,6 +50,9 @@ bench:
 	$(GO) test -tags $(GOTAGS) -run '^$$' -bench . -benchmem ./...
 
 # Whole-system benchmarks: each prints the peer's figure from the same run.
+bench-detect: build
+	set -a; . .testenv/env; set +a; bin/detect bench --rate 20000 --duration 30s
+
 bench-runner:
 	set -a; . .testenv/env; set +a; $(GO) run -tags $(GOTAGS) ./cmd/runner bench -n 200
 
