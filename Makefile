@@ -5,7 +5,7 @@ GOTAGS  := remote,containers_image_openpgp,exclude_graphdriver_btrfs,exclude_gra
 GO      := CGO_ENABLED=0 go
 GOFLAGS_TEST := -tags $(GOTAGS) -count=1 -p 2 -timeout 30m
 
-.PHONY: all build up down status test vet unit test-deps fuzz bench bench-runner bench-detect clean
+.PHONY: all demo build up down status test vet unit test-deps fuzz bench bench-runner bench-detect clean
 
 all: build
 
@@ -14,6 +14,12 @@ build:
 
 up:
 	testenv/up
+
+# The README's first command: services up, binaries built, one scripted agent
+# session through the runner, approvals, detection, ingest and query.
+# `make demo DEMO_FLAGS=--interactive` waits for a person in the inbox instead.
+demo: up build
+	bin/demo $(DEMO_FLAGS)
 
 down:
 	testenv/down

@@ -1,6 +1,7 @@
 package detect
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"log/slog"
@@ -639,16 +640,38 @@ func (s *state) chainStep(env *events.Envelope, maxGroups int, st *Stats, info *
 	case env.Seq <= c.Seq:
 		info.Regressed = true
 	default:
-		if env.Seq > c.Seq+1 {
-			info.Gap = env.Seq - c.Seq - 1
-		} else if env.PrevHash != c.Hash {
+		switch gap := env.Seq - c.Seq - 1; {
+		case gap > 0 && gap <= c.OffTopic:
+			// The missing seqs are approval requests on the other
+			// topic; their hashes are not here to link against.
+			c.OffTopic -= gap
+		case gap > 0:
+			info.Gap = gap
+		case env.PrevHash != c.Hash:
 			info.HashMismatch = true
 		}
 		c.Seq, c.Hash = env.Seq, env.Hash
 	}
+	if asksApproval(env) {
+		c.OffTopic++
+	}
 	if env.EventTime.After(c.Last) {
 		c.Last = env.EventTime
 	}
+}
+
+// askDecision is how an ask verdict reads in a canonical payload (no
+// insignificant whitespace), so spotting one needs no decoding.
+var askDecision = []byte(`"decision":"ask"`)
+
+// asksApproval reports whether env is an ask decision, which its emitter
+// follows with an approval.requested on the approvals topic.
+func asksApproval(env *events.Envelope) bool {
+	switch env.EventType {
+	case events.TypePolicyDecision, events.TypeNetEgress:
+		return bytes.Contains(env.Payload, askDecision)
+	}
+	return false
 }
 
 func sortedKeys[V any](m map[string]V) []string {

@@ -103,4 +103,8 @@ type chainPos struct {
 	Seq  uint64    `json:"seq"`
 	Hash string    `json:"hash"`
 	Last time.Time `json:"last"`
+	// OffTopic counts events this chain owes to audit.approvals: after an
+	// ask decision the emitter's next seq is its approval.requested, which
+	// travels on the other topic, so a gap of that size is expected here.
+	OffTopic uint64 `json:"off_topic,omitempty"`
 }
