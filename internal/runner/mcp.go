@@ -52,6 +52,7 @@ type MCPServer struct {
 	mu     sync.Mutex
 	slots  map[*mcp.ServerSession]*slot
 	closed bool
+	ending sync.WaitGroup // session closes in progress; Close waits for them
 }
 
 type slot struct {
@@ -166,10 +167,14 @@ func (m *MCPServer) end(ctx context.Context, ss *mcp.ServerSession, reason strin
 	m.mu.Lock()
 	sl := m.slots[ss]
 	delete(m.slots, ss)
+	if sl != nil {
+		m.ending.Add(1)
+	}
 	m.mu.Unlock()
 	if sl == nil {
 		return
 	}
+	defer m.ending.Done()
 	<-sl.ready
 	if sl.s != nil {
 		if err := sl.s.Close(ctx, reason); err != nil {
@@ -190,6 +195,9 @@ func (m *MCPServer) Close(ctx context.Context, reason string) error {
 	for _, ss := range all {
 		m.end(ctx, ss, reason)
 	}
+	// A client that disconnected may have started its session's close on
+	// another goroutine; the process must not exit before session.ended.
+	m.ending.Wait()
 	return nil
 }
 
