@@ -1,0 +1,47 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"log/slog"
+	"os"
+
+	"github.com/agentaudit/agentaudit/internal/query"
+)
+
+// runBench is `query bench`: it writes a bench database with the writer
+// account (CLICKHOUSE_USER/CLICKHOUSE_PASSWORD), then times the reports as
+// the read-only account.
+func runBench(ctx context.Context, args []string) error {
+	var (
+		cfg   Config
+		bench query.BenchConfig
+	)
+	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
+	cfg.flags(fs)
+	fs.IntVar(&bench.Events, "n", 10_000_000, "events to generate")
+	fs.IntVar(&bench.Days, "days", 30, "days the events are spread over")
+	fs.IntVar(&bench.Runs, "runs", 5, "timings per report (the median is shown)")
+	fs.BoolVar(&bench.Fresh, "fresh", false, "drop the bench database first")
+	dbFlag := fs.Lookup("database")
+	dbFlag.DefValue, cfg.Database = "agentaudit_bench", "agentaudit_bench"
+	pos, err := parse(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) != 0 {
+		return errors.New("usage: query bench [-n EVENTS] [--days D] [--runs R] [--fresh]")
+	}
+	if err := cfg.validate(); err != nil {
+		return err
+	}
+	if cfg.Database == "agentaudit" {
+		return errors.New("--database: the bench writes its own database; do not point it at the audit database")
+	}
+	bench.Reader = cfg.query()
+	bench.WriterUser = envOr("CLICKHOUSE_USER", "agentaudit_writer")
+	bench.WriterPassword = os.Getenv("CLICKHOUSE_PASSWORD")
+	bench.Logger = slog.New(slog.NewTextHandler(os.Stderr, nil))
+	return query.RunBench(ctx, bench, os.Stdout)
+}

@@ -1,0 +1,402 @@
+package query
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"slices"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/agentaudit/agentaudit/internal/events"
+	"github.com/agentaudit/agentaudit/internal/store"
+)
+
+// BenchConfig configures `query bench`: generate events into a bench
+// database with the writer account, then time every report and verify as
+// the read-only account.
+type BenchConfig struct {
+	Reader Config // Database is the bench database
+	// WriterUser and WriterPassword create and fill the bench database.
+	WriterUser, WriterPassword string
+	Events                     int // default 10,000,000
+	Days                       int // spread over this many days; default 30
+	Runs                       int // timings per report; the median is shown; default 5
+	// Fresh drops the bench database first; otherwise an existing one with
+	// at least Events events is reused.
+	Fresh  bool
+	Logger *slog.Logger
+}
+
+// BenchEnd is the (exclusive) end of the generated period: fixed, so
+// that reruns reuse the data.
+var BenchEnd = time.Date(2026, 2, 1, 0, 0, 0, 0, time.UTC)
+
+// RunBench generates the events (if needed), then prints per report the
+// median of Runs timings over the whole period and over its last day, and
+// the time to verify that day.
+func RunBench(ctx context.Context, cfg BenchConfig, out io.Writer) error {
+	if cfg.Events <= 0 {
+		cfg.Events = 10_000_000
+	}
+	if cfg.Days <= 0 {
+		cfg.Days = 30
+	}
+	if cfg.Runs <= 0 {
+		cfg.Runs = 5
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	// Every row is read back, as a person exporting a report would.
+	cfg.Reader.MaxRows = 1 << 30
+	if err := cfg.Reader.validate(); err != nil {
+		return err
+	}
+	w, err := store.Open(ctx, store.Config{Addr: cfg.Reader.Addr, User: cfg.WriterUser, Password: cfg.WriterPassword,
+		Database: cfg.Reader.Database, Logger: cfg.Logger, ReadTimeout: 30 * time.Minute})
+	if err != nil {
+		return err
+	}
+	defer w.Close()
+	db := cfg.Reader.Database
+	if cfg.Fresh {
+		if err := w.Conn().Exec(ctx, "DROP DATABASE IF EXISTS "+db); err != nil {
+			return fmt.Errorf("bench: drop %s: %w", db, err)
+		}
+	}
+	if _, err := w.Migrate(ctx); err != nil {
+		return err
+	}
+	var have uint64
+	if err := w.Conn().QueryRow(ctx, "SELECT count() FROM "+db+".events").Scan(&have); err != nil {
+		return err
+	}
+	if have < uint64(cfg.Events) {
+		if have > 0 {
+			return fmt.Errorf("bench: %s holds %d events, fewer than %d: rerun with --fresh", db, have, cfg.Events)
+		}
+		start := time.Now()
+		n, bytes, err := generate(ctx, w, cfg)
+		if err != nil {
+			return err
+		}
+		el := time.Since(start)
+		fmt.Fprintf(out, "generated %d events (%d MB of raw, %.0f B/event) into %s in %s (%.0f events/s)\n",
+			n, bytes>>20, float64(bytes)/float64(n), db, el.Round(time.Second), float64(n)/el.Seconds())
+		// Merge as production would have by the time anyone reports.
+		if err := w.Conn().Exec(ctx, "OPTIMIZE TABLE "+db+".events FINAL"); err != nil {
+			cfg.Logger.Warn("optimize", "err", err)
+		}
+		have = uint64(n)
+	}
+	q, err := Open(ctx, cfg.Reader)
+	if err != nil {
+		return err
+	}
+	defer q.Close()
+	all, err := Reports()
+	if err != nil {
+		return err
+	}
+	fullP := Period{From: BenchEnd.AddDate(0, 0, -cfg.Days), To: BenchEnd}
+	dayP := Period{From: BenchEnd.AddDate(0, 0, -1), To: BenchEnd}
+	fmt.Fprintf(out, "%d events over %d days (%s to %s), median of %d runs, read-only account %s\n\n",
+		have, cfg.Days, fullP.From.Format(time.DateOnly), fullP.To.Format(time.DateOnly), cfg.Runs, cfg.Reader.User)
+	// Rows are printed as they are measured: a month of reports at 10M
+	// events takes minutes, and a failing report must not hide the others.
+	line := func(name, period, rows, med, lo, hi, ok string) {
+		fmt.Fprintf(out, "%-20s %8s %8s %10s %10s %10s  %s\n", name, period, rows, med, lo, hi, ok)
+	}
+	line("report", "period", "rows", "median", "min", "max", "≤ 2 s")
+	failed := 0
+	for _, r := range all {
+		for _, p := range []struct {
+			name string
+			p    Period
+		}{{"1 day", dayP}, {fmt.Sprintf("%d days", cfg.Days), fullP}} {
+			var times []time.Duration
+			rows := 0
+			var rerr error
+			for i := 0; i < cfg.Runs && rerr == nil; i++ {
+				start := time.Now()
+				res, err := q.RunReport(ctx, r, p.p, nil)
+				if err != nil {
+					rerr = err
+					break
+				}
+				times = append(times, time.Since(start))
+				rows = len(res.Rows)
+			}
+			if rerr != nil {
+				failed++
+				line(r.Name, p.name, "-", "-", "-", "-", "FAILED: "+rerr.Error())
+				continue
+			}
+			line(r.Name, p.name, strconv.Itoa(rows), fmtMS(sortedMedian(times)), fmtMS(slices.Min(times)), fmtMS(slices.Max(times)), okMark(sortedMedian(times)))
+		}
+	}
+	var times []time.Duration
+	var rep *VerifyReport
+	for i := 0; i < cfg.Runs; i++ {
+		start := time.Now()
+		if rep, err = q.Verify(ctx, VerifyScope{Period: dayP}); err != nil {
+			return err
+		}
+		times = append(times, time.Since(start))
+	}
+	line("verify", "1 day", strconv.Itoa(rep.Events), fmtMS(sortedMedian(times)), fmtMS(slices.Min(times)), fmtMS(slices.Max(times)), "-")
+	fmt.Fprintf(out, "\nverify read %d rows: %d events in %d chains, %d breaks (rows = events verified)\n",
+		rep.Rows, rep.Events, rep.Chains, len(rep.Findings))
+	if failed > 0 {
+		return fmt.Errorf("bench: %d report runs failed", failed)
+	}
+	return nil
+}
+
+func sortedMedian(ts []time.Duration) time.Duration {
+	s := slices.Clone(ts)
+	slices.Sort(s)
+	return s[len(s)/2]
+}
+
+func fmtMS(d time.Duration) string { return strconv.FormatInt(d.Milliseconds(), 10) + " ms" }
+
+func okMark(d time.Duration) string {
+	if d <= 2*time.Second {
+		return "yes"
+	}
+	return "NO"
+}
+
+var benchCommands = []string{
+	"ls -la", "git status", "go test ./...", "go build ./...", "make", "npm test", "cat README.md",
+	"grep -rn TODO .", "git diff", "python3 -m pytest", "git push origin main", "rm -rf build",
+	"curl https://proxy.golang.org", "make deploy", "docker ps", "kubectl get pods", "pip install -r requirements.txt",
+	"cargo build", "sed -i s/a/b/ main.go", "find . -name '*.go'",
+}
+
+var benchHosts = []string{"proxy.golang.org", "registry.npmjs.org", "pypi.org", "github.com", "169.254.169.254", "evil.example.com", "10.0.0.5"}
+
+// generate writes cfg.Events real events (stamped chains, canonical raw)
+// in sessions of about 30 events, evenly over cfg.Days days.
+func generate(ctx context.Context, w *store.Store, cfg BenchConfig) (int, int64, error) {
+	const perSession = 30
+	sessions := cfg.Events / perSession
+	if sessions == 0 {
+		sessions = 1
+	}
+	batches := make(chan []store.EventRow, 4)
+	var genErr error
+	var errOnce sync.Once
+	var wg sync.WaitGroup
+	workers := 2
+	gctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var mu sync.Mutex
+	total, bytes := 0, int64(0)
+	for wk := 0; wk < workers; wk++ {
+		wg.Add(1)
+		go func(wk int) {
+			defer wg.Done()
+			ids, _ := events.NewIDGen(int64(100 + wk))
+			var batch []store.EventRow
+			for s := wk; s < sessions; s += workers {
+				mu.Lock()
+				done := total >= cfg.Events
+				mu.Unlock()
+				if done || gctx.Err() != nil {
+					break
+				}
+				rows, err := benchSession(s, sessions, cfg.Days, ids)
+				if err != nil {
+					errOnce.Do(func() { genErr = err; cancel() })
+					return
+				}
+				mu.Lock()
+				total += len(rows)
+				for _, r := range rows {
+					bytes += int64(len(r.Raw))
+				}
+				mu.Unlock()
+				batch = append(batch, rows...)
+				if len(batch) >= 50_000 {
+					select {
+					case batches <- batch:
+					case <-gctx.Done():
+						return
+					}
+					batch = nil
+				}
+			}
+			if len(batch) > 0 {
+				select {
+				case batches <- batch:
+				case <-gctx.Done():
+				}
+			}
+		}(wk)
+	}
+	go func() { wg.Wait(); close(batches) }()
+	inserted := 0
+	last := time.Now()
+	for b := range batches {
+		if err := insertRetry(ctx, w, b, cfg.Logger); err != nil {
+			errOnce.Do(func() { genErr = err; cancel() })
+			for range batches {
+			}
+			break
+		}
+		inserted += len(b)
+		if time.Since(last) > 10*time.Second {
+			cfg.Logger.Info("bench: inserting", "events", inserted)
+			last = time.Now()
+		}
+	}
+	if genErr != nil {
+		return 0, 0, genErr
+	}
+	return inserted, bytes, nil
+}
+
+// benchSession builds session s of n: a runner chain with tool calls and
+// their decisions, approvals on the approvals service's chain, egress, and
+// now and then an alert.
+func benchSession(s, n, days int, ids *events.IDGen) ([]store.EventRow, error) {
+	rng := rand.New(rand.NewPCG(uint64(s), 42))
+	span := time.Duration(days) * 24 * time.Hour
+	t := BenchEnd.Add(-span).Add(time.Duration(float64(span) * (float64(s) + rng.Float64()) / float64(n)))
+	sid := fmt.Sprintf("bench-%08d", s)
+	runner := fmt.Sprintf("runner-%d", s%8)
+	agent := []string{"claude-code", "codex", "aider", "goose"}[s%4]
+	policySHA := fmt.Sprintf("%064x", 1+s*4/n) // a new policy version each quarter of the period
+	chains := map[string]*events.Chain{}
+	var rows []store.EventRow
+	emit := func(chainRunner string, pl events.Payload, opts ...events.Option) (*events.Envelope, error) {
+		t = t.Add(time.Duration(50+rng.IntN(2000)) * time.Millisecond)
+		c := chains[chainRunner]
+		if c == nil {
+			c = events.NewChain(events.ChainKey{SessionID: sid, RunnerID: chainRunner})
+			chains[chainRunner] = c
+		}
+		env, err := events.New(pl, append([]events.Option{events.WithIDs(ids), events.WithTime(t), events.WithTenant("bench"),
+			events.WithSession(sid, chainRunner), events.WithAgent(agent, "1.0"), events.WithActor(events.ActorSystem, chainRunner)}, opts...)...)
+		if err != nil {
+			return nil, err
+		}
+		raw, err := c.StampAppend(nil, env)
+		if err != nil {
+			return nil, err
+		}
+		row, err := store.RowFromEvent(env, raw, store.Source{Topic: "bench"})
+		if err != nil {
+			return nil, err
+		}
+		rows = append(rows, row)
+		return env, nil
+	}
+	sum := fmt.Sprintf("%064x", s)
+	if _, err := emit(runner, events.SessionStarted{Workspace: "/srv/ws/" + sid, SandboxProfileSHA256: sum, SandboxProfile: "default",
+		Image: "localhost/agentaudit-sandbox:bench", Operator: "ops@bench", Mode: "mcp"}); err != nil {
+		return nil, err
+	}
+	policy := events.WithPolicy("default", policySHA)
+	for c := 0; c < 8; c++ {
+		tc := fmt.Sprintf("tc-%d-%d", s, c)
+		cmd := benchCommands[rng.IntN(len(benchCommands))]
+		if _, err := emit(runner, events.ToolCallRequested{ToolName: "shell", Arguments: events.ToolArguments{Command: cmd, Cwd: "/workspace"},
+			ArgumentsSHA256: sum}, events.WithToolCall(tc)); err != nil {
+			return nil, err
+		}
+		roll := rng.IntN(10)
+		run := true
+		switch {
+		case roll < 8:
+			_, err := emit(runner, events.PolicyDecision{Decision: events.DecisionAllow, ReasonCode: events.ReasonAllowlisted, RuleID: "fs/list",
+				ApprovalMode: events.ApprovalModeNone, Risk: events.RiskLow}, events.WithToolCall(tc), policy)
+			if err != nil {
+				return nil, err
+			}
+		case roll == 8:
+			if _, err := emit(runner, events.PolicyDecision{Decision: events.DecisionAsk, ReasonCode: events.ReasonNeedsApproval, RuleID: "deploy/any",
+				ApprovalMode: events.ApprovalModeRequired, Risk: events.RiskHigh}, events.WithToolCall(tc), policy); err != nil {
+				return nil, err
+			}
+			req, err := emit(runner, events.ApprovalRequested{Kind: events.ApprovalKindToolCall, Summary: cmd, Reason: "deploy", ReasonCode: events.ReasonNeedsApproval,
+				RuleID: "deploy/any", Risk: events.RiskHigh, Requester: events.Actor{Type: events.ActorAgent, ID: agent},
+				Scopes: []events.ApprovalScope{events.ScopeOnce}, ExpiresAt: events.At(t.Add(15 * time.Minute))}, events.WithToolCall(tc))
+			if err != nil {
+				return nil, err
+			}
+			outcome, code, d := events.ApprovalApproved, events.ReasonApproved, events.DecisionAllow
+			if rng.IntN(3) == 0 {
+				outcome, code, d, run = events.ApprovalDenied, events.ReasonApprovalDenied, events.DecisionDeny, false
+			}
+			if _, err := emit("approvals", events.ApprovalDecided{Decision: outcome, ReasonCode: code, Scope: events.ScopeOnce,
+				Approver: events.Actor{Type: events.ActorHuman, ID: "approver@bench"}, DecidedAt: events.At(t), KeyID: "k1",
+				Signature: "G+BLbZSPe2GoUxFjbo5SZfgGt60E00/6BrTmRe88Jw0sldpQibsEVR7JDsSYrOSmGGT1IxR3oOCIJkXuTThUBA=="},
+				events.WithApproval(req.EventID), events.WithToolCall(tc), events.WithActor(events.ActorHuman, "approver@bench")); err != nil {
+				return nil, err
+			}
+			if _, err := emit(runner, events.PolicyDecision{Decision: d, ReasonCode: code, RuleID: "deploy/any",
+				ApprovalMode: events.ApprovalModeOnce, Risk: events.RiskHigh}, events.WithToolCall(tc), events.WithApproval(req.EventID), policy); err != nil {
+				return nil, err
+			}
+		default:
+			run = false
+			if _, err := emit(runner, events.PolicyDecision{Decision: events.DecisionDeny, ReasonCode: events.ReasonDeniedByRule, RuleID: "net/deny",
+				ApprovalMode: events.ApprovalModeNone, Risk: events.RiskMedium}, events.WithToolCall(tc), policy); err != nil {
+				return nil, err
+			}
+		}
+		if run {
+			if _, err := emit(runner, events.ToolCallCompleted{ExitCode: rng.IntN(2), DurationMS: uint64(rng.IntN(10000)),
+				Stdout: events.Output{Length: 100, SHA256: sum, Text: "ok"}, Stderr: events.Output{SHA256: sum}}, events.WithToolCall(tc)); err != nil {
+				return nil, err
+			}
+		}
+	}
+	host := benchHosts[rng.IntN(len(benchHosts))]
+	d, code := events.DecisionAllow, events.ReasonAllowlisted
+	if host == "169.254.169.254" || host == "evil.example.com" || host == "10.0.0.5" {
+		d, code = events.DecisionDeny, events.ReasonDefaultDeny
+	}
+	if _, err := emit(runner, events.NetEgress{Phase: events.PhaseDecision, Host: host, Port: 443, Decision: d, ReasonCode: code}, events.WithPolicy("egress", egressPolicySHA)); err != nil {
+		return nil, err
+	}
+	if s%20 == 0 {
+		if _, err := emit("detect", events.AlertRaised{RuleID: "egress/denied", RuleVersion: "1", Severity: events.SeverityMedium, GroupKey: sid,
+			Count: 1, FirstSeen: events.At(t), LastSeen: events.At(t), MatchedEventIDs: []string{strconv.FormatUint(rows[len(rows)-1].EventID, 10)}, Message: "denied egress", Action: events.AlertNotify}); err != nil {
+			return nil, err
+		}
+	}
+	if _, err := emit(runner, events.SessionEnded{Reason: events.EndCompleted, DurationMS: 60000}); err != nil {
+		return nil, err
+	}
+	return rows, nil
+}
+
+// egressPolicySHA pins the one egress policy of the bench.
+var egressPolicySHA = fmt.Sprintf("%064x", 0xe)
+
+// insertRetry retries a batch while the server restarts (other tests on a
+// shared machine restart it). A batch that did land before the error is
+// stored twice: identical rows, which FINAL and verify count once.
+func insertRetry(ctx context.Context, w *store.Store, b []store.EventRow, log *slog.Logger) error {
+	var err error
+	for attempt := 0; attempt < 30; attempt++ {
+		if err = w.InsertEvents(ctx, b); err == nil {
+			return nil
+		}
+		log.Warn("bench: insert failed, retrying", "attempt", attempt+1, "err", err)
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(2 * time.Second):
+		}
+	}
+	return err
+}
