@@ -31,11 +31,18 @@ vet:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { echo "gofmt needed:"; gofmt -l $$(git ls-files '*.go'); exit 1; }
 	$(GO) vet -tags $(GOTAGS) ./...
 
-# Node packages that tests drive as independent peers (pinned by lock files).
+# Node packages that tests drive as independent peers, pinned by their lock
+# files. npm install (not ci) because it honours the lock yet tolerates
+# optional, platform-only packages the registry here does not serve; a stamp
+# of the lock's hash skips the install when nothing changed.
+NODE_DIRS := schemas/check internal/approvals/web/e2e cmd/runner/testdata/inspector
 test-deps:
-	@for d in schemas/check internal/approvals/web/e2e cmd/runner/testdata/inspector; do \
-		if [ -f $$d/package-lock.json ] && ! cmp -s $$d/package-lock.json $$d/node_modules/.package-lock.json; then \
-			echo "npm ci --prefix $$d"; npm ci --prefix $$d --no-audit --no-fund >/dev/null || exit 1; \
+	@for d in $(NODE_DIRS); do \
+		want=$$(sha256sum $$d/package-lock.json | cut -d' ' -f1); \
+		if [ "$$(cat $$d/node_modules/.lock.sha256 2>/dev/null)" != "$$want" ]; then \
+			echo "npm install --prefix $$d"; \
+			npm install --prefix $$d --no-audit --no-fund --loglevel=error >/dev/null || exit 1; \
+			echo $$want > $$d/node_modules/.lock.sha256; \
 		fi; \
 	done
 
