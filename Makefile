@@ -5,7 +5,7 @@ GOTAGS  := remote,containers_image_openpgp,exclude_graphdriver_btrfs,exclude_gra
 GO      := CGO_ENABLED=0 go
 GOFLAGS_TEST := -tags $(GOTAGS) -count=1 -p 2 -timeout 30m
 
-.PHONY: all demo build up down status test vet unit test-deps fuzz bench bench-runner bench-detect clean
+.PHONY: all demo build up down status test vet unit test-deps fuzz bench bench-runner bench-detect bench-ingest clean
 
 all: build
 
@@ -63,6 +63,9 @@ bench:
 	$(GO) test -tags $(GOTAGS) -run '^$$' -bench . -benchmem ./...
 
 # Whole-system benchmarks: each prints the peer's figure from the same run.
+bench-ingest: build
+	set -a; . .testenv/env; set +a; bin/ingest bench -n $${N:-1000000} -runs $${RUNS:-1}
+
 bench-detect: build
 	set -a; . .testenv/env; set +a; bin/detect bench --rate 20000 --duration 30s
 

@@ -66,8 +66,11 @@ func (s *Store) InsertEvents(ctx context.Context, rows []EventRow) error {
 	if len(rows) == 0 {
 		return nil
 	}
-	now := time.Now().UTC()
-	return s.insert(ctx, "events", eventColumns, len(rows), func(i int) []any { return rows[i].values(now) })
+	b := NewEventBlock(len(rows))
+	for i := range rows {
+		b.Append(&rows[i])
+	}
+	return s.InsertEventBlocks(ctx, b)
 }
 
 var dlqColumns = []string{

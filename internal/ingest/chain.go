@@ -1,0 +1,323 @@
+package ingest
+
+import (
+	"fmt"
+	"slices"
+	"sort"
+	"time"
+
+	"github.com/agentaudit/agentaudit/internal/events"
+	"github.com/agentaudit/agentaudit/internal/store"
+)
+
+// Break kinds the checker records beyond store's (gap, reorder, edit,
+// wrong_prev, duplicate_seq).
+const breakBadStart = "bad_start" // seq 1 whose prev_hash is not the genesis hash
+
+// link is what the chain checker needs of an event: its place in its chain,
+// whether its content matches its hash (checked by the decode workers), and
+// where it came from.
+type link struct {
+	key     events.ChainKey
+	seq     uint64
+	prev    string
+	hash    string
+	eventID uint64
+	tenant  string
+	time    time.Time
+	src     store.Source
+	editOK  bool
+}
+
+// chainSeq names one event position, for storage look-ups.
+type chainSeq struct {
+	key events.ChainKey
+	seq uint64
+}
+
+// stored is an event of a chain as the events table has it.
+type stored struct {
+	hash    string
+	eventID uint64
+}
+
+type chainState struct {
+	known    bool
+	seq      uint64
+	hash     string
+	id       uint64
+	parked   []link // by seq; each waits for its predecessor
+	since    time.Time
+	lookedUp bool        // parked[0]'s predecessor was looked up once already
+	gaps     [][2]uint64 // recently reported gaps [from, to), to tell a late event
+	last     time.Time
+}
+
+// checker checks hash-chain links across batches. It is used by the flush
+// loop only, so it needs no lock.
+type checker struct {
+	grace   time.Duration
+	started time.Time
+	// caughtUp reports whether every consumed partition was read to its
+	// high watermark at the last fetch. A missing predecessor may still be
+	// on its way from a partition that lags, so grace only runs out while
+	// the consumer is caught up.
+	caughtUp  func() bool
+	m         *metrics
+	chains    map[events.ChainKey]*chainState
+	parked    int
+	maxChains int
+	suspects  []link // seq at or behind the head: compared with storage
+	breaks    []store.ChainBreak
+}
+
+func newChecker(grace time.Duration, m *metrics) *checker {
+	return &checker{grace: grace, m: m, chains: map[events.ChainKey]*chainState{}, maxChains: 200_000,
+		started: time.Now(), caughtUp: func() bool { return true }}
+}
+
+// add checks the next event of a chain in consumption order.
+func (c *checker) add(l link, now time.Time) {
+	st := c.chains[l.key]
+	if st == nil {
+		st = &chainState{}
+		c.chains[l.key] = st
+	}
+	st.last = now
+	if !st.known {
+		if l.seq == 1 {
+			c.apply(st, l, true)
+			c.drain(st)
+			return
+		}
+		c.park(st, l, now)
+		return
+	}
+	c.next(st, l, now)
+}
+
+// next places l against a known head.
+func (c *checker) next(st *chainState, l link, now time.Time) {
+	switch {
+	case l.seq == st.seq+1:
+		c.apply(st, l, true)
+		c.drain(st)
+	case l.seq > st.seq+1:
+		c.park(st, l, now)
+	case l.seq == st.seq && l.eventID == st.id && l.hash == st.hash:
+		c.m.redelivered.Inc()
+	default:
+		c.suspects = append(c.suspects, l)
+	}
+}
+
+// apply advances the chain to l, recording what is wrong with l's content
+// or (when linked) its link to the head.
+func (c *checker) apply(st *chainState, l link, linked bool) {
+	switch {
+	case !l.editOK:
+		c.record(l, store.BreakEdit, st.seq+1, "", "", "content does not match its hash")
+	case !linked:
+	case l.seq == 1 && l.prev != events.GenesisHash:
+		c.record(l, breakBadStart, 1, events.GenesisHash, l.prev, "seq 1 with a prev_hash other than the genesis hash")
+	case l.seq > 1 && l.prev != st.hash:
+		c.record(l, store.BreakWrongPrev, st.seq+1, st.hash, l.prev, fmt.Sprintf("prev_hash is not the hash of seq %d", st.seq))
+	}
+	st.known, st.seq, st.hash, st.id = true, l.seq, l.hash, l.eventID
+}
+
+// drain applies parked events that now follow the head.
+func (c *checker) drain(st *chainState) {
+	for len(st.parked) > 0 && st.parked[0].seq <= st.seq+1 {
+		l := st.parked[0]
+		st.parked = st.parked[1:]
+		c.parked--
+		// The chain moved: what is still parked gets a fresh grace.
+		st.lookedUp, st.since = false, st.last
+		c.next(st, l, st.last)
+	}
+	if len(st.parked) == 0 {
+		st.parked = nil
+	}
+	c.m.parked.Set(float64(c.parked))
+}
+
+func (c *checker) park(st *chainState, l link, now time.Time) {
+	i := sort.Search(len(st.parked), func(i int) bool { return st.parked[i].seq >= l.seq })
+	if i < len(st.parked) && st.parked[i].seq == l.seq {
+		if st.parked[i].hash == l.hash && st.parked[i].eventID == l.eventID {
+			c.m.redelivered.Inc()
+			return
+		}
+		c.suspects = append(c.suspects, l)
+		return
+	}
+	if len(st.parked) == 0 {
+		st.since = now
+	}
+	st.parked = slices.Insert(st.parked, i, l)
+	c.parked++
+	c.m.parked.Set(float64(c.parked))
+}
+
+// lookups returns the positions to read from storage now: the predecessor
+// of the first parked event of chains never seen before (at once, to resume
+// after a restart) and of chains parked for longer than the grace (or all,
+// when force), and the positions of suspects.
+func (c *checker) lookups(now time.Time, force bool) []chainSeq {
+	var out []chainSeq
+	for k, st := range c.chains {
+		if len(st.parked) == 0 {
+			continue
+		}
+		if force || c.expired(st, now) || c.resuming(st, now) {
+			out = append(out, chainSeq{k, st.parked[0].seq - 1})
+		}
+	}
+	for _, l := range c.suspects {
+		out = append(out, chainSeq{l.key, l.seq})
+	}
+	return out
+}
+
+// expired: st's first parked event waited the grace while the consumer
+// was caught up, or ten times the grace in any case (a consumer that never
+// quite catches up must still report gaps and move its commits).
+func (c *checker) expired(st *chainState, now time.Time) bool {
+	waited := now.Sub(st.since)
+	return waited >= c.grace && c.caughtUp() || waited >= 10*c.grace
+}
+
+// resuming: a chain first seen mid-way in the first grace after start is
+// looked up at once, to continue from what an earlier run stored. Later,
+// a chain first seen mid-way is far more often one whose start is still
+// on its way on the other topic, and it waits like any parked event (the
+// look-ups scan the events table).
+func (c *checker) resuming(st *chainState, now time.Time) bool {
+	return !st.known && !st.lookedUp && now.Sub(c.started) < c.grace
+}
+
+// resolve uses what storage returned for lookups: resumes chains from a
+// stored predecessor, reports gaps for chains past their grace, and
+// classifies suspects.
+func (c *checker) resolve(found map[chainSeq][]stored, now time.Time, force bool) {
+	for _, st := range c.chains {
+		if len(st.parked) == 0 {
+			continue
+		}
+		first := st.parked[0]
+		expired := force || c.expired(st, now)
+		if !expired && !c.resuming(st, now) {
+			continue
+		}
+		if pred := found[chainSeq{first.key, first.seq - 1}]; len(pred) > 0 {
+			// An earlier run ingested the predecessor: continue from it.
+			p := pred[0]
+			for _, s := range pred {
+				if s.hash == first.prev {
+					p = s
+				}
+			}
+			st.known, st.seq, st.hash, st.id = true, first.seq-1, p.hash, p.eventID
+			c.drain(st)
+			continue
+		}
+		if !expired {
+			st.lookedUp = true
+			continue
+		}
+		want := uint64(1)
+		if st.known {
+			want = st.seq + 1
+		}
+		c.record(first, store.BreakGap, want, "", "", fmt.Sprintf("seq %d..%d missing after %s", want, first.seq-1, c.grace))
+		st.gaps = append(st.gaps, [2]uint64{want, first.seq})
+		if len(st.gaps) > 4 {
+			st.gaps = st.gaps[1:]
+		}
+		st.parked = st.parked[1:]
+		c.parked--
+		c.apply(st, first, false)
+		c.drain(st)
+	}
+	for _, l := range c.suspects {
+		st := c.chains[l.key]
+		other := ""
+		for _, s := range found[chainSeq{l.key, l.seq}] {
+			if s.hash != l.hash {
+				other = s.hash
+			}
+		}
+		late := false
+		for _, g := range st.gaps {
+			late = late || (l.seq >= g[0] && l.seq < g[1])
+		}
+		switch {
+		case other != "":
+			c.record(l, store.BreakDuplicateSeq, l.seq, other, l.hash, fmt.Sprintf("another event with seq %d is stored (hash %s)", l.seq, other))
+		case late:
+			c.record(l, store.BreakReorder, st.seq+1, "", "", fmt.Sprintf("seq %d arrived after the chain went on to seq %d", l.seq, st.seq))
+		default:
+			c.m.redelivered.Inc()
+		}
+	}
+	c.suspects = c.suspects[:0]
+	c.m.parked.Set(float64(c.parked))
+	c.evict()
+}
+
+// evict forgets the least recently seen chains without parked events when
+// there are too many; a forgotten chain seen again resumes from storage.
+func (c *checker) evict() {
+	if len(c.chains) <= c.maxChains {
+		return
+	}
+	var lasts []time.Time
+	for _, st := range c.chains {
+		if len(st.parked) == 0 {
+			lasts = append(lasts, st.last)
+		}
+	}
+	drop := len(c.chains) - c.maxChains*3/4
+	if drop <= 0 || len(lasts) == 0 {
+		return
+	}
+	slices.SortFunc(lasts, func(a, b time.Time) int { return a.Compare(b) })
+	cut := lasts[min(drop, len(lasts))-1]
+	for k, st := range c.chains {
+		if len(st.parked) == 0 && !st.last.After(cut) {
+			delete(c.chains, k)
+		}
+	}
+}
+
+// parkedFloor returns, per partition, the offset of the oldest parked
+// event: commits must stay below it so a restart redelivers it.
+func (c *checker) parkedFloor() map[topicPartition]int64 {
+	out := map[topicPartition]int64{}
+	for _, st := range c.chains {
+		for _, l := range st.parked {
+			tp := topicPartition{l.src.Topic, l.src.Partition}
+			if o, ok := out[tp]; !ok || l.src.Offset < o {
+				out[tp] = l.src.Offset
+			}
+		}
+	}
+	return out
+}
+
+func (c *checker) record(l link, kind string, want uint64, wantPrev, gotPrev, detail string) {
+	c.m.breaks.WithLabelValues(kind).Inc()
+	c.breaks = append(c.breaks, store.ChainBreak{
+		EventTime: l.time, Tenant: l.tenant, SessionID: l.key.SessionID, RunnerID: l.key.RunnerID,
+		Kind: kind, EventID: l.eventID, ExpectedSeq: want, GotSeq: l.seq,
+		ExpectedPrevHash: wantPrev, GotPrevHash: gotPrev, Detail: detail, Source: l.src,
+	})
+}
+
+// takeBreaks returns and forgets the breaks recorded so far.
+func (c *checker) takeBreaks() []store.ChainBreak {
+	b := c.breaks
+	c.breaks = nil
+	return b
+}

@@ -1,0 +1,172 @@
+package ingest
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/agentaudit/agentaudit/internal/events"
+	"github.com/agentaudit/agentaudit/internal/store"
+)
+
+var testKey = events.ChainKey{SessionID: "s1", RunnerID: "r1"}
+
+func h(n int) string { return fmt.Sprintf("%064d", n) }
+
+// lk is event seq of testKey linked to seq-1, with content hash h(seq).
+func lk(seq int) link {
+	prev := events.GenesisHash
+	if seq > 1 {
+		prev = h(seq - 1)
+	}
+	return link{key: testKey, seq: uint64(seq), prev: prev, hash: h(seq), eventID: uint64(1000 + seq), editOK: true,
+		src: sourceAt(int64(seq))}
+}
+
+func sourceAt(off int64) store.Source { return store.Source{Topic: "t", Offset: off} }
+
+// step is one thing that happens to the checker: an event, or a flush at
+// a time after the start with what storage holds.
+type step struct {
+	add    *link
+	flush  time.Duration
+	stored map[chainSeq][]stored
+	force  bool
+}
+
+func add(l link) step { return step{add: &l} }
+func flushAt(d time.Duration, stored map[chainSeq][]stored) step {
+	return step{flush: d, stored: stored}
+}
+
+func TestCheckerBreaks(t *testing.T) {
+	edited := lk(2)
+	edited.editOK = false
+	wrongPrev := lk(2)
+	wrongPrev.prev = h(99)
+	badStart := lk(1)
+	badStart.prev = h(7)
+	other2 := lk(2)
+	other2.hash, other2.eventID = h(222), 2222
+	at := func(seq int) chainSeq { return chainSeq{testKey, uint64(seq)} }
+	tests := []struct {
+		name       string
+		steps      []step
+		want       []string // kind@seq
+		parkedLeft int
+	}{
+		{"whole chain", []step{add(lk(1)), add(lk(2)), add(lk(3)), flushAt(0, nil)}, nil, 0},
+		{"other topic late, within grace", []step{add(lk(1)), add(lk(3)), add(lk(4)), flushAt(0, nil), add(lk(2)), flushAt(0, nil)}, nil, 0},
+		{"gap after grace", []step{add(lk(1)), add(lk(2)), add(lk(4)), flushAt(0, nil), flushAt(2*time.Second, nil)}, []string{"gap@4"}, 0},
+		{"parked until grace", []step{add(lk(1)), add(lk(3)), flushAt(500*time.Millisecond, nil)}, nil, 1},
+		{"edit", []step{add(lk(1)), add(edited), add(lk(3)), flushAt(0, nil)}, []string{"edit@2"}, 0},
+		{"wrong_prev", []step{add(lk(1)), add(wrongPrev), add(lk(3)), flushAt(0, nil)}, []string{"wrong_prev@2"}, 0},
+		{"bad_start", []step{add(badStart), add(lk(2)), flushAt(0, nil)}, []string{"bad_start@1"}, 0},
+		{"resume from storage after restart", []step{add(lk(5)), add(lk(6)), flushAt(0, map[chainSeq][]stored{at(4): {{h(4), 1004}}})}, nil, 0},
+		{"first seen mid-chain, nothing stored, then gap", []step{add(lk(5)), flushAt(0, nil), flushAt(3*time.Second, nil)}, []string{"gap@5"}, 0},
+		{"redelivered head", []step{add(lk(1)), add(lk(2)), add(lk(2)), flushAt(0, nil)}, nil, 0},
+		{"redelivered older event", []step{add(lk(1)), add(lk(2)), add(lk(3)), add(lk(2)), flushAt(0, map[chainSeq][]stored{at(2): {{h(2), 1002}}})}, nil, 0},
+		{"second event with a seen seq", []step{add(lk(1)), add(lk(2)), add(lk(3)), add(other2),
+			flushAt(0, map[chainSeq][]stored{at(2): {{h(2), 1002}, {h(222), 2222}}})}, []string{"duplicate_seq@2"}, 0},
+		{"late after a gap", []step{add(lk(1)), add(lk(3)), flushAt(2*time.Second, nil), add(lk(2)),
+			flushAt(2*time.Second, map[chainSeq][]stored{at(2): {{h(2), 1002}}})}, []string{"gap@3", "reorder@2"}, 0},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			c := newChecker(time.Second, newMetrics())
+			t0 := time.Unix(1_700_000_000, 0)
+			var got []string
+			for _, s := range tc.steps {
+				if s.add != nil {
+					c.add(*s.add, t0)
+					continue
+				}
+				now := t0.Add(s.flush)
+				want := c.lookups(now, s.force)
+				found := map[chainSeq][]stored{}
+				for _, w := range want {
+					if v, ok := s.stored[w]; ok {
+						found[w] = v
+					}
+				}
+				c.resolve(found, now, s.force)
+				for _, b := range c.takeBreaks() {
+					got = append(got, fmt.Sprintf("%s@%d", b.Kind, b.GotSeq))
+				}
+			}
+			if diff := cmp.Diff(tc.want, got); diff != "" {
+				t.Errorf("breaks (-want +got):\n%s", diff)
+			}
+			if c.parked != tc.parkedLeft {
+				t.Errorf("parked = %d, want %d", c.parked, tc.parkedLeft)
+			}
+		})
+	}
+}
+
+// TestParkedFloorHoldsCommits: a parked event keeps its partition's commit
+// below it, so a restart redelivers it.
+func TestParkedFloorHoldsCommits(t *testing.T) {
+	c := newChecker(time.Second, newMetrics())
+	now := time.Now()
+	c.add(lk(1), now)
+	c.add(lk(3), now)
+	want := map[topicPartition]int64{{"t", 0}: 3}
+	if diff := cmp.Diff(want, c.parkedFloor()); diff != "" {
+		t.Errorf("floor (-want +got):\n%s", diff)
+	}
+	c.add(lk(2), now)
+	if got := c.parkedFloor(); len(got) != 0 {
+		t.Errorf("floor after the gap filled = %v, want none", got)
+	}
+}
+
+func TestDedup(t *testing.T) {
+	d := newDedup(4)
+	type r struct {
+		fp    uint64
+		known bool
+	}
+	var got []r
+	for _, x := range []struct{ id, fp uint64 }{{1, 10}, {1, 10}, {1, 11}, {2, 20}, {3, 30}, {4, 40}, {1, 12}, {5, 50}, {6, 60}, {7, 70}, {1, 13}} {
+		fp, ok := d.check(x.id, x.fp)
+		got = append(got, r{fp, ok})
+	}
+	want := []r{{10, false}, {10, true}, {10, true}, {20, false}, {30, false}, {40, false}, {10, true}, {50, false}, {60, false}, {70, false}, {13, false}}
+	if diff := cmp.Diff(want, got, cmp.AllowUnexported(r{})); diff != "" {
+		t.Errorf("(-want +got):\n%s", diff)
+	}
+}
+
+// TestContentOK: the fast content check agrees with events.ComputeHash on
+// every example, edited or not, canonical or not.
+func TestContentOK(t *testing.T) {
+	for _, rec := range sessions(t, events.DefaultTopics, 1, "hash") {
+		for _, v := range []struct {
+			name string
+			raw  string
+		}{
+			{"canonical", string(rec.Value)},
+			{"edited", strings.Replace(string(rec.Value), `"tenant":"acme"`, `"tenant":"acmx"`, 1)},
+			{"whitespace", strings.Replace(string(rec.Value), `{"actor":`, `{ "actor" :`, 1)},
+		} {
+			env, err := events.Decode([]byte(v.raw))
+			if err != nil {
+				t.Fatalf("%s: %v", v.name, err)
+			}
+			want, err := events.ComputeHash(env)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := contentOK([]byte(v.raw), env); got != (want == env.Hash) {
+				t.Errorf("%s %s: contentOK = %v, ComputeHash says %v", env.EventType, v.name, got, want == env.Hash)
+			}
+			if v.name == "canonical" && !fastHashOK([]byte(v.raw), env.PrevHash, env.Hash) {
+				t.Errorf("%s: the fast path missed a canonical event", env.EventType)
+			}
+		}
+	}
+}

@@ -1,0 +1,44 @@
+// Package ingest loads audit events from Kafka into ClickHouse.
+//
+// Run joins a consumer group over the events and approvals topics and
+// moves every record through four stages:
+//
+//  1. poll: records are fetched in polls of up to Config.BatchRows;
+//  2. decode: workers (Config.Workers) re-validate each record with
+//     events.Decode, flatten it with store.RowFromEvent and check that its
+//     content matches its own hash; these run in parallel;
+//  3. batch: in consumption order, valid rows are gathered into a batch
+//     that is cut at Config.BatchRows rows or Config.BatchWait after its
+//     first record, whichever comes first; invalid records (and events
+//     that reuse a recently seen event_id with other content) become
+//     dead letters;
+//  4. flush: one batch at a time, in order: store.InsertEvents; the dead
+//     letters are produced to the DLQ topic (acks=all) and inserted into
+//     dlq_events; the chain links are checked and breaks inserted into
+//     chain_breaks; only then are the batch's offsets committed.
+//
+// Every ClickHouse or Kafka write is retried with back-off until it
+// succeeds or the process is told to stop; nothing is committed before the
+// writes it covers were accepted, so a crash at any point redelivers
+// instead of losing, and redelivered events collapse in ClickHouse
+// (ReplacingMergeTree keyed by event_id and hash: query with FINAL).
+//
+// # Chain checking
+//
+// A chain (session_id, runner_id) may travel on two topics (a runner's
+// approval events go to the approvals topic), so events of one chain do
+// not arrive in seq order. The checker therefore parks an event whose
+// predecessor has not arrived yet. A parked event is resolved when its
+// predecessor arrives, or after Config.ChainGrace: then the predecessor
+// (seq-1) is looked up in ClickHouse (it is there when an earlier run
+// ingested it), and if it is missing a gap is recorded. A chain first seen
+// at seq > 1 (for example after a restart) is resumed the same way, from
+// its stored predecessor, so a restart does not produce false breaks.
+// Offsets are committed only below the oldest parked event of each
+// partition, so parked events are redelivered, not forgotten, after a
+// restart. The content check (hash = sha256(prev_hash || canonical event))
+// runs in the decode workers with events.ComputeHash; the checker keeps
+// only (seq, prev_hash, hash, id) per parked event. Kinds recorded:
+// gap, reorder, edit, wrong_prev, duplicate_seq, bad_start. An identical
+// event delivered twice is a redelivery, counted but not a break.
+package ingest
