@@ -5,7 +5,7 @@ GOTAGS  := remote,containers_image_openpgp,exclude_graphdriver_btrfs,exclude_gra
 GO      := CGO_ENABLED=0 go
 GOFLAGS_TEST := -tags $(GOTAGS) -count=1 -p 2 -timeout 30m
 
-.PHONY: all demo build up down status test vet unit test-deps fuzz bench bench-runner bench-detect bench-ingest clean
+.PHONY: all demo build up down status test faults vet unit test-deps fuzz bench bench-runner bench-detect bench-ingest clean
 
 all: build
 
@@ -55,6 +55,11 @@ test: vet test-deps
 	$(GO) test -tags $(GOTAGS),chdb -count=1 -run Chdb ./internal/store/
 	$(GO) run -tags $(GOTAGS) ./cmd/detect test rules/
 	$(GO) test -tags $(GOTAGS) -count=1 -p 1 -timeout 30m -run '^TestFault' ./...
+
+# The fault tests alone (they also run at the end of make test): services
+# stopped and restarted under load, one package at a time.
+faults: test-deps
+	$(GO) test -tags $(GOTAGS) -count=1 -p 1 -timeout 30m -v -run '^TestFault' ./... | grep -E '^(=== RUN|--- |ok|FAIL|PASS)|sent|stored'
 
 unit:
 	$(GO) test -tags $(GOTAGS) -count=1 -short ./...
