@@ -49,6 +49,31 @@ type capture struct {
 	prg  cel.Program
 }
 
+// checkHeader checks the fields every kind of rule shares, reporting through
+// fail, and returns the action with its default filled in. versionHint ends
+// the version message.
+func checkHeader(fail func(int, string, ...any), line int, id, version, title string, sev events.Severity, action Action, versionHint string) Action {
+	if !ruleIDPattern.MatchString(id) || len(id) > 128 {
+		fail(line, "rule id %q must be lower-case letters, digits and . _ / - (at most 128)", id)
+	}
+	if !versionPattern.MatchString(version) || len(version) > 64 {
+		fail(line, "rule %s: version %q must be letters, digits and . _ -%s", id, version, versionHint)
+	}
+	if title == "" {
+		fail(line, "rule %s: title is required", id)
+	}
+	if !slices.Contains(severities, sev) {
+		fail(line, "rule %s: severity %q is not one of info, low, medium, high, critical", id, sev)
+	}
+	if action == "" {
+		action = ActionAlert
+	}
+	if !slices.Contains([]Action{ActionAlert, ActionHoldSession, ActionRequestApproval}, action) {
+		fail(line, "rule %s: action %q is not one of alert, hold_session, request_approval", id, action)
+	}
+	return action
+}
+
 // compileRule checks a rule document and compiles it. Errors carry lines.
 func (c *celEnv) compileRule(file string, line int, d *ruleDoc) (*Rule, []*LoadError) {
 	var errs []*LoadError
@@ -70,24 +95,7 @@ func (c *celEnv) compileRule(file string, line int, d *ruleDoc) (*Rule, []*LoadE
 		Severity: events.Severity(d.Severity), Tags: d.Tags, Enabled: d.Enabled == nil || *d.Enabled,
 		Action: Action(d.Action), File: file, Line: line, Kind: KindMatch,
 	}
-	if !ruleIDPattern.MatchString(d.ID) || len(d.ID) > 128 {
-		fail(line, "rule id %q must be lower-case letters, digits and . _ / - (at most 128)", d.ID)
-	}
-	if !versionPattern.MatchString(d.Version) || len(d.Version) > 64 {
-		fail(line, "rule %s: version %q must be letters, digits and . _ - (quote numbers: \"1\")", d.ID, d.Version)
-	}
-	if d.Title == "" {
-		fail(line, "rule %s: title is required", d.ID)
-	}
-	if !slices.Contains(severities, r.Severity) {
-		fail(line, "rule %s: severity %q is not one of info, low, medium, high, critical", d.ID, d.Severity)
-	}
-	if r.Action == "" {
-		r.Action = ActionAlert
-	}
-	if !slices.Contains([]Action{ActionAlert, ActionHoldSession, ActionRequestApproval}, r.Action) {
-		fail(line, "rule %s: action %q is not one of alert, hold_session, request_approval", d.ID, d.Action)
-	}
+	r.Action = checkHeader(fail, line, d.ID, d.Version, d.Title, r.Severity, r.Action, ` (quote numbers: "1")`)
 	if d.Window != nil && d.Sequence != nil {
 		fail(line, "rule %s: a rule has a window or a sequence, not both", d.ID)
 		return nil, errs

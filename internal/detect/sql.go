@@ -82,24 +82,7 @@ func compileSQLRule(file string, line int, d *sqlRuleDoc) (*SQLRule, []*LoadErro
 		Action: Action(d.Action), Schedule: time.Duration(d.Schedule), Lookback: time.Duration(d.Lookback),
 		MinCount: d.MinCount, File: file, Line: line,
 	}
-	if !ruleIDPattern.MatchString(d.ID) || len(d.ID) > 128 {
-		fail(line, "rule id %q must be lower-case letters, digits and . _ / - (at most 128)", d.ID)
-	}
-	if !versionPattern.MatchString(d.Version) || len(d.Version) > 64 {
-		fail(line, "rule %s: version %q must be letters, digits and . _ -", d.ID, d.Version)
-	}
-	if d.Title == "" {
-		fail(line, "rule %s: title is required", d.ID)
-	}
-	if !slices.Contains(severities, r.Severity) {
-		fail(line, "rule %s: severity %q is not one of info, low, medium, high, critical", d.ID, d.Severity)
-	}
-	if r.Action == "" {
-		r.Action = ActionAlert
-	}
-	if !slices.Contains([]Action{ActionAlert, ActionHoldSession, ActionRequestApproval}, r.Action) {
-		fail(line, "rule %s: action %q is not one of alert, hold_session, request_approval", d.ID, d.Action)
-	}
+	r.Action = checkHeader(fail, line, d.ID, d.Version, d.Title, r.Severity, r.Action, "")
 	if r.Schedule < time.Second {
 		fail(line, "rule %s: schedule must be at least 1s", d.ID)
 	}
