@@ -1,7 +1,6 @@
 package demo
 
 import (
-	"bufio"
 	"errors"
 	"fmt"
 	"io"
@@ -10,8 +9,9 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
-	"strings"
 	"time"
+
+	"github.com/agentaudit/agentaudit/internal/testenv/envfile"
 )
 
 // ErrConfig reports a configuration the demo cannot run with; the message
@@ -75,7 +75,7 @@ func (c *Config) validate() error {
 		return fmt.Errorf("%w: %s: %s", ErrConfig, field, fmt.Sprintf(format, args...))
 	}
 	if c.Root == "" {
-		root, err := findRoot()
+		root, err := envfile.Root()
 		if err != nil {
 			return bad("Root", "%v", err)
 		}
@@ -109,7 +109,7 @@ func (c *Config) validate() error {
 		return bad("Prefix", "%q: lower-case letters, digits, . _ -", c.Prefix)
 	}
 	if c.Env == nil {
-		env, err := loadEnv(filepath.Join(c.Root, ".testenv", "env"))
+		env, err := envfile.Load(envfile.Path(c.Root))
 		if err != nil {
 			return bad("Env", "%v (run testenv/up)", err)
 		}
@@ -149,52 +149,6 @@ func (c *Config) validate() error {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
 	return nil
-}
-
-// findRoot returns the nearest parent of the working directory with go.mod.
-func findRoot() (string, error) {
-	dir, err := os.Getwd()
-	if err != nil {
-		return "", err
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return dir, nil
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", errors.New("no go.mod above the working directory")
-		}
-		dir = parent
-	}
-}
-
-// loadEnv reads the `export K=V` lines testenv/up writes; the process
-// environment wins where both name a variable.
-func loadEnv(path string) (map[string]string, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	env := map[string]string{}
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		line := strings.TrimSpace(sc.Text())
-		if line == "" || strings.HasPrefix(line, "#") {
-			continue
-		}
-		k, v, ok := strings.Cut(strings.TrimPrefix(line, "export "), "=")
-		if ok {
-			env[k] = strings.Trim(v, `"'`)
-		}
-	}
-	for k := range env {
-		if v := os.Getenv(k); v != "" {
-			env[k] = v
-		}
-	}
-	return env, sc.Err()
 }
 
 func portFree(addr string) bool {

@@ -3,16 +3,16 @@
 package testenv
 
 import (
-	"bufio"
 	"fmt"
 	"net"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/agentaudit/agentaudit/internal/testenv/envfile"
 )
 
 // StartCommand is what a developer runs to start every service.
@@ -26,20 +26,11 @@ var (
 
 // Root returns the repository root: the nearest parent holding go.mod.
 func Root() (string, error) {
-	dir, err := os.Getwd()
+	root, err := envfile.Root()
 	if err != nil {
-		return "", err
+		return "", fmt.Errorf("testenv: %w", err)
 	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return dir, nil
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", fmt.Errorf("testenv: no go.mod above the working directory")
-		}
-		dir = parent
-	}
+	return root, nil
 }
 
 // Env returns the variables written by testenv/up into .testenv/env,
@@ -52,28 +43,15 @@ func Env() (map[string]string, error) {
 			loadErr = err
 			return
 		}
-		path := filepath.Join(root, ".testenv", "env")
-		f, err := os.Open(path)
+		env, err := envfile.Load(envfile.Path(root))
 		if err != nil {
 			loadErr = fmt.Errorf("testenv: %w (run %s)", err, StartCommand)
 			return
 		}
-		defer f.Close()
-		sc := bufio.NewScanner(f)
-		for sc.Scan() {
-			line := strings.TrimSpace(sc.Text())
-			if line == "" || strings.HasPrefix(line, "#") {
-				continue
-			}
-			line = strings.TrimPrefix(line, "export ")
-			k, v, ok := strings.Cut(line, "=")
-			if !ok {
-				continue
-			}
-			loaded[k] = strings.Trim(v, `"'`)
-		}
-		loadErr = sc.Err()
+		loaded = env
 	})
+	// The process environment is read again on every call: a test may set
+	// a variable after the file was loaded.
 	out := make(map[string]string, len(loaded))
 	for k, v := range loaded {
 		out[k] = v
