@@ -14,18 +14,18 @@ import (
 
 // Reason codes the proxy adds to the policy's own.
 const (
-	ReasonApproved           = "approved"
-	ReasonApprovedForSession = "approved_for_session"
-	ReasonApprovalDenied     = "approval_denied"
-	ReasonApprovalExpired    = "approval_expired"
-	ReasonNeverAsk           = "never_ask"
-	ReasonAuditUnavailable   = "audit_unavailable"
-	ReasonSNIMismatch        = "sni_mismatch"
-	ReasonConnectionLimit    = "connection_limit"
-	ReasonHeaderTooLarge     = "header_too_large"
-	ReasonIdleTimeout        = "idle_timeout"
-	ReasonUpstreamError      = "upstream_error"
-	ReasonTimeout            = "timeout"
+	ReasonApproved           = string(events.ReasonApproved)
+	ReasonApprovedForSession = string(events.ReasonApprovedForSession)
+	ReasonApprovalDenied     = string(events.ReasonApprovalDenied)
+	ReasonApprovalExpired    = string(events.ReasonApprovalExpired)
+	ReasonNeverAsk           = string(events.ReasonNeverAsk)
+	ReasonAuditUnavailable   = string(events.ReasonAuditUnavailable)
+	ReasonSNIMismatch        = string(events.ReasonSNIMismatch)
+	ReasonConnectionLimit    = string(events.ReasonConnectionLimit)
+	ReasonHeaderTooLarge     = string(events.ReasonHeaderTooLarge)
+	ReasonIdleTimeout        = string(events.ReasonIdleTimeout)
+	ReasonUpstreamError      = string(events.ReasonUpstreamError)
+	ReasonTimeout            = string(events.ReasonTimeout)
 )
 
 // ApprovalRequest asks a human whether the sandbox may reach a

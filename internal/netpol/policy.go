@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/agentaudit/agentaudit/internal/events"
 	"go.yaml.in/yaml/v3"
 )
 
@@ -26,23 +27,24 @@ const (
 	Deny  Verdict = "deny"
 )
 
-// Reason codes from the shared list. They go into the net.egress event
-// and the proxy's X-Deny-Reason header unchanged.
+// Reason codes from the shared list (events.ReasonCodes), as strings. They
+// go into the net.egress event and the proxy's X-Deny-Reason header
+// unchanged.
 const (
-	ReasonAllowlisted        = "allowlisted"
-	ReasonKnownSafe          = "known_safe"
-	ReasonDeniedByRule       = "denied_by_rule"
-	ReasonDefaultDeny        = "default_deny"
-	ReasonNeedsApproval      = "needs_approval"
-	ReasonPrivateAddress     = "private_address"
-	ReasonLoopbackAddress    = "loopback_address"
-	ReasonLinkLocalAddress   = "link_local_address"
-	ReasonMetadataAddress    = "metadata_address"
-	ReasonMulticastAddress   = "multicast_address"
-	ReasonUnspecifiedAddress = "unspecified_address"
-	ReasonReservedAddress    = "reserved_address"
-	ReasonDNSFailure         = "dns_failure"
-	ReasonBadRequest         = "bad_request"
+	ReasonAllowlisted        = string(events.ReasonAllowlisted)
+	ReasonKnownSafe          = string(events.ReasonKnownSafe)
+	ReasonDeniedByRule       = string(events.ReasonDeniedByRule)
+	ReasonDefaultDeny        = string(events.ReasonDefaultDeny)
+	ReasonNeedsApproval      = string(events.ReasonNeedsApproval)
+	ReasonPrivateAddress     = string(events.ReasonPrivateAddress)
+	ReasonLoopbackAddress    = string(events.ReasonLoopbackAddress)
+	ReasonLinkLocalAddress   = string(events.ReasonLinkLocalAddress)
+	ReasonMetadataAddress    = string(events.ReasonMetadataAddress)
+	ReasonMulticastAddress   = string(events.ReasonMulticastAddress)
+	ReasonUnspecifiedAddress = string(events.ReasonUnspecifiedAddress)
+	ReasonReservedAddress    = string(events.ReasonReservedAddress)
+	ReasonDNSFailure         = string(events.ReasonDNSFailure)
+	ReasonBadRequest         = string(events.ReasonBadRequest)
 )
 
 // ErrInvalidPolicy is wrapped by every policy load error.
