@@ -5,7 +5,7 @@ GOTAGS  := remote,containers_image_openpgp,exclude_graphdriver_btrfs,exclude_gra
 GO      := CGO_ENABLED=0 go
 GOFLAGS_TEST := -tags $(GOTAGS) -count=1 -p 2 -timeout 30m
 
-.PHONY: all demo build up down status test faults vet unit test-deps fuzz bench bench-runner bench-detect bench-ingest clean
+.PHONY: all demo build up down status test faults vet unit test-deps fuzz bench bench-go bench-runner bench-detect bench-ingest clean
 
 all: build
 
@@ -64,7 +64,13 @@ faults: test-deps
 unit:
 	$(GO) test -tags $(GOTAGS) -count=1 -short ./...
 
-bench:
+# Every benchmark of the project, each with its peer and target, written as
+# one table to BENCHMARKS.md (raw output in .testenv/artifacts/bench/).
+bench: build
+	set -a; . .testenv/env; set +a; bin/benchreport -out BENCHMARKS.md
+
+# Every Go benchmark once, without the table.
+bench-go:
 	$(GO) test -tags $(GOTAGS) -run '^$$' -bench . -benchmem ./...
 
 # Whole-system benchmarks: each prints the peer's figure from the same run.

@@ -6,7 +6,9 @@ import (
 	"flag"
 	"log/slog"
 	"os"
+	"time"
 
+	"github.com/agentaudit/agentaudit/internal/benchreport"
 	"github.com/agentaudit/agentaudit/internal/query"
 )
 
@@ -24,6 +26,7 @@ func runBench(ctx context.Context, args []string) error {
 	fs.IntVar(&bench.Days, "days", 30, "days the events are spread over")
 	fs.IntVar(&bench.Runs, "runs", 5, "timings per report (the median is shown)")
 	fs.BoolVar(&bench.Fresh, "fresh", false, "drop the bench database first")
+	jsonOut := fs.String("json", "", "also write the figures as JSON to this file (for make bench)")
 	dbFlag := fs.Lookup("database")
 	dbFlag.DefValue, cfg.Database = "agentaudit_bench", "agentaudit_bench"
 	pos, err := parse(fs, args)
@@ -43,5 +46,15 @@ func runBench(ctx context.Context, args []string) error {
 	bench.WriterUser = envOr("CLICKHOUSE_USER", "agentaudit_writer")
 	bench.WriterPassword = os.Getenv("CLICKHOUSE_PASSWORD")
 	bench.Logger = slog.New(slog.NewTextHandler(os.Stderr, nil))
-	return query.RunBench(ctx, bench, os.Stdout)
+	sum, err := query.RunBench(ctx, bench, os.Stdout)
+	if sum != nil && *jsonOut != "" {
+		ms := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+		werr := benchreport.WriteFigures(*jsonOut, benchreport.Figures{
+			"events": float64(sum.Events), "days": float64(sum.Days),
+			"slowest_day_ms": ms(sum.SlowestDay), "slowest_period_ms": ms(sum.SlowestPeriod),
+			"failed_reports": float64(sum.Failed), "verify_day_ms": ms(sum.VerifyDay),
+		})
+		err = errors.Join(err, werr)
+	}
+	return err
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 
+	"github.com/agentaudit/agentaudit/internal/benchreport"
 	"github.com/agentaudit/agentaudit/internal/runner"
 )
 
@@ -21,13 +22,30 @@ func benchCmd(ctx context.Context, args []string) int {
 	n := fs.Int("n", 200, "exec round trips per path")
 	sessions := fs.Int("sessions", 5, "session starts to time")
 	user := fs.String("podman-user", "agentaudit-sbx", "user whose podman runs `podman exec`")
+	jsonOut := fs.String("json", "", "also write the figures as JSON to this file (for make bench)")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
 	cfg.Logger = logger(*level)
-	if _, err := runner.Bench(ctx, *cfg, runner.BenchOptions{N: *n, Sessions: *sessions, PodmanUser: *user}, os.Stdout); err != nil {
+	rep, err := runner.Bench(ctx, *cfg, runner.BenchOptions{N: *n, Sessions: *sessions, PodmanUser: *user}, os.Stdout)
+	if err != nil {
 		fmt.Fprintf(os.Stderr, "runner bench: %v\n", err)
 		return 1
+	}
+	if *jsonOut != "" {
+		q := func(row string, f float64) float64 { return float64(rep.Row(row).Quantile(f).Microseconds()) / 1000 }
+		figs := benchreport.Figures{
+			"runner_p50_ms":        q(runner.BenchRunner, 0.5),
+			"runner_p99_ms":        q(runner.BenchRunner, 0.99),
+			"bindings_p50_ms":      q(runner.BenchBindings, 0.5),
+			"podman_exec_p50_ms":   q(runner.BenchPodmanCLI, 0.5),
+			"overhead_p50_ms":      q(runner.BenchOverhead, 0.5),
+			"session_start_p50_ms": q(runner.BenchSessionStart, 0.5),
+		}
+		if err := benchreport.WriteFigures(*jsonOut, figs); err != nil {
+			fmt.Fprintf(os.Stderr, "runner bench: %v\n", err)
+			return 1
+		}
 	}
 	return 0
 }

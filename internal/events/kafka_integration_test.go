@@ -17,7 +17,7 @@ import (
 
 // uniqueTopics returns topic names private to one test, created on the real
 // broker and deleted when the test ends.
-func uniqueTopics(t *testing.T, brokers []string) Topics {
+func uniqueTopics(t testing.TB, brokers []string) Topics {
 	t.Helper()
 	suffix := fmt.Sprintf("%s.%d", strings.ToLower(strings.ReplaceAll(t.Name(), "/", ".")), time.Now().UnixNano())
 	tp := Topics{Events: "test.events." + suffix, Approvals: "test.approvals." + suffix, DLQ: "test.dlq." + suffix}

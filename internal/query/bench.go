@@ -35,10 +35,20 @@ type BenchConfig struct {
 // that reruns reuse the data.
 var BenchEnd = time.Date(2026, 2, 1, 0, 0, 0, 0, time.UTC)
 
+// BenchSummary is what RunBench measured: the slowest report's median over
+// the last day and over the whole period, reports that failed, and the
+// median time to verify the last day.
+type BenchSummary struct {
+	Events, Days                         int
+	SlowestDay, SlowestPeriod, VerifyDay time.Duration
+	Failed                               int
+}
+
 // RunBench generates the events (if needed), then prints per report the
 // median of Runs timings over the whole period and over its last day, and
-// the time to verify that day.
-func RunBench(ctx context.Context, cfg BenchConfig, out io.Writer) error {
+// the time to verify that day. The summary is returned with the error
+// when only some report runs failed.
+func RunBench(ctx context.Context, cfg BenchConfig, out io.Writer) (*BenchSummary, error) {
 	if cfg.Events <= 0 {
 		cfg.Events = 10_000_000
 	}
@@ -54,35 +64,35 @@ func RunBench(ctx context.Context, cfg BenchConfig, out io.Writer) error {
 	// Every row is read back, as a person exporting a report would.
 	cfg.Reader.MaxRows = 1 << 30
 	if err := cfg.Reader.validate(); err != nil {
-		return err
+		return nil, err
 	}
 	w, err := store.Open(ctx, store.Config{Addr: cfg.Reader.Addr, User: cfg.WriterUser, Password: cfg.WriterPassword,
 		Database: cfg.Reader.Database, Logger: cfg.Logger, ReadTimeout: 30 * time.Minute})
 	if err != nil {
-		return err
+		return nil, err
 	}
 	defer w.Close()
 	db := cfg.Reader.Database
 	if cfg.Fresh {
 		if err := w.Conn().Exec(ctx, "DROP DATABASE IF EXISTS "+db); err != nil {
-			return fmt.Errorf("bench: drop %s: %w", db, err)
+			return nil, fmt.Errorf("bench: drop %s: %w", db, err)
 		}
 	}
 	if _, err := w.Migrate(ctx); err != nil {
-		return err
+		return nil, err
 	}
 	var have uint64
 	if err := w.Conn().QueryRow(ctx, "SELECT count() FROM "+db+".events").Scan(&have); err != nil {
-		return err
+		return nil, err
 	}
 	if have < uint64(cfg.Events) {
 		if have > 0 {
-			return fmt.Errorf("bench: %s holds %d events, fewer than %d: rerun with --fresh", db, have, cfg.Events)
+			return nil, fmt.Errorf("bench: %s holds %d events, fewer than %d: rerun with --fresh", db, have, cfg.Events)
 		}
 		start := time.Now()
 		n, bytes, err := generate(ctx, w, cfg)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		el := time.Since(start)
 		fmt.Fprintf(out, "generated %d events (%d MB of raw, %.0f B/event) into %s in %s (%.0f events/s)\n",
@@ -95,12 +105,12 @@ func RunBench(ctx context.Context, cfg BenchConfig, out io.Writer) error {
 	}
 	q, err := Open(ctx, cfg.Reader)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	defer q.Close()
 	all, err := Reports()
 	if err != nil {
-		return err
+		return nil, err
 	}
 	fullP := Period{From: BenchEnd.AddDate(0, 0, -cfg.Days), To: BenchEnd}
 	dayP := Period{From: BenchEnd.AddDate(0, 0, -1), To: BenchEnd}
@@ -112,6 +122,7 @@ func RunBench(ctx context.Context, cfg BenchConfig, out io.Writer) error {
 		fmt.Fprintf(out, "%-20s %8s %8s %10s %10s %10s  %s\n", name, period, rows, med, lo, hi, ok)
 	}
 	line("report", "period", "rows", "median", "min", "max", "≤ 2 s")
+	sum := &BenchSummary{Events: int(have), Days: cfg.Days}
 	failed := 0
 	for _, r := range all {
 		for _, p := range []struct {
@@ -136,7 +147,13 @@ func RunBench(ctx context.Context, cfg BenchConfig, out io.Writer) error {
 				line(r.Name, p.name, "-", "-", "-", "-", "FAILED: "+rerr.Error())
 				continue
 			}
-			line(r.Name, p.name, strconv.Itoa(rows), fmtMS(sortedMedian(times)), fmtMS(slices.Min(times)), fmtMS(slices.Max(times)), okMark(sortedMedian(times)))
+			med := sortedMedian(times)
+			if p.p == dayP {
+				sum.SlowestDay = max(sum.SlowestDay, med)
+			} else {
+				sum.SlowestPeriod = max(sum.SlowestPeriod, med)
+			}
+			line(r.Name, p.name, strconv.Itoa(rows), fmtMS(med), fmtMS(slices.Min(times)), fmtMS(slices.Max(times)), okMark(sortedMedian(times)))
 		}
 	}
 	var times []time.Duration
@@ -144,17 +161,18 @@ func RunBench(ctx context.Context, cfg BenchConfig, out io.Writer) error {
 	for i := 0; i < cfg.Runs; i++ {
 		start := time.Now()
 		if rep, err = q.Verify(ctx, VerifyScope{Period: dayP}); err != nil {
-			return err
+			return nil, err
 		}
 		times = append(times, time.Since(start))
 	}
 	line("verify", "1 day", strconv.Itoa(rep.Events), fmtMS(sortedMedian(times)), fmtMS(slices.Min(times)), fmtMS(slices.Max(times)), "-")
 	fmt.Fprintf(out, "\nverify read %d rows: %d events in %d chains, %d breaks (rows = events verified)\n",
 		rep.Rows, rep.Events, rep.Chains, len(rep.Findings))
+	sum.VerifyDay, sum.Failed = sortedMedian(times), failed
 	if failed > 0 {
-		return fmt.Errorf("bench: %d report runs failed", failed)
+		return sum, fmt.Errorf("bench: %d report runs failed", failed)
 	}
-	return nil
+	return sum, nil
 }
 
 func sortedMedian(ts []time.Duration) time.Duration {

@@ -1,0 +1,331 @@
+package benchreport
+
+import (
+	"context"
+	"fmt"
+	"regexp"
+	"strconv"
+	"time"
+)
+
+// items lists every benchmark in the order of the table.
+func items() []item {
+	return []item{
+		{"events", eventsRows},
+		{"ingest", ingestRows},
+		{"runner", runnerRows},
+		{"sandbox", sandboxRows},
+		{"netpol", netpolRows},
+		{"approvals", approvalsRows},
+		{"detect-engine", detectEngineRows},
+		{"detect-latency", detectLatencyRows},
+		{"query", queryRows},
+		{"policy", policyRows},
+	}
+}
+
+const goTestCmd = "go test -run '^$' -bench "
+
+func eventsRows(ctx context.Context, r *runner) ([]Row, error) {
+	res, err := r.goBench(ctx, "events.txt", "./internal/events/", "DecodeValidate|ValidateReference|StdlibUnmarshal|EncodeHash|Emit$", "-cpu", "1")
+	if err != nil {
+		return nil, err
+	}
+	ours, err := need(res, "BenchmarkDecodeValidate", "events/cpu-s")
+	if err != nil {
+		return nil, err
+	}
+	ns, _ := res.Median("BenchmarkDecodeValidate", "cpu-ns/op")
+	allocs, _ := res.Median("BenchmarkDecodeValidate", "allocs/op")
+	std, err := need(res, "BenchmarkStdlibUnmarshal", "events/cpu-s")
+	if err != nil {
+		return nil, err
+	}
+	ref, err := need(res, "BenchmarkValidateReference", "events/cpu-s")
+	if err != nil {
+		return nil, err
+	}
+	hash, err := need(res, "BenchmarkEncodeHash", "ns/op")
+	if err != nil {
+		return nil, err
+	}
+	p50, err := need(res, "BenchmarkEmit", "p50-ms")
+	if err != nil {
+		return nil, err
+	}
+	p99, err := need(res, "BenchmarkEmit", "p99-ms")
+	if err != nil {
+		return nil, err
+	}
+	return []Row{
+		{
+			What:    "decode + validate a typical `tool_call.requested` from its Kafka bytes",
+			Ours:    fmt.Sprintf("%s events/cpu-s (%s/op, %.0f allocs)", count(ours), dur(ns), allocs),
+			Peer:    fmt.Sprintf("`encoding/json` Unmarshal, no validation: %s/cpu-s; jsonschema/v5: %s/cpu-s", count(std), count(ref)),
+			Ratio:   fmt.Sprintf("%.2f× json, %.0f× jsonschema", ours/std, ours/ref),
+			Target:  "≥ 200k events/s per core",
+			Verdict: verdict(ours >= 200_000),
+			Command: goTestCmd + "DecodeValidate -cpu 1 ./internal/events/",
+		},
+		{
+			What:    "canonical encode + sha256 of the same event",
+			Ours:    dur(hash) + "/op",
+			Verdict: NoTarget,
+			Command: goTestCmd + "EncodeHash -cpu 1 ./internal/events/",
+		},
+		{
+			What:    "`Emit` (audit-before-act: acks=all, one at a time) to the local broker",
+			Ours:    fmt.Sprintf("p50 %s, p99 %s", ms(p50), ms(p99)),
+			Verdict: NoTarget,
+			Command: goTestCmd + "'Emit$' ./internal/events/",
+		},
+	}, nil
+}
+
+func ingestRows(ctx context.Context, r *runner) ([]Row, error) {
+	n := r.cfg.IngestN
+	f, err := r.figures(ctx, "ingest", "ingest", "bench", "-n", strconv.Itoa(n), "-runs", "3")
+	if err != nil {
+		return nil, err
+	}
+	v, err := f.need("ingest_events_per_s", "peer_events_per_s", "ingest_peak_rss_mib")
+	if err != nil {
+		return nil, err
+	}
+	ratio := v[0] / v[1]
+	return []Row{{
+		What:    fmt.Sprintf("Kafka → ClickHouse load of %s events of every type, validating each, until every row is visible (median of 3)", count(float64(n))),
+		Ours:    fmt.Sprintf("%s events/s, peak RSS %.0f MiB", count(v[0]), v[2]),
+		Peer:    fmt.Sprintf("`kcat -C -e \\| clickhouse-client … FORMAT JSONEachRow`: %s events/s", count(v[1])),
+		Ratio:   fmt.Sprintf("%.2f×", ratio),
+		Target:  "≥ 1.0× the peer, peak RSS ≤ 256 MiB",
+		Verdict: verdict(ratio >= 1 && v[2] <= 256),
+		Command: fmt.Sprintf("make bench-ingest N=%d RUNS=3", n),
+	}}, nil
+}
+
+func runnerRows(ctx context.Context, r *runner) ([]Row, error) {
+	f, err := r.figures(ctx, "runner", "runner", "bench", "-n", "200")
+	if err != nil {
+		return nil, err
+	}
+	v, err := f.need("runner_p50_ms", "runner_p99_ms", "bindings_p50_ms", "podman_exec_p50_ms", "overhead_p50_ms", "session_start_p50_ms")
+	if err != nil {
+		return nil, err
+	}
+	return []Row{
+		{
+			What:    "tool call through the runner (`shell true`: policy + 2 acknowledged events + sandboxed exec), 200 calls",
+			Ours:    fmt.Sprintf("p50 %s, p99 %s; runner's own cost p50 %s", ms(v[0]), ms(v[1]), ms(v[4])),
+			Peer:    fmt.Sprintf("raw bindings exec p50 %s; `podman exec` p50 %s", ms(v[2]), ms(v[3])),
+			Ratio:   fmt.Sprintf("%+.1f ms vs raw; %.2f× `podman exec`", v[0]-v[2], v[0]/v[3]),
+			Target:  "≤ raw + 5 ms, faster than `podman exec`",
+			Verdict: verdict(v[0]-v[2] <= 5 && v[0] < v[3]),
+			Command: "make bench-runner",
+		},
+		{
+			What:    "runner session start (container create + start + `session.started`)",
+			Ours:    "p50 " + ms(v[5]),
+			Verdict: NoTarget,
+			Command: "make bench-runner",
+		},
+	}, nil
+}
+
+func sandboxRows(ctx context.Context, r *runner) ([]Row, error) {
+	res, err := r.goBench(ctx, "sandbox.txt", "./internal/sandbox/", "SessionStart", "-benchtime", "10x")
+	if err != nil {
+		return nil, err
+	}
+	p50, err := need(res, "BenchmarkSessionStart", "p50-ms")
+	if err != nil {
+		return nil, err
+	}
+	p99, _ := res.Median("BenchmarkSessionStart", "p99-ms")
+	return []Row{{
+		What:    "sandbox container create + start (rootless Podman, overlay)",
+		Ours:    fmt.Sprintf("p50 %s, p99 %s", ms(p50), ms(p99)),
+		Verdict: NoTarget,
+		Command: goTestCmd + "SessionStart -benchtime 10x ./internal/sandbox/",
+	}}, nil
+}
+
+func netpolRows(ctx context.Context, r *runner) ([]Row, error) {
+	setup, err := r.goBench(ctx, "netpol-setup.txt", "./internal/netpol/", "EgressSetup|Decide", "-benchtime", "1000x")
+	if err != nil {
+		return nil, err
+	}
+	tput, err := r.goBench(ctx, "netpol-throughput.txt", "./internal/netpol/", "EgressThroughput", "-benchtime", "3x")
+	if err != nil {
+		return nil, err
+	}
+	added, err := need(setup, "BenchmarkEgressSetup", "tls-added-p50-µs")
+	if err != nil {
+		return nil, err
+	}
+	direct, _ := setup.Median("BenchmarkEgressSetup", "tls-direct-p50-µs")
+	bridge, err := need(tput, "BenchmarkEgressThroughput", "bridge-%-of-direct")
+	if err != nil {
+		return nil, err
+	}
+	proxy, _ := tput.Median("BenchmarkEgressThroughput", "proxy-%-of-direct")
+	dMB, _ := tput.Median("BenchmarkEgressThroughput", "direct-MB/s")
+	bMB, _ := tput.Median("BenchmarkEgressThroughput", "bridge+proxy-MB/s")
+	return []Row{
+		{
+			What:    "egress connection set-up through the proxy, TLS on loopback (audit ack excluded)",
+			Ours:    fmt.Sprintf("+%s p50", dur(added*1000)),
+			Peer:    "direct TLS set-up p50 " + dur(direct*1000),
+			Target:  "≤ 1 ms added p50",
+			Verdict: verdict(added <= 1000),
+			Command: goTestCmd + "EgressSetup -benchtime 1000x ./internal/netpol/",
+		},
+		{
+			What:    "1 GiB download through the sandbox's egress path (bridge + proxy) on loopback",
+			Ours:    fmt.Sprintf("%.0f MB/s (proxy alone %.0f%% of direct)", bMB, proxy),
+			Peer:    fmt.Sprintf("direct TCP %.0f MB/s", dMB),
+			Ratio:   fmt.Sprintf("%.0f%%", bridge),
+			Target:  "≥ 80% of direct",
+			Verdict: verdict(bridge >= 80),
+			Command: goTestCmd + "EgressThroughput -benchtime 3x ./internal/netpol/",
+		},
+	}, nil
+}
+
+var latencyLine = regexp.MustCompile(`p50 (\S+) p99 (\S+) max (\S+)`)
+
+func approvalsRows(ctx context.Context, r *runner) ([]Row, error) {
+	out, err := r.command(ctx, "approvals.txt", "go", "test", "-tags", r.cfg.GoTags, "-count", "1", "-run", "^TestDecisionLatency$", "-v", "./internal/approvals/")
+	if err != nil {
+		return nil, err
+	}
+	m := latencyLine.FindSubmatch(out)
+	if m == nil {
+		return nil, fmt.Errorf("TestDecisionLatency: no latency line in its output")
+	}
+	var d [3]time.Duration
+	for i := range d {
+		if d[i], err = time.ParseDuration(string(m[i+1])); err != nil {
+			return nil, fmt.Errorf("TestDecisionLatency: %v", err)
+		}
+	}
+	return []Row{{
+		What:    "approval decision submitted → waiting runner verified it and resumed (200 requests)",
+		Ours:    fmt.Sprintf("p50 %s, p99 %s, max %s", d[0], d[1], d[2]),
+		Target:  "p99 ≤ 500 ms",
+		Verdict: verdict(d[1] <= 500*time.Millisecond),
+		Command: "go test -run TestDecisionLatency -v ./internal/approvals/",
+	}}, nil
+}
+
+func detectEngineRows(ctx context.Context, r *runner) ([]Row, error) {
+	res, err := r.goBench(ctx, "detect-engine.txt", "./internal/detect/", "Engine$", "-cpu", "1")
+	if err != nil {
+		return nil, err
+	}
+	v, err := need(res, "BenchmarkEngine", "events/cpu-s")
+	if err != nil {
+		return nil, err
+	}
+	return []Row{{
+		What:    "detection engine, shipped rule pack, one core",
+		Ours:    count(v) + " events/cpu-s",
+		Target:  "≥ 100k events/s per core",
+		Verdict: verdict(v >= 100_000),
+		Command: goTestCmd + "'Engine$' -cpu 1 ./internal/detect/",
+	}}, nil
+}
+
+func detectLatencyRows(ctx context.Context, r *runner) ([]Row, error) {
+	f, err := r.figures(ctx, "detect", "detect", "bench", "--rate", "20000", "--duration", "30s")
+	if err != nil {
+		return nil, err
+	}
+	v, err := f.need("alert_p50_ms", "alert_p99_ms", "broker_p50_ms", "broker_p99_ms", "triggers", "alerts")
+	if err != nil {
+		return nil, err
+	}
+	return []Row{{
+		What:    fmt.Sprintf("event produced → alert emitted at a steady 20k events/s on the real broker (%.0f triggers, %.0f alerted)", v[4], v[5]),
+		Ours:    fmt.Sprintf("p50 %s, p99 %s", ms(v[0]), ms(v[1])),
+		Peer:    fmt.Sprintf("broker alone (produce → consume) p50 %s, p99 %s", ms(v[2]), ms(v[3])),
+		Target:  "p99 ≤ 250 ms, every trigger alerted once",
+		Verdict: verdict(v[1] <= 250 && v[4] == v[5]),
+		Command: "make bench-detect",
+	}}, nil
+}
+
+func queryRows(ctx context.Context, r *runner) ([]Row, error) {
+	f, err := r.figures(ctx, "query", "query", "bench", "-n", strconv.Itoa(r.cfg.QueryN))
+	if err != nil {
+		return nil, err
+	}
+	v, err := f.need("events", "days", "slowest_day_ms", "slowest_period_ms", "failed_reports", "verify_day_ms")
+	if err != nil {
+		return nil, err
+	}
+	return []Row{{
+		What:    fmt.Sprintf("compliance reports over %s events in %.0f days (every shipped report, median of 5)", count(v[0]), v[1]),
+		Ours:    fmt.Sprintf("slowest report over one day %s, over all %.0f days %s (%.0f failed); `verify` of one day %s", ms(v[2]), v[1], ms(v[3]), v[4], ms(v[5])),
+		Target:  "≤ 2 s per report",
+		Verdict: verdict(v[2] <= 2000 && v[3] <= 2000 && v[4] == 0),
+		Command: fmt.Sprintf("go run ./cmd/query bench -n %d", r.cfg.QueryN),
+	}}, nil
+}
+
+func policyRows(ctx context.Context, r *runner) ([]Row, error) {
+	res, err := r.goBench(ctx, "policy.txt", "./internal/policy/", "Evaluate", "-cpu", "1")
+	if err != nil {
+		return nil, err
+	}
+	lo, hi := 0.0, 0.0
+	for name := range res {
+		v, ok := res.Median(name, "ns/op")
+		if !ok {
+			continue
+		}
+		if lo == 0 || v < lo {
+			lo = v
+		}
+		hi = max(hi, v)
+	}
+	return []Row{{
+		What:    fmt.Sprintf("tool-call policy evaluation (%d shapes, from a bare command to a chained `bash -lc`)", len(res)),
+		Ours:    fmt.Sprintf("%s – %s/op", dur(lo), dur(hi)),
+		Verdict: NoTarget,
+		Command: goTestCmd + "Evaluate -cpu 1 ./internal/policy/",
+	}}, nil
+}
+
+// count formats a count: 212k, 1.25M.
+func count(v float64) string {
+	switch {
+	case v >= 1e6:
+		return strconv.FormatFloat(v/1e6, 'f', 2, 64) + "M"
+	case v >= 1e4:
+		return strconv.FormatFloat(v/1e3, 'f', 0, 64) + "k"
+	case v >= 1e3:
+		return strconv.FormatFloat(v/1e3, 'f', 1, 64) + "k"
+	}
+	return strconv.FormatFloat(v, 'f', 0, 64)
+}
+
+// dur formats nanoseconds.
+func dur(ns float64) string {
+	return time.Duration(ns).Round(significant(time.Duration(ns))).String()
+}
+
+func significant(d time.Duration) time.Duration {
+	switch {
+	case d >= time.Second:
+		return 10 * time.Millisecond
+	case d >= time.Millisecond:
+		return 10 * time.Microsecond
+	case d >= time.Microsecond:
+		return 10 * time.Nanosecond
+	}
+	return 1
+}
+
+// ms formats milliseconds.
+func ms(v float64) string { return dur(v * 1e6) }
