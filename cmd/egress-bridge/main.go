@@ -1,6 +1,8 @@
 // Command egress-bridge runs inside a sandbox container: it listens on a
-// loopback TCP port and forwards every connection to the egress proxy's
-// Unix socket, mounted from the host. Build it static (CGO_ENABLED=0).
+// loopback TCP port and hands every connection to the egress proxy on its
+// Unix socket, mounted from the host, by passing the socket itself
+// (SCM_RIGHTS) so the proxy serves it with one relay; it relays bytes
+// only if the proxy does not take it. Build it static (CGO_ENABLED=0).
 package main
 
 import (

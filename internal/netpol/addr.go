@@ -1,4 +1,3 @@
-// Package netpol decides and enforces where a sandbox may connect.
 package netpol
 
 import (

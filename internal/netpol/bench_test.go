@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"slices"
 	"testing"
 	"time"
@@ -39,15 +40,18 @@ func percentiles(ds []time.Duration) (p50, p99 float64) {
 	return at(0.50), at(0.99)
 }
 
-// BenchmarkEgressSetup measures connection set-up, direct and through
-// the proxy, interleaved in one run so both see the same machine:
+// BenchmarkEgressSetup measures connection set-up, direct, through the
+// proxy's Unix socket, and through bridge + proxy (the sandbox's path:
+// TCP to the bridge, which passes the socket to the proxy), interleaved
+// in one run so all see the same machine:
 //   - tls: TCP connect + TLS handshake, vs Unix connect + CONNECT + 200 +
 //     ClientHello check + upstream connect + the same handshake;
 //   - http: a fresh connection and one small GET, vs the same through
 //     the forward proxy.
 //
 // The audit acknowledgement is excluded (nopAuditor); the event is still
-// built. Reported: p50 and p99 per path and the added p50, in µs.
+// built. Reported: p50 and p99 per path and the added p50 (proxy and
+// bridge, each over direct), in µs.
 func BenchmarkEgressSetup(b *testing.B) {
 	e := newBenchEnv(b)
 	tlsCfg := &tls.Config{InsecureSkipVerify: true, ServerName: "allowed.test"}
@@ -82,6 +86,36 @@ func BenchmarkEgressSetup(b *testing.B) {
 		tc.Close()
 		return d, nil
 	}
+	// The sandbox's path: TCP to the bridge, which passes the socket on.
+	bridgeLn, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go ServeBridge(ctx, bridgeLn, e.sock, nil)
+	bridged := func() (time.Duration, error) {
+		start := time.Now()
+		c, err := net.Dial("tcp", bridgeLn.Addr().String())
+		if err != nil {
+			return 0, err
+		}
+		defer c.Close()
+		fmt.Fprintf(c, "CONNECT allowed.test:%d HTTP/1.1\r\nHost: allowed.test:%d\r\n\r\n", e.tp, e.tp)
+		resp, err := http.ReadResponse(bufio.NewReader(c), &http.Request{Method: http.MethodConnect})
+		if err != nil || resp.StatusCode != 200 {
+			return 0, fmt.Errorf("CONNECT via bridge: %v %v", resp, err)
+		}
+		tc := tls.Client(c, tlsCfg)
+		if err := tc.Handshake(); err != nil {
+			return 0, err
+		}
+		d := time.Since(start)
+		tc.Close()
+		return d, nil
+	}
+	bridgeURL, _ := url.Parse("http://" + bridgeLn.Addr().String())
+	bridgeHTTP := &http.Client{Transport: &http.Transport{Proxy: http.ProxyURL(bridgeURL), DisableKeepAlives: true}}
 	plainURL := fmt.Sprintf("http://allowed.test:%d/b", e.hp)
 	directHTTP := &http.Client{Transport: &http.Transport{
 		DisableKeepAlives: true,
@@ -103,15 +137,16 @@ func BenchmarkEgressSetup(b *testing.B) {
 		}
 		return time.Since(start), nil
 	}
-	var dTLS, pTLS, dHTTP, pHTTP []time.Duration
+	var dTLS, pTLS, bTLS, dHTTP, pHTTP, bHTTP []time.Duration
 	for b.Loop() {
 		for _, step := range []struct {
 			f   func() (time.Duration, error)
 			out *[]time.Duration
 		}{
-			{direct, &dTLS}, {proxied, &pTLS},
+			{direct, &dTLS}, {proxied, &pTLS}, {bridged, &bTLS},
 			{func() (time.Duration, error) { return get(directHTTP) }, &dHTTP},
 			{func() (time.Duration, error) { return get(proxyHTTP) }, &pHTTP},
+			{func() (time.Duration, error) { return get(bridgeHTTP) }, &bHTTP},
 		} {
 			d, err := step.f()
 			if err != nil {
@@ -120,18 +155,22 @@ func BenchmarkEgressSetup(b *testing.B) {
 			*step.out = append(*step.out, d)
 		}
 	}
-	report := func(name string, d, p []time.Duration) {
+	report := func(name string, d, p, br []time.Duration) {
 		d50, d99 := percentiles(d)
 		p50, p99 := percentiles(p)
+		b50, b99 := percentiles(br)
 		b.ReportMetric(d50, name+"-direct-p50-µs")
 		b.ReportMetric(d99, name+"-direct-p99-µs")
 		b.ReportMetric(p50, name+"-proxy-p50-µs")
 		b.ReportMetric(p99, name+"-proxy-p99-µs")
 		b.ReportMetric(p50-d50, name+"-added-p50-µs")
+		b.ReportMetric(b50, name+"-bridge-p50-µs")
+		b.ReportMetric(b99, name+"-bridge-p99-µs")
+		b.ReportMetric(b50-d50, name+"-bridge-added-p50-µs")
 	}
-	report("tls", dTLS, pTLS)
-	report("http", dHTTP, pHTTP)
-	b.ReportMetric(0, "ns/op") // one op is four set-ups; the metrics above are the figures
+	report("tls", dTLS, pTLS, bTLS)
+	report("http", dHTTP, pHTTP, bHTTP)
+	b.ReportMetric(0, "ns/op") // one op is six set-ups; the metrics above are the figures
 }
 
 const transferSize = 1 << 30
@@ -199,7 +238,10 @@ func download(c net.Conn, hello []byte) (time.Duration, error) {
 
 // BenchmarkEgressThroughput downloads 1 GiB per path, interleaved in one
 // run: direct TCP; through the proxy's CONNECT tunnel on its Unix socket;
-// and through bridge + proxy (the sandbox's path, minus the container).
+// through bridge + proxy (the sandbox's path, minus the container: the
+// bridge passes the client socket to the proxy); and through a bridge
+// that relays instead (its fallback, and the path before descriptor
+// passing).
 // Reported in MB/s, with the proxy's and the bridge path's share of
 // direct in percent. Run it with -benchtime 1x..8x (the default 1s gives
 // one op).
@@ -221,6 +263,11 @@ func BenchmarkEgressThroughput(b *testing.B) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	go ServeBridge(ctx, bridgeLn, e.sock, nil)
+	relayLn, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	go serveBridge(ctx, relayLn, e.sock, nil, false)
 
 	connect := func(c net.Conn) (net.Conn, error) {
 		fmt.Fprintf(c, "CONNECT 127.0.0.1:%d HTTP/1.1\r\n\r\n", port)
@@ -251,9 +298,16 @@ func BenchmarkEgressThroughput(b *testing.B) {
 			}
 			return connect(c)
 		}},
+		{name: "bridge-relay+proxy", dial: func() (net.Conn, error) {
+			c, err := net.Dial("tcp", relayLn.Addr().String())
+			if err != nil {
+				return nil, err
+			}
+			return connect(c)
+		}},
 	}
 	if b.N > 8 {
-		// Each op moves 3 GiB; a -benchtime meant for the set-up
+		// Each op moves 4 GiB; a -benchtime meant for the set-up
 		// benchmark must not turn into terabytes.
 		b.Fatalf("b.N = %d: run this benchmark with -benchtime 1x..8x", b.N)
 	}
@@ -279,6 +333,7 @@ func BenchmarkEgressThroughput(b *testing.B) {
 	}
 	b.ReportMetric(100*mbps(paths[1].took)/direct, "proxy-%-of-direct")
 	b.ReportMetric(100*mbps(paths[2].took)/direct, "bridge-%-of-direct")
+	b.ReportMetric(100*mbps(paths[3].took)/direct, "bridge-relay-%-of-direct")
 }
 
 // BenchmarkEgressAuditAck is the part the set-up figures exclude: Emit of

@@ -67,6 +67,7 @@ type Proxy struct {
 // ProxyStats counts what the proxy did; every refusal and drop is counted.
 type ProxyStats struct {
 	Accepted      atomic.Uint64 // client connections accepted
+	Passed        atomic.Uint64 // of those, client sockets passed by the bridge
 	Allowed       atomic.Uint64 // connections dialed upstream
 	Denied        atomic.Uint64 // refused with a reason (any status)
 	Asked         atomic.Uint64 // approval requests raised
@@ -276,12 +277,18 @@ func (p *Proxy) untrack(c net.Conn) {
 type clientConn struct {
 	net.Conn
 	br   *bufio.Reader
+	pre  []byte       // read before br existed (the Unix socket's first byte)
 	idle atomic.Int64 // time.Duration
 }
 
 type idleReader struct{ c *clientConn }
 
 func (r idleReader) Read(b []byte) (int, error) {
+	if len(r.c.pre) > 0 {
+		n := copy(b, r.c.pre)
+		r.c.pre = r.c.pre[n:]
+		return n, nil
+	}
 	if d := time.Duration(r.c.idle.Load()); d > 0 {
 		r.c.Conn.SetReadDeadline(time.Now().Add(d))
 	}
@@ -312,14 +319,34 @@ func (p *Proxy) handle(conn net.Conn, admitted bool) {
 			p.log.Error("egress connection handler panicked", "panic", r, "stack", string(debug.Stack()))
 		}
 	}()
-	c := &clientConn{Conn: conn}
-	c.br = bufio.NewReaderSize(idleReader{c}, 4096)
 	headerTimeout := p.cfg.headerTimeout
 	if !admitted {
 		headerTimeout = min(headerTimeout, 2*time.Second)
 	}
 	conn.SetDeadline(time.Now().Add(headerTimeout))
 	rec := &egressRecord{Started: time.Now(), Verdict: Deny}
+	var first []byte
+	if uc, ok := conn.(*net.UnixConn); ok {
+		pc, b, err := p.receive(uc, rec)
+		switch {
+		case err != nil:
+			return
+		case pc != nil:
+			// The bridge's client socket is the client from here on; it
+			// keeps this connection's admission slot.
+			defer p.untrack(pc)
+			defer pc.Close()
+			conn = pc
+			conn.SetDeadline(time.Now().Add(headerTimeout))
+		case b == nil:
+			p.stats.NoRequest.Add(1)
+			return
+		default:
+			first = b
+		}
+	}
+	c := &clientConn{Conn: conn, pre: first}
+	c.br = bufio.NewReaderSize(idleReader{c}, 4096)
 	head, err := readHead(c.br, p.cfg.maxHeaderBytes)
 	if err != nil {
 		if errors.Is(err, ErrHeaderTooLarge) {
@@ -357,6 +384,44 @@ func (p *Proxy) handle(conn net.Conn, admitted bool) {
 		return
 	}
 	p.forward(c, h, head, rec)
+}
+
+// receive reads a Unix connection's first byte. A passed client socket
+// (see passfd.go) is checked, acknowledged and returned; the Unix
+// connection is then closed. A refused descriptor is answered 400
+// bad_request and recorded; err is then set, as it is when the
+// acknowledgement cannot be written (the socket is closed, unused).
+// Otherwise b is the first byte of a plain request, or nil at end of
+// stream.
+func (p *Proxy) receive(uc *net.UnixConn, rec *egressRecord) (pc *passedConn, b []byte, err error) {
+	pc, b, err = receiveFirst(uc)
+	if err != nil {
+		if !errors.Is(err, ErrPassedFD) {
+			p.stats.NoRequest.Add(1)
+			return nil, nil, err
+		}
+		p.log.Info("egress bridge passed an unusable descriptor", "err", err)
+		p.refuse(&clientConn{Conn: uc}, http.StatusBadRequest, rec, ReasonBadRequest, err.Error())
+		return nil, nil, err
+	}
+	if pc == nil {
+		return nil, b, nil
+	}
+	if !p.track(pc) {
+		pc.Close()
+		return nil, nil, ErrProxyClosed
+	}
+	if _, err := uc.Write([]byte{passAck}); err != nil {
+		// The bridge will not know the proxy took the socket; it drops
+		// the client after its time-out. Nothing was asked for yet.
+		p.untrack(pc)
+		pc.Close()
+		p.stats.NoRequest.Add(1)
+		return nil, nil, err
+	}
+	p.stats.Passed.Add(1)
+	uc.Close()
+	return pc, nil, nil
 }
 
 // decide runs the policy and, for ask, the approval. It fills rec with the

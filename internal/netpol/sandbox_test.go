@@ -291,6 +291,13 @@ except (ssl.SSLZeroReturnError, ssl.SSLEOFError, ConnectionResetError):
 			t.Errorf("event %+v", ev)
 		}
 	})
+
+	// Every connection the bridge made was a client socket passed across
+	// the container's network namespace, none relayed.
+	st := p.Stats()
+	if st.Passed.Load() == 0 || st.Passed.Load() != st.Accepted.Load() {
+		t.Errorf("%d of %d connections passed by the bridge, want all", st.Passed.Load(), st.Accepted.Load())
+	}
 }
 
 func searchableTempDir(t *testing.T, pattern string, mode os.FileMode) string {
