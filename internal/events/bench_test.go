@@ -9,7 +9,7 @@ import (
 )
 
 // benchEvent is the canonical wire form of a typical tool_call.requested.
-func benchEvent(b *testing.B) (*Envelope, []byte) {
+func benchEvent(b testing.TB) (*Envelope, []byte) {
 	b.Helper()
 	for _, ne := range exampleChain(b) {
 		if ne.name == "tool_call.requested.push" {
@@ -155,6 +155,64 @@ func BenchmarkNewIDString(b *testing.B) {
 	clk := startCPU()
 	for b.Loop() {
 		_ = g.Next().String()
+	}
+	clk.report(b)
+}
+
+// The stages of Decode on their own, to see where its time goes: parsing
+// into the tree, the schema checks over it, and building the Envelope.
+
+func BenchmarkDecodeParse(b *testing.B) {
+	_, wire := benchEvent(b)
+	t := &jtree{}
+	b.ReportAllocs()
+	clk := startCPU()
+	for b.Loop() {
+		if err := t.parse(wire); err != nil {
+			b.Fatal(err.msg)
+		}
+	}
+	clk.report(b)
+}
+
+func BenchmarkDecodeCheck(b *testing.B) {
+	_, wire := benchEvent(b)
+	reg, err := registry()
+	if err != nil {
+		b.Fatal(err)
+	}
+	t := &jtree{}
+	s, verr := reg.dispatch(t, wire)
+	if verr != nil {
+		b.Fatal(verr)
+	}
+	b.ReportAllocs()
+	clk := startCPU()
+	for b.Loop() {
+		t.v.t, t.v.path = t, t.v.path[:0]
+		if verr := t.v.check(s, 0); verr != nil {
+			b.Fatal(verr)
+		}
+	}
+	clk.report(b)
+}
+
+func BenchmarkDecodeEnvelope(b *testing.B) {
+	_, wire := benchEvent(b)
+	reg, err := registry()
+	if err != nil {
+		b.Fatal(err)
+	}
+	t := &jtree{}
+	if verr := reg.validate(t, wire); verr != nil {
+		b.Fatal(verr)
+	}
+	b.ReportAllocs()
+	clk := startCPU()
+	for b.Loop() {
+		if _, err := t.envelope(reg); err != nil {
+			b.Fatal(err)
+		}
 	}
 	clk.report(b)
 }

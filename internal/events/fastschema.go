@@ -52,9 +52,13 @@ type snode struct {
 	types typeMask
 
 	props    []sprop
-	propIdx  map[string]int
 	required []int // indices into props
-	closed   bool
+	// requiredMask has bit j set for each j in required.
+	requiredMask uint64
+	// lens has bit l set when a property name is l bytes long (63: or
+	// longer), so that most unknown keys fail lookup at once.
+	lens   uint64
+	closed bool
 
 	items              *snode
 	minItems, maxItems int
@@ -73,11 +77,18 @@ type snode struct {
 	allOf, anyOf []*snode
 	ref          *snode
 	refURL       string
+
+	// leaf is types when that is one type and the node has no $ref,
+	// allOf or anyOf: check goes straight to the value.
+	leaf typeMask
 }
 
 type schemaRegistry struct {
 	envelope *snode
 	types    map[string]*snode
+	// fields maps each property of the envelope schema (by index) to the
+	// Envelope field Decode sets from it.
+	fields []envField
 }
 
 const schemaBase = "https://agentaudit.dev/schemas/v1/"
@@ -121,6 +132,9 @@ func compileRegistry() (*schemaRegistry, error) {
 	r := &schemaRegistry{types: map[string]*snode{}}
 	if r.envelope, err = c.resolve(schemaBase + "envelope.json"); err != nil {
 		return nil, err
+	}
+	for _, p := range r.envelope.props {
+		r.fields = append(r.fields, envFieldNames[p.name]) // fNone if unknown
 	}
 	for _, typ := range EventTypes {
 		if r.types[typ], err = c.resolve(schemaBase + typ + ".json"); err != nil {
@@ -178,7 +192,27 @@ func (c *compiler) sub(v any, base, loc string) (*snode, error) {
 		return nil, fmt.Errorf("events: schema %s: not an object", loc)
 	}
 	n := &snode{loc: loc}
-	return n, c.compile(n, m, base)
+	if err := c.compile(n, m, base); err != nil {
+		return nil, err
+	}
+	if n.ref != nil && onlyRef(m) {
+		// {"$ref": …, "description": …} checks exactly what its target
+		// does; skipping it saves a call per referencing property.
+		return n.ref, nil
+	}
+	return n, nil
+}
+
+// onlyRef says a schema has no keyword but $ref and annotations.
+func onlyRef(m map[string]any) bool {
+	for k := range m {
+		switch k {
+		case "$ref", "$schema", "$id", "$comment", "title", "description", "examples", "$defs":
+		default:
+			return false
+		}
+	}
+	return true
 }
 
 func intOf(v any, loc string) (int64, error) {
@@ -246,10 +280,7 @@ func (c *compiler) compile(n *snode, m map[string]any, base string) error {
 					return err
 				}
 				n.props = append(n.props, sprop{name: name, s: s})
-				if n.propIdx == nil {
-					n.propIdx = map[string]int{}
-				}
-				n.propIdx[name] = len(n.props) - 1
+				n.lens |= 1 << min(len(name), 63)
 			}
 		case "required", "additionalProperties":
 			// After properties, below.
@@ -336,6 +367,7 @@ func (c *compiler) compile(n *snode, m map[string]any, base string) error {
 				return fmt.Errorf("events: schema %s/required: %q is not a declared property", n.loc, name)
 			}
 			n.required = append(n.required, j)
+			n.requiredMask |= 1 << j
 		}
 	}
 	if n.types&tInteger != 0 && (!n.hasMin || !n.hasMax) {
@@ -347,6 +379,9 @@ func (c *compiler) compile(n *snode, m map[string]any, base string) error {
 		if n.ref, err = c.resolve(n.refURL); err != nil {
 			return err
 		}
+	}
+	if n.refURL == "" && n.allOf == nil && n.anyOf == nil && n.types&(n.types-1) == 0 {
+		n.leaf = n.types
 	}
 	return nil
 }
@@ -365,6 +400,13 @@ type validator struct {
 	t    *jtree
 	path []pathSeg
 	buf  [256]byte
+	// When the root object passes the schema rec (the envelope), recSeen
+	// has bit j set for each of its properties present, with the value at
+	// node recAt[j]: Decode builds the Envelope from that without looking
+	// the keys up again.
+	rec     *snode
+	recSeen uint64
+	recAt   [64]int32
 }
 
 type pathSeg struct {
@@ -416,6 +458,9 @@ func (m typeMask) String() string {
 
 func (v *validator) check(s *snode, i int) *ValidationError {
 	n := &v.t.nodes[i]
+	if s.leaf == tString && n.kind == jString {
+		return v.string(s, i) // all that is left to do, below
+	}
 	if s.ref != nil {
 		if err := v.check(s.ref, i); err != nil {
 			return err
@@ -489,11 +534,21 @@ func (v *validator) object(s *snode, i int) *ValidationError {
 	if s.props == nil && !s.closed && s.required == nil {
 		return nil
 	}
+	// The tree does not change while it is checked: keep its slices at hand
+	// across the recursive calls.
+	nodes, data := v.t.nodes, v.t.data
+	uniq := nodes[i].uniq
+	rec := i == 0 && s == v.rec
 	var seen uint64
 	last := -1
 	c := i + 1
-	for k := int32(0); k < v.t.nodes[i].n; k++ {
-		key := v.t.str(c, v.buf[:0])
+	for k := int32(0); k < nodes[i].n; k++ {
+		var key []byte
+		if kn := &nodes[c]; !kn.esc {
+			key = data[kn.start:kn.end]
+		} else {
+			key = v.t.str(c, v.buf[:0])
+		}
 		j := s.lookup(key, last)
 		if j >= 0 {
 			last = j
@@ -503,6 +558,9 @@ func (v *validator) object(s *snode, i int) *ValidationError {
 			return &ValidationError{Pointer: v.pointer(string(key)), Code: CodeDuplicateKey, Reason: "duplicate key"}
 		case j >= 0:
 			seen |= 1 << j
+			if rec {
+				v.recAt[j] = int32(c + 1)
+			}
 			v.path = append(v.path, pathSeg{key: c})
 			err := v.check(s.props[j].s, c+1)
 			v.path = v.path[:len(v.path)-1]
@@ -511,42 +569,50 @@ func (v *validator) object(s *snode, i int) *ValidationError {
 			}
 		case s.closed:
 			return &ValidationError{Pointer: v.pointer(string(key)), Code: CodeAdditional, Reason: "property not allowed"}
+		case uniq:
+			// Open object whose keys the parser saw distinct.
 		default:
 			// Open object: only duplicates to check.
 			for c2, k2 := i+1, int32(0); k2 < k; k2++ {
 				if bytes.Equal(v.t.str(c2, nil), v.t.str(c, nil)) {
 					return &ValidationError{Pointer: v.pointer(string(v.t.str(c, nil))), Code: CodeDuplicateKey, Reason: "duplicate key"}
 				}
-				c2 = int(v.t.nodes[c2+1].next)
+				c2 = int(nodes[c2+1].next)
 			}
 		}
-		c = int(v.t.nodes[c+1].next)
+		c = int(nodes[c+1].next)
 	}
-	for _, j := range s.required {
-		if seen&(1<<j) == 0 {
-			return &ValidationError{Pointer: v.pointer(s.props[j].name), Code: CodeRequired, Reason: "required property missing"}
+	if seen&s.requiredMask != s.requiredMask {
+		for _, j := range s.required {
+			if seen&(1<<j) == 0 {
+				return &ValidationError{Pointer: v.pointer(s.props[j].name), Code: CodeRequired, Reason: "required property missing"}
+			}
 		}
+	}
+	if rec {
+		v.recSeen = seen
 	}
 	return nil
 }
 
 // lookup returns the index of property key, or -1. Canonical events list
-// keys in the order of props (both sorted), so the property after the last
-// one found is tried first.
+// keys in the order of props (both sorted), so the properties after the
+// last one found are tried first: a key is usually one of the next few,
+// and most names differ from it in length. Schemas have at most 64
+// properties, so the rest are simply tried in turn.
 func (s *snode) lookup(key []byte, last int) int {
-	if len(s.props) <= 4 {
-		for j := range s.props {
-			if s.props[j].name == string(key) {
-				return j
-			}
+	if s.lens&(1<<min(len(key), 63)) == 0 {
+		return -1 // no property has a name this long
+	}
+	for j := last + 1; j < len(s.props); j++ {
+		if s.props[j].name == string(key) {
+			return j
 		}
-		return -1
 	}
-	if next := last + 1; next < len(s.props) && s.props[next].name == string(key) {
-		return next
-	}
-	if j, ok := s.propIdx[string(key)]; ok {
-		return j
+	for j := 0; j <= last && j < len(s.props); j++ {
+		if s.props[j].name == string(key) {
+			return j
+		}
 	}
 	return -1
 }
@@ -605,7 +671,12 @@ func (v *validator) equal(a, b int) bool {
 }
 
 func (v *validator) string(s *snode, i int) *ValidationError {
-	str := v.t.str(i, v.buf[:0])
+	var str []byte
+	if n := &v.t.nodes[i]; !n.esc {
+		str = v.t.data[n.start:n.end] // str, inlined: this is the hot path
+	} else {
+		str = v.t.str(i, v.buf[:0])
+	}
 	if s.hasConst && string(str) != s.constStr {
 		return v.fail(CodeConst, strconv.Quote(s.constStr)+" expected")
 	}
@@ -622,7 +693,10 @@ func (v *validator) string(s *snode, i int) *ValidationError {
 		}
 	}
 	if s.minLen >= 0 || s.maxLen >= 0 {
-		l := utf8.RuneCount(str)
+		l := len(str)
+		if n := &v.t.nodes[i]; !n.ascii || n.esc {
+			l = utf8.RuneCount(str)
+		}
 		if s.minLen >= 0 && l < s.minLen {
 			return v.fail(CodeMinLength, fmt.Sprintf("length %d, want at least %d", l, s.minLen))
 		}

@@ -1,6 +1,9 @@
 package events
 
 import (
+	"bytes"
+	"encoding/binary"
+	"math/bits"
 	"strconv"
 	"unicode/utf16"
 	"unicode/utf8"
@@ -56,10 +59,16 @@ func (k jkind) String() string {
 // value. next is the index just past the node's subtree.
 type jnode struct {
 	kind jkind
-	// esc: a string with escapes; integer: a number with neither fraction
-	// nor exponent.
+	// esc: a string with escapes; ascii: a string whose raw bytes are all
+	// ASCII (so, without escapes, its length counts its characters);
+	// integer: a number with neither fraction nor exponent; uniq: an object
+	// whose keys are known to be distinct because they come in strictly
+	// increasing byte order without escapes, as in every canonical event
+	// (false says nothing: the validator then compares keys itself).
 	esc     bool
+	ascii   bool
 	integer bool
+	uniq    bool
 	start   int32 // string: first byte after the quote; number: first byte
 	end     int32 // string: the closing quote; number: one past the last byte
 	n       int32 // object: members; array: elements
@@ -69,7 +78,10 @@ type jnode struct {
 type jtree struct {
 	data  []byte
 	nodes []jnode
-	v     validator // reused with the tree, so validating allocates nothing
+	// frac is the index of the first number with a fraction or exponent,
+	// or -1: events carry integers only, and dispatch reports it.
+	frac int
+	v    validator // reused with the tree, so validating allocates nothing
 	// scratch is the canonical encoder's scratch space for sorting keys.
 	scratch []member
 }
@@ -85,6 +97,7 @@ type parser struct {
 	data  []byte
 	pos   int
 	nodes []jnode
+	frac  int
 }
 
 // parse parses data into t, reusing t's node slice.
@@ -92,14 +105,14 @@ func (t *jtree) parse(data []byte) *syntaxError {
 	if len(data) > MaxEventSize {
 		return &syntaxError{code: CodeTooLarge, offset: MaxEventSize, msg: "event larger than " + strconv.Itoa(MaxEventSize) + " bytes"}
 	}
-	p := parser{data: data, nodes: t.nodes[:0]}
+	p := parser{data: data, nodes: t.nodes[:0], frac: -1}
 	p.ws()
 	if err := p.value(0); err != nil {
 		t.nodes = p.nodes
 		return err
 	}
 	p.ws()
-	t.nodes = p.nodes
+	t.nodes, t.frac = p.nodes, p.frac
 	if p.pos != len(data) {
 		return p.fail("trailing data after JSON value")
 	}
@@ -112,6 +125,9 @@ func (p *parser) fail(msg string) *syntaxError {
 }
 
 func (p *parser) ws() {
+	if p.pos < len(p.data) && p.data[p.pos] > ' ' {
+		return // the usual case: canonical events have no whitespace
+	}
 	for p.pos < len(p.data) {
 		switch p.data[p.pos] {
 		case ' ', '\t', '\n', '\r':
@@ -148,6 +164,15 @@ func (p *parser) value(depth int) *syntaxError {
 	return p.fail("invalid character " + strconv.QuoteRune(rune(p.data[p.pos])))
 }
 
+// member parses a value inside an object or array, going straight to the
+// string scanner for the commonest kind.
+func (p *parser) member(depth int) *syntaxError {
+	if depth <= maxDepth && p.pos < len(p.data) && p.data[p.pos] == '"' {
+		return p.str()
+	}
+	return p.value(depth)
+}
+
 func (p *parser) lit(word string, k jkind) *syntaxError {
 	if len(p.data)-p.pos < len(word) || string(p.data[p.pos:p.pos+len(word)]) != word {
 		return p.fail("invalid literal")
@@ -163,6 +188,9 @@ func (p *parser) object(depth int) *syntaxError {
 	p.pos++
 	p.ws()
 	var n int32
+	uniq := true
+	var prev []byte    // the last key, while uniq
+	var prevPre uint64 // and its first eight bytes
 	if p.pos < len(p.data) && p.data[p.pos] == '}' {
 		p.pos++
 	} else {
@@ -174,16 +202,38 @@ func (p *parser) object(depth int) *syntaxError {
 			if err := p.str(); err != nil {
 				return err
 			}
-			p.ws()
-			if p.pos >= len(p.data) || p.data[p.pos] != ':' {
-				return p.fail("expected ':' after object key")
+			if uniq {
+				k := &p.nodes[len(p.nodes)-1]
+				key := p.data[k.start:k.end]
+				pre := prefix8(p.data, int(k.start), len(key))
+				switch {
+				case k.esc:
+					uniq = false
+				case n > 0 && pre != prevPre:
+					uniq = prevPre < pre
+				case n > 0:
+					uniq = bytes.Compare(prev, key) < 0
+				}
+				prev, prevPre = key, pre
 			}
-			p.pos++
+			if p.pos < len(p.data) && p.data[p.pos] == ':' {
+				p.pos++
+			} else {
+				p.ws()
+				if p.pos >= len(p.data) || p.data[p.pos] != ':' {
+					return p.fail("expected ':' after object key")
+				}
+				p.pos++
+			}
 			p.ws()
-			if err := p.value(depth + 1); err != nil {
+			if err := p.member(depth + 1); err != nil {
 				return err
 			}
 			n++
+			if p.pos < len(p.data) && p.data[p.pos] == ',' {
+				p.pos++
+				continue
+			}
 			p.ws()
 			if p.pos >= len(p.data) {
 				return p.fail("unexpected end of input in object")
@@ -200,6 +250,7 @@ func (p *parser) object(depth int) *syntaxError {
 		}
 	}
 	p.nodes[idx].n = n
+	p.nodes[idx].uniq = uniq
 	p.nodes[idx].end = int32(p.pos)
 	p.nodes[idx].next = int32(len(p.nodes))
 	return nil
@@ -216,7 +267,7 @@ func (p *parser) array(depth int) *syntaxError {
 	} else {
 		for {
 			p.ws()
-			if err := p.value(depth + 1); err != nil {
+			if err := p.member(depth + 1); err != nil {
 				return err
 			}
 			n++
@@ -250,17 +301,63 @@ var plain = func() (t [256]bool) {
 	return t
 }()
 
+const (
+	lsbs = 0x0101010101010101
+	msbs = 0x8080808080808080
+)
+
+// special sets the high bit of each byte of x (eight string bytes, little
+// endian) that is not plain: '"', '\\', a control character or a non-ASCII
+// byte. For an ASCII byte c, c^'"' - 1 has its high bit set only when c is
+// '"', likewise for '\\', and c - 0x20 only when c < 0x20; the high bit of
+// x itself flags the rest. Borrows can also flag bytes above a flagged one,
+// so only the lowest flag is exact, which is the one the scan uses.
+func special(x uint64) uint64 {
+	return (((x ^ (lsbs * '"')) - lsbs) | ((x ^ (lsbs * '\\')) - lsbs) | (x - lsbs*0x20) | x) & msbs
+}
+
+// plainRun returns the index of the first byte at or after i that is not
+// plain, or len(d). Strings in events are mostly ids and hashes of plain
+// ASCII, so it looks at eight bytes at a time.
+func plainRun(d []byte, i int) int {
+	for i+8 <= len(d) {
+		if m := special(binary.LittleEndian.Uint64(d[i:])); m != 0 {
+			return i + bits.TrailingZeros64(m)>>3
+		}
+		i += 8
+	}
+	for i < len(d) && plain[d[i]] {
+		i++
+	}
+	return i
+}
+
+// prefix8 returns the first eight bytes of the l-byte key at d[start:] as a
+// big-endian number, zero-padded. Keys without escapes hold no zero byte
+// (control characters must be escaped), so when two prefixes differ they
+// order the keys as their bytes do, and most key pairs need no more.
+func prefix8(d []byte, start, l int) uint64 {
+	if start+8 > len(d) {
+		var pre uint64
+		for k := 0; k < 8 && k < l; k++ {
+			pre |= uint64(d[start+k]) << (56 - 8*k)
+		}
+		return pre
+	}
+	pre := binary.BigEndian.Uint64(d[start:])
+	if l < 8 {
+		pre &= ^uint64(0) << (8 * (8 - l)) // << 64 is 0 in Go
+	}
+	return pre
+}
+
 func (p *parser) str() *syntaxError {
 	p.pos++ // opening quote
 	start := p.pos
-	esc := false
+	esc, ascii := false, true
 	d := p.data
 	for {
-		// Fast scan over plain ASCII, on a local index.
-		i := p.pos
-		for i < len(d) && plain[d[i]] {
-			i++
-		}
+		i := plainRun(d, p.pos)
 		p.pos = i
 		if i >= len(d) {
 			return p.fail("unterminated string")
@@ -268,7 +365,7 @@ func (p *parser) str() *syntaxError {
 		c := d[i]
 		switch {
 		case c == '"':
-			p.nodes = append(p.nodes, jnode{kind: jString, esc: esc, start: int32(start), end: int32(i), next: int32(len(p.nodes) + 1)})
+			p.nodes = append(p.nodes, jnode{kind: jString, esc: esc, ascii: ascii, start: int32(start), end: int32(i), next: int32(len(p.nodes) + 1)})
 			p.pos++
 			return nil
 		case c == '\\':
@@ -279,6 +376,7 @@ func (p *parser) str() *syntaxError {
 		case c < 0x20:
 			return p.fail("control character in string")
 		default:
+			ascii = false
 			r, size := utf8.DecodeRune(d[i:])
 			if r == utf8.RuneError && size == 1 {
 				return &syntaxError{code: CodeInvalidUTF8, offset: i, msg: "invalid UTF-8 in string"}
@@ -378,6 +476,9 @@ func (p *parser) number() *syntaxError {
 		for p.pos < len(d) && d[p.pos] >= '0' && d[p.pos] <= '9' {
 			p.pos++
 		}
+	}
+	if !integer && p.frac < 0 {
+		p.frac = len(p.nodes)
 	}
 	p.nodes = append(p.nodes, jnode{kind: jNumber, integer: integer, start: int32(start), end: int32(p.pos), next: int32(len(p.nodes) + 1)})
 	return nil

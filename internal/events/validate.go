@@ -3,6 +3,7 @@ package events
 import (
 	"errors"
 	"fmt"
+	"math/bits"
 	"strconv"
 	"strings"
 	"sync"
@@ -111,7 +112,7 @@ func Decode(data []byte) (*Envelope, error) {
 	if verr := reg.validate(t, data); verr != nil {
 		return nil, verr
 	}
-	return t.envelope()
+	return t.envelope(reg)
 }
 
 // UnmarshalJSON implements json.Unmarshaler with Decode: an Envelope read
@@ -134,6 +135,7 @@ func (r *schemaRegistry) validate(t *jtree, data []byte) *ValidationError {
 		return verr
 	}
 	t.v.t, t.v.path = t, t.v.path[:0]
+	t.v.rec, t.v.recSeen = r.envelope, 0
 	return t.v.check(s, 0)
 }
 
@@ -144,22 +146,24 @@ func (r *schemaRegistry) dispatch(t *jtree, data []byte) (*snode, *ValidationErr
 	if serr := t.parse(data); serr != nil {
 		return nil, &ValidationError{Code: serr.code, Reason: serr.msg + " at byte " + strconv.Itoa(serr.offset)}
 	}
-	for i := range t.nodes {
-		if t.nodes[i].kind == jNumber && !t.nodes[i].integer {
-			return nil, &ValidationError{Pointer: t.pointerTo(i), Code: CodeType,
-				Reason: "expected integer, got number (events carry integers only, without fraction or exponent)"}
-		}
+	if i := t.frac; i >= 0 {
+		return nil, &ValidationError{Pointer: t.pointerTo(i), Code: CodeType,
+			Reason: "expected integer, got number (events carry integers only, without fraction or exponent)"}
 	}
 	if t.nodes[0].kind != jObject {
 		return r.envelope, nil
 	}
 	var ver, et = -1, -1
 	for c, k := 1, int32(0); k < t.nodes[0].n; k++ {
-		switch t.key(c) {
-		case "schema_version":
-			ver = c + 1
-		case "event_type":
-			et = c + 1
+		// Only a key with escapes or of the right length can be one of
+		// the two: the rest are not decoded.
+		if n := &t.nodes[c]; n.esc || n.end-n.start == int32(len("event_type")) || n.end-n.start == int32(len("schema_version")) {
+			switch t.key(c) {
+			case "schema_version":
+				ver = c + 1
+			case "event_type":
+				et = c + 1
+			}
 		}
 		c = int(t.nodes[c+1].next)
 	}
@@ -181,92 +185,197 @@ func (r *schemaRegistry) dispatch(t *jtree, data []byte) (*snode, *ValidationErr
 	return s, nil
 }
 
-// envelope builds the Envelope of a validated tree. All strings share one
-// copy of the input; the payload gets its own, so callers may reuse data.
-func (t *jtree) envelope() (*Envelope, error) {
-	all := string(t.data)
-	text := func(i int) string {
-		n := &t.nodes[i]
-		if n.esc {
-			return string(unescape(nil, t.raw(i)))
-		}
-		return all[n.start:n.end]
+// envelopeParts holds an Envelope and the optional parts it points to, so
+// that decoding allocates them together.
+type envelopeParts struct {
+	env    Envelope
+	agent  Agent
+	policy PolicyRef
+}
+
+// textBuf copies the strings of one decoded event into a single buffer
+// sized up front, and hands them out as strings over it: one allocation
+// for all of them, none of them sharing memory with the input, so callers
+// may reuse data. The buffer never grows (unescaping only shrinks text),
+// and nothing writes to it after a string is taken except through
+// Envelope.Payload, whose bytes no string covers.
+type textBuf struct {
+	t   *jtree
+	buf []byte
+}
+
+func (b *textBuf) text(i int) string {
+	n := &b.t.nodes[i]
+	start := len(b.buf)
+	if n.esc {
+		b.buf = unescape(b.buf, b.t.raw(i))
+	} else {
+		b.buf = append(b.buf, b.t.raw(i)...)
 	}
-	e := &Envelope{}
-	var err error
-	root := t.nodes[0]
+	s := b.buf[start:]
+	if len(s) == 0 {
+		return ""
+	}
+	return unsafe.String(&s[0], len(s))
+}
+
+// bytes copies the raw bytes of node i; the result's capacity ends with
+// them, so appending to it cannot reach the strings after it.
+func (b *textBuf) bytes(i int) []byte {
+	n := &b.t.nodes[i]
+	start := len(b.buf)
+	b.buf = append(b.buf, b.t.data[n.start:n.end]...)
+	return b.buf[start:len(b.buf):len(b.buf)]
+}
+
+// envField names an Envelope field that Decode sets.
+type envField uint8
+
+const (
+	fNone envField = iota
+	fEventID
+	fEventType
+	fSchemaVersion
+	fEventTime
+	fTenant
+	fSessionID
+	fRunnerID
+	fSeq
+	fPrevHash
+	fHash
+	fToolCallID
+	fApprovalID
+	fParentEventID
+	fTraceID
+	fPayload
+	fActor
+	fAgent
+	fPolicy
+)
+
+var envFieldNames = map[string]envField{
+	"event_id": fEventID, "event_type": fEventType, "schema_version": fSchemaVersion,
+	"event_time": fEventTime, "tenant": fTenant, "session_id": fSessionID,
+	"runner_id": fRunnerID, "seq": fSeq, "prev_hash": fPrevHash, "hash": fHash,
+	"tool_call_id": fToolCallID, "approval_id": fApprovalID,
+	"parent_event_id": fParentEventID, "trace_id": fTraceID, "payload": fPayload,
+	"actor": fActor, "agent": fAgent, "policy": fPolicy,
+}
+
+// envelope builds the Envelope of a tree that passed validation. It finds
+// each key among the envelope schema's properties the way the validator
+// does (canonical order makes that one comparison), then switches on a
+// small integer instead of on the key.
+func (t *jtree) envelope(r *schemaRegistry) (*Envelope, error) {
+	root := &t.nodes[0]
+	size := 0 // the top-level strings and objects bound every byte kept
 	for c, k := 1, int32(0); k < root.n; k++ {
-		v := c + 1
-		switch t.key(c) {
-		case "event_id":
-			e.EventID = text(v)
-		case "event_type":
-			e.EventType = text(v)
-		case "schema_version":
-			e.SchemaVersion = text(v)
-		case "event_time":
-			e.EventTime, err = parseTime(text(v))
-		case "tenant":
-			e.Tenant = text(v)
-		case "session_id":
-			e.SessionID = text(v)
-		case "runner_id":
-			e.RunnerID = text(v)
-		case "seq":
+		n := &t.nodes[c+1]
+		if n.kind == jString || n.kind == jObject {
+			size += int(n.end - n.start)
+		}
+		c = int(n.next)
+	}
+	tb := textBuf{t: t, buf: make([]byte, 0, size)}
+	parts := &envelopeParts{}
+	e := &parts.env
+	var err error
+	if t.v.rec != r.envelope || t.v.recSeen == 0 {
+		t.recordRoot(r.envelope) // not validated as an event: look up the keys
+	}
+	for seen := t.v.recSeen; seen != 0; seen &= seen - 1 {
+		j := bits.TrailingZeros64(seen)
+		v := int(t.v.recAt[j])
+		f := fNone
+		if j < len(r.fields) {
+			f = r.fields[j]
+		}
+		switch f {
+		case fEventID:
+			e.EventID = tb.text(v)
+		case fEventType:
+			e.EventType = tb.text(v)
+		case fSchemaVersion:
+			e.SchemaVersion = tb.text(v)
+		case fEventTime:
+			e.EventTime, err = parseTime(t.key(v))
+		case fTenant:
+			e.Tenant = tb.text(v)
+		case fSessionID:
+			e.SessionID = tb.text(v)
+		case fRunnerID:
+			e.RunnerID = tb.text(v)
+		case fSeq:
 			var s int64
 			s, _ = parseInt(t.raw(v))
 			e.Seq = uint64(s)
-		case "prev_hash":
-			e.PrevHash = text(v)
-		case "hash":
-			e.Hash = text(v)
-		case "tool_call_id":
-			e.ToolCallID = text(v)
-		case "approval_id":
-			e.ApprovalID = text(v)
-		case "parent_event_id":
-			e.ParentEventID = text(v)
-		case "trace_id":
-			e.TraceID = text(v)
-		case "payload":
-			n := &t.nodes[v]
-			e.Payload = append([]byte(nil), t.data[n.start:n.end]...)
-		case "actor":
-			t.members(v, func(k string, i int) {
-				switch k {
+		case fPrevHash:
+			e.PrevHash = tb.text(v)
+		case fHash:
+			e.Hash = tb.text(v)
+		case fToolCallID:
+			e.ToolCallID = tb.text(v)
+		case fApprovalID:
+			e.ApprovalID = tb.text(v)
+		case fParentEventID:
+			e.ParentEventID = tb.text(v)
+		case fTraceID:
+			e.TraceID = tb.text(v)
+		case fPayload:
+			e.Payload = tb.bytes(v)
+		case fActor:
+			for c, k := v+1, int32(0); k < t.nodes[v].n; k++ {
+				switch t.key(c) {
 				case "type":
-					e.Actor.Type = ActorType(text(i))
+					e.Actor.Type = ActorType(tb.text(c + 1))
 				case "id":
-					e.Actor.ID = text(i)
+					e.Actor.ID = tb.text(c + 1)
 				}
-			})
-		case "agent":
-			e.Agent = &Agent{}
-			t.members(v, func(k string, i int) {
-				switch k {
+				c = int(t.nodes[c+1].next)
+			}
+		case fAgent:
+			e.Agent = &parts.agent
+			for c, k := v+1, int32(0); k < t.nodes[v].n; k++ {
+				switch t.key(c) {
 				case "name":
-					e.Agent.Name = text(i)
+					e.Agent.Name = tb.text(c + 1)
 				case "version":
-					e.Agent.Version = text(i)
+					e.Agent.Version = tb.text(c + 1)
 				}
-			})
-		case "policy":
-			e.Policy = &PolicyRef{}
-			t.members(v, func(k string, i int) {
-				switch k {
+				c = int(t.nodes[c+1].next)
+			}
+		case fPolicy:
+			e.Policy = &parts.policy
+			for c, k := v+1, int32(0); k < t.nodes[v].n; k++ {
+				switch t.key(c) {
 				case "id":
-					e.Policy.ID = text(i)
+					e.Policy.ID = tb.text(c + 1)
 				case "sha256":
-					e.Policy.SHA256 = text(i)
+					e.Policy.SHA256 = tb.text(c + 1)
 				}
-			})
+				c = int(t.nodes[c+1].next)
+			}
 		}
-		c = int(t.nodes[v].next)
 	}
 	if err != nil {
 		return nil, &ValidationError{Pointer: "/event_time", Code: CodeFormat, Reason: err.Error()}
 	}
 	return e, nil
+}
+
+// recordRoot finds the root object's envelope properties as the validator
+// records them when it checks the root against the envelope schema.
+func (t *jtree) recordRoot(env *snode) {
+	t.v.rec, t.v.recSeen = env, 0
+	last := -1
+	for c, k := 1, int32(0); k < t.nodes[0].n; k++ {
+		if j := env.lookup(t.str(c, t.v.buf[:0]), last); j >= 0 {
+			last = j
+			t.v.recSeen |= 1 << j
+			t.v.recAt[j] = int32(c + 1)
+		}
+		c = int(t.nodes[c+1].next)
+	}
 }
 
 // pointerTo returns the JSON pointer of value node i.
