@@ -54,12 +54,25 @@ test: vet test-deps
 	$(GO) test $(GOFLAGS_TEST) -skip '^TestFault' ./...
 	$(GO) test -tags $(GOTAGS),chdb -count=1 -run Chdb ./internal/store/
 	$(GO) run -tags $(GOTAGS) ./cmd/detect test rules/
-	$(GO) test -tags $(GOTAGS) -count=1 -p 1 -timeout 30m -run '^TestFault' ./...
+	$(call fault_phase,)
 
 # The fault tests alone (they also run at the end of make test): services
 # stopped and restarted under load, one package at a time.
 faults: test-deps
-	$(GO) test -tags $(GOTAGS) -count=1 -p 1 -timeout 30m -v -run '^TestFault' ./...
+	$(call fault_phase,-v)
+
+# fault_phase runs every TestFault… with AGENTAUDIT_FAULT_REPORT naming a
+# fresh report under .testenv/artifacts/, then prints the per-case table
+# (produced, stored, dead-lettered, lost, duplicated) to stdout and to
+# .testenv/artifacts/faults.md. The exit status is go test's.
+define fault_phase
+@mkdir -p .testenv/artifacts; \
+report=$(CURDIR)/.testenv/artifacts/faults-$$(date -u +%Y%m%dT%H%M%SZ).jsonl; : > $$report; \
+AGENTAUDIT_FAULT_REPORT=$$report $(GO) test -tags $(GOTAGS) -count=1 -p 1 -timeout 30m $(1) -run '^TestFault' ./...; status=$$?; \
+echo; echo "Fault suite ($$report):"; \
+$(GO) run -tags $(GOTAGS) ./internal/faults/cmd/faulttable -o .testenv/artifacts/faults.md $$report || status=1; \
+exit $$status
+endef
 
 unit:
 	$(GO) test -tags $(GOTAGS) -count=1 -short ./...

@@ -13,6 +13,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/agentaudit/agentaudit/internal/testenv"
+	"github.com/agentaudit/agentaudit/internal/testenv/faultreport"
 )
 
 // uniqueTopics returns topic names private to one test, created on the real
@@ -232,4 +233,27 @@ func TestFaultKafkaStopAndSpool(t *testing.T) {
 		}
 	}
 	t.Logf("sent %d, in topic %d, chains %d", len(want), len(got), len(byChain))
+
+	// Produced: what Kafka acknowledged, directly or from the spool (the
+	// first producer closed with its spool still full).
+	s1, s2 := p.Stats(), p2.Stats()
+	acked := s1.Acked.Load() + s1.Drained.Load() + s2.Acked.Load() + s2.Drained.Load()
+	if acked != int64(len(want)) {
+		t.Errorf("Kafka acknowledged %d events, sent %d", acked, len(want))
+	}
+	var lost, dup int64
+	for _, id := range want {
+		if count[id] == 0 {
+			lost++
+		}
+	}
+	for _, n := range count {
+		dup += int64(n - 1)
+	}
+	faultreport.Record(t, faultreport.Case{
+		Name: "producer with the broker stopped: deny, spool, resume", Package: "internal/events",
+		Produced: acked, Stored: int64(len(count)), Lost: lost, Duplicated: dup,
+		Detail: fmt.Sprintf("clean broker stop; Emit denied audit_unavailable, %d events spooled by a process that exited, replayed in order by the next; %d chains verified in topic order",
+			s1.Spooled.Load(), len(byChain)),
+	})
 }

@@ -1,8 +1,10 @@
 package ingest
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net"
 	"os"
 	"os/exec"
@@ -11,8 +13,67 @@ import (
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/agentaudit/agentaudit/internal/events"
 	"github.com/agentaudit/agentaudit/internal/testenv"
+	"github.com/agentaudit/agentaudit/internal/testenv/faultreport"
 )
+
+// record accounts for a fault case: produced is every record Kafka
+// acknowledged (ProduceSync returned), stored the distinct event ids in
+// ClickHouse, lost the produced ids not stored, duplicated the extra rows
+// a FINAL query sees; then it records the case in the fault report.
+func (e *env) record(t *testing.T, name string, recs []*kgo.Record, detail string) {
+	t.Helper()
+	produced := map[uint64]bool{}
+	for _, r := range recs {
+		env, err := events.Decode(r.Value)
+		if err != nil {
+			t.Fatalf("produced record does not decode: %v", err)
+		}
+		id, err := events.ParseID(env.EventID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		produced[uint64(id)] = true
+	}
+	rows, err := e.admin.Conn().Query(context.Background(), "SELECT event_id, count() FROM "+e.cfg.Database+".events FINAL GROUP BY event_id")
+	if err != nil {
+		t.Fatal(err)
+	}
+	stored := map[uint64]uint64{}
+	for rows.Next() {
+		var id, n uint64
+		if err := rows.Scan(&id, &n); err != nil {
+			t.Fatal(err)
+		}
+		stored[id] = n
+	}
+	rows.Close()
+	var lost, dup, unexpected int64
+	for id := range produced {
+		if stored[id] == 0 {
+			lost++
+		}
+	}
+	for id, n := range stored {
+		dup += int64(n - 1)
+		if !produced[id] {
+			unexpected++
+		}
+	}
+	if unexpected != 0 {
+		t.Errorf("%d stored events were never produced", unexpected)
+	}
+	faultreport.Record(t, faultreport.Case{
+		Name: name, Package: "internal/ingest",
+		Produced: int64(len(recs)), Stored: int64(len(stored)), DLQ: int64(e.uint64("SELECT count() FROM {db}.dlq_events")),
+		Lost: lost, Duplicated: dup,
+		Detail: fmt.Sprintf("%s; %d rows before merges, %d chain breaks", detail,
+			e.uint64("SELECT count() FROM {db}.events"), e.uint64("SELECT count() FROM {db}.chain_breaks")),
+	})
+}
 
 // sub runs ingest.Run with cfg in a child process (this test binary; see
 // TestMain).
@@ -88,6 +149,8 @@ func TestFaultKillBetweenInsertAndCommit(t *testing.T) {
 	if raw < n+before {
 		t.Errorf("rows without FINAL = %d, want at least %d: the killed batch should have been redelivered", raw, n+before)
 	}
+	e.record(t, "ingest SIGKILLed between insert and commit", recs,
+		fmt.Sprintf("killed after its first insert (%d rows in, nothing committed), restarted; batch redelivered", before))
 }
 
 // TestFaultSIGTERMFlushesAndCommits: records waiting in a batch when
@@ -134,6 +197,8 @@ func TestFaultSIGTERMFlushesAndCommits(t *testing.T) {
 	if final != n || lag != 0 {
 		t.Errorf("after SIGTERM: %d stored, lag %d; want %d stored and everything committed", final, lag, n)
 	}
+	e.record(t, "ingest SIGTERMed with a batch open", recs,
+		fmt.Sprintf("SIGTERM with %d records consumed and unwritten; flushed and committed, lag %d", n, lag))
 }
 
 // TestFaultClickHouseDown: ClickHouse stops for 30 s while events keep
@@ -178,6 +243,8 @@ func TestFaultClickHouseDown(t *testing.T) {
 	if final != want || lag != 0 {
 		t.Errorf("after recovery: stored %d, lag %d; want %d, 0", final, lag, want)
 	}
+	e.record(t, "ClickHouse stopped 30 s under ingest", append(first, second...),
+		fmt.Sprintf("clean stop; %s insert retries, healthz %d while down, nothing committed (lag %d), lag %d after", retries, code, lagDown, lag))
 }
 
 // TestFaultKafkaRestart: the broker restarts under a running ingester,
@@ -207,4 +274,6 @@ func TestFaultKafkaRestart(t *testing.T) {
 	if n := e.uint64("SELECT count() FROM {db}.chain_breaks"); n != 0 {
 		t.Errorf("chain breaks = %d, want 0", n)
 	}
+	e.record(t, "Kafka stopped and restarted under ingest", append(first, second...),
+		"clean broker stop for 5 s between two loads; ingest resumed")
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/agentaudit/agentaudit/internal/events/eventstest"
 	"github.com/agentaudit/agentaudit/internal/sandbox"
 	"github.com/agentaudit/agentaudit/internal/testenv"
+	"github.com/agentaudit/agentaudit/internal/testenv/faultreport"
 )
 
 // These tests run the gateway against the real Kafka and Podman that
@@ -493,4 +494,21 @@ func TestFaultKafkaDown(t *testing.T) {
 	if err := events.VerifyChain(evs); err != nil {
 		t.Errorf("chain after the outage: %v", err)
 	}
+	// Produced: what Kafka acknowledged, directly or from the spool;
+	// stored: the session's distinct events on the topic.
+	st := e.svc.Producer.Stats()
+	seen := map[string]int{}
+	var dup int64
+	for _, ev := range evs {
+		if seen[ev.EventID]++; seen[ev.EventID] > 1 {
+			dup++
+		}
+	}
+	produced := st.Acked.Load() + st.Drained.Load()
+	faultreport.Record(t, faultreport.Case{
+		Name: "runner with Kafka down", Package: "internal/runner",
+		Produced: produced, Stored: int64(len(seen)), Lost: max(0, produced-int64(len(seen))), Duplicated: dup,
+		Detail: fmt.Sprintf("clean broker stop; %d calls denied audit_unavailable, nothing executed; %d events spooled and delivered after recovery",
+			denied, st.Spooled.Load()),
+	})
 }

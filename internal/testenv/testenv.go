@@ -3,12 +3,16 @@
 package testenv
 
 import (
+	"errors"
 	"fmt"
 	"net"
 	"os"
 	"os/exec"
+	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -139,24 +143,141 @@ func Stop(t testing.TB, service string) {
 	runLib(t, service, service+"_down 0")
 }
 
-// Start starts one testenv service and waits until it is healthy.
+// Start starts one testenv service and waits until it is healthy, for up
+// to StartTimeout: a broker with many partitions recovers their logs
+// before it answers, which can outlast the start script's own wait.
 func Start(t testing.TB, service string) {
 	t.Helper()
-	runLib(t, service, service+"_up")
+	StartWithin(t, service, StartTimeout)
 }
 
-func runLib(t testing.TB, service, call string) {
+// StartTimeout bounds Start.
+const StartTimeout = 5 * time.Minute
+
+// Kill SIGKILLs one testenv service (kafka or clickhouse), as a crash or
+// an OOM kill would, waits until the process is gone and removes its PID
+// file, so Start brings it up again without first waiting on a corpse.
+// It returns the PID it killed.
+func Kill(t testing.TB, service string) int {
 	t.Helper()
 	root, err := Root()
 	if err != nil {
 		t.Fatal(err)
 	}
-	script := fmt.Sprintf("source testenv/lib/common.sh && source testenv/lib/%s.sh && %s", service, call)
-	cmd := exec.Command("bash", "-c", script)
-	cmd.Dir = root
-	out, err := cmd.CombinedOutput()
-	t.Logf("%s: %s", call, strings.TrimSpace(string(out)))
+	pidfile := filepath.Join(root, ".testenv", "run", service+".pid")
+	b, err := os.ReadFile(pidfile)
+	if err != nil {
+		t.Fatalf("kill %s: %v; is it running? start it with %s", service, err, StartCommand)
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil || pid <= 1 {
+		t.Fatalf("kill %s: bad PID file %s: %q", service, pidfile, b)
+	}
+	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil && !errors.Is(err, syscall.ESRCH) {
+		t.Fatalf("kill %s (pid %d): %v", service, pid, err)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for !gone(pid) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s (pid %d) still alive 30s after SIGKILL", service, pid)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	os.Remove(pidfile)
+	t.Logf("%s: SIGKILLed pid %d", service, pid)
+	return pid
+}
+
+// keepInheritedFilesFromServices marks every descriptor this process
+// inherited (Go opens its own close-on-exec) close-on-exec, so a service
+// restarted by a test does not inherit them: run under
+// `flock /tmp/agentaudit-fault.lock go test …`, a restarted broker would
+// otherwise hold the lock for as long as it runs.
+func keepInheritedFilesFromServices() {
+	fds, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		return
+	}
+	for _, f := range fds {
+		if fd, err := strconv.Atoi(f.Name()); err == nil && fd > 2 {
+			syscall.CloseOnExec(fd)
+		}
+	}
+}
+
+// gone reports whether pid has exited: no such process, or a zombie
+// waiting for a parent that is not us.
+func gone(pid int) bool {
+	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return true
+	}
+	// The state follows the parenthesised command name.
+	if i := strings.LastIndexByte(string(stat), ')'); i >= 0 && i+2 < len(stat) {
+		return stat[i+2] == 'Z' || stat[i+2] == 'X'
+	}
+	return false
+}
+
+// StartWithin is Start for a service that may take longer than its
+// library waits, such as a broker recovering every log after a SIGKILL:
+// when the start script gives up while the process it started is still
+// alive, StartWithin keeps polling the service's status until timeout.
+func StartWithin(t testing.TB, service string, timeout time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	started := time.Now()
+	out, err := lib(service, service+"_up")
+	t.Logf("%s_up: %s", service, out)
+	if err == nil {
+		return
+	}
+	for time.Now().Before(deadline) {
+		if _, err := lib(service, service+"_status"); err == nil {
+			t.Logf("%s: healthy %s after the start", service, time.Since(started).Round(time.Second))
+			return
+		}
+		if !pidAlive(service) {
+			t.Fatalf("%s_up: %v, and its process is gone", service, err)
+		}
+		time.Sleep(time.Second)
+	}
+	t.Fatalf("%s not healthy %s after the start: %v", service, timeout, err)
+}
+
+// pidAlive reports whether the service's PID file names a live process.
+func pidAlive(service string) bool {
+	root, err := Root()
+	if err != nil {
+		return false
+	}
+	b, err := os.ReadFile(filepath.Join(root, ".testenv", "run", service+".pid"))
+	if err != nil {
+		return false
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	return err == nil && pid > 1 && !gone(pid)
+}
+
+func runLib(t testing.TB, service, call string) {
+	t.Helper()
+	out, err := lib(service, call)
+	t.Logf("%s: %s", call, out)
 	if err != nil {
 		t.Fatalf("%s: %v", call, err)
 	}
+}
+
+// lib runs one function of testenv/lib/<service>.sh from the repository root.
+func lib(service, call string) (string, error) {
+	root, err := Root()
+	if err != nil {
+		return "", err
+	}
+	script := fmt.Sprintf("source testenv/lib/common.sh && source testenv/lib/%s.sh && %s", service, call)
+	keepInheritedFilesFromServices()
+	cmd := exec.Command("bash", "-c", script)
+	cmd.Dir = root
+	out, err := cmd.CombinedOutput()
+	return strings.TrimSpace(string(out)), err
 }
