@@ -1,4 +1,4 @@
-// Package faults is the end-to-end fault suite of issue #10 (make faults)
+// Package faults is the end-to-end fault suite (make faults)
 // and the table that reports it: per case, events produced, stored and
 // dead-lettered, and what was lost or doubled.
 package faults
