@@ -11,6 +11,7 @@ import (
 	"math/rand/v2"
 	"slices"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/agentaudit/agentaudit/internal/events"
@@ -21,19 +22,26 @@ import (
 // BenchConfig is `detect bench`: produce a realistic event mix at a steady
 // rate into fresh topics on a real broker, run the service on them, and
 // measure how long each triggering event takes from being produced to its
-// alert.raised arriving on the events topic.
+// alert.raised arriving on the events topic. A first phase runs the same
+// load with no service, for the broker's own latency and the load
+// generator's CPU, so the report shows what is detection's share.
 type BenchConfig struct {
 	Brokers  []string
 	RulesDir string
 	Rate     int           // events per second (default 20000)
 	Duration time.Duration // of steady load (default 30s)
 	Warmup   time.Duration // excluded from the figures (default 3s)
+	// Baseline is the length of the broker-alone phase (default 10s;
+	// negative skips it).
+	Baseline time.Duration
 	// SessionLen is the events per session; each session has one event
 	// that fires execution.download_and_run (default 60: 1.7% trigger).
 	SessionLen int
 	Partitions int32 // of the fresh topics (default 6)
-	Out        io.Writer
-	Logger     *slog.Logger
+	// MaxPollRecords, when set, overrides the service's poll batch bound.
+	MaxPollRecords int
+	Out            io.Writer
+	Logger         *slog.Logger
 }
 
 // BenchResult holds the figures of one run.
@@ -47,6 +55,12 @@ type BenchResult struct {
 	Max       time.Duration
 	BrokerP50 time.Duration // produce → a plain consumer, same run
 	BrokerP99 time.Duration
+	// Of the broker-alone phase (zero when skipped).
+	AloneP50, AloneP99 time.Duration
+	// CPU seconds of the whole process per second of load, in each phase
+	// (work done catching up after the load ends included); detection's
+	// share is the difference.
+	LoadCPU, TotalCPU float64
 }
 
 func (c *BenchConfig) validate() error {
@@ -68,6 +82,9 @@ func (c *BenchConfig) validate() error {
 	if c.Warmup == 0 {
 		c.Warmup = 3 * time.Second
 	}
+	if c.Baseline == 0 {
+		c.Baseline = 10 * time.Second
+	}
 	if c.SessionLen < 4 {
 		c.SessionLen = 60
 	}
@@ -83,12 +100,31 @@ func (c *BenchConfig) validate() error {
 	return nil
 }
 
+// benchEvent is one pre-built event: its bytes are arena[off:end] of the
+// load's arena, so the whole load is a few pointer-free allocations the
+// garbage collector never scans (it shares the process with the service).
 type benchEvent struct {
-	topic   string
-	key     []byte
-	value   []byte
-	trigger string // the event id, when this event fires a rule
-	at      time.Duration
+	off, end int
+	// trigger is the offset of the event id in the arena (-1: the event
+	// fires no rule); at the event's time from the start of the load.
+	idOff, idEnd int
+	at           time.Duration
+}
+
+type benchLoad struct {
+	arena []byte
+	keys  []byte // session ids, keyEnd[i] ends event i's
+	evs   []benchEvent
+	kOff  []int
+}
+
+func (l *benchLoad) value(i int) []byte { return l.arena[l.evs[i].off:l.evs[i].end] }
+func (l *benchLoad) key(i int) []byte   { return l.keys[l.kOff[i]:l.kOff[i+1]] }
+func (l *benchLoad) trigger(i int) string {
+	if l.evs[i].idOff < 0 {
+		return ""
+	}
+	return string(l.arena[l.evs[i].idOff:l.evs[i].idEnd])
 }
 
 // Bench runs the benchmark and prints its report to cfg.Out.
@@ -98,9 +134,10 @@ func Bench(ctx context.Context, cfg BenchConfig) (*BenchResult, error) {
 	}
 	name := fmt.Sprintf("bench.detect.%d", time.Now().UnixNano())
 	topics := events.Topics{Events: name + ".events", Approvals: name + ".approvals", DLQ: name + ".dlq"}
+	alone := events.Topics{Events: name + ".alone.events", Approvals: name + ".alone.approvals", DLQ: name + ".alone.dlq"}
 	n := int(cfg.Duration.Seconds() * float64(cfg.Rate))
 	fmt.Fprintf(cfg.Out, "generating %d events (%d/s for %s, one trigger per %d)...\n", n, cfg.Rate, cfg.Duration, cfg.SessionLen)
-	evs, err := benchEvents(n, cfg.Rate, cfg.SessionLen, topics)
+	load, err := benchEvents(n, cfg.Rate, cfg.SessionLen)
 	if err != nil {
 		return nil, err
 	}
@@ -112,23 +149,47 @@ func Bench(ctx context.Context, cfg BenchConfig) (*BenchResult, error) {
 	if err := events.EnsureTopics(ctx, admin, topics, cfg.Partitions, 1); err != nil {
 		return nil, err
 	}
+	if cfg.Baseline > 0 {
+		if err := events.EnsureTopics(ctx, admin, alone, cfg.Partitions, 1); err != nil {
+			return nil, err
+		}
+	}
 	defer func() {
 		// The topics are the run's own: remove them and the service's.
 		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 		defer cancel()
-		kadm.NewClient(admin).DeleteTopics(dctx, topics.Events, topics.Approvals, topics.DLQ, name+".state", name+".repartition")
+		kadm.NewClient(admin).DeleteTopics(dctx, topics.Events, topics.Approvals, topics.DLQ, name+".state", name+".repartition",
+			alone.Events, alone.Approvals, alone.DLQ)
 	}()
+	res := &BenchResult{}
 
+	// Phase 1: the broker alone, same generator and watcher, no service.
+	var aloneRun *loadRun
+	if cfg.Baseline > 0 {
+		m := min(len(load.evs), int(cfg.Baseline.Seconds()*float64(cfg.Rate)))
+		fmt.Fprintf(cfg.Out, "broker alone: producing %d events to %s...\n", m, alone.Events)
+		aloneRun, err = runLoad(ctx, cfg, load, m, alone.Events, false)
+		if err != nil {
+			return nil, err
+		}
+		lat := aloneRun.latencies(aloneRun.seen)
+		res.AloneP50, res.AloneP99 = quantile(lat, 0.5), quantile(lat, 0.99)
+		res.LoadCPU = aloneRun.cpu.Seconds() / aloneRun.elapsed.Seconds()
+	}
+
+	// Phase 2: the service.
 	svcCtx, stopSvc := context.WithCancel(ctx)
 	defer stopSvc()
 	svc, err := NewService(svcCtx, Config{
 		Brokers: cfg.Brokers, Group: name, RulesDir: cfg.RulesDir, RunnerID: "detect-bench",
 		Topics: topics, StateTopic: name + ".state", RepartitionTopic: name + ".repartition",
 		CreateTopics: true, Partitions: cfg.Partitions, RepartitionPartitions: cfg.Partitions, Logger: cfg.Logger,
+		MaxPollRecords: cfg.MaxPollRecords,
 	})
 	if err != nil {
 		return nil, err
 	}
+	svc.trace = newStageTrace()
 	svcDone := make(chan error, 1)
 	go func() { svcDone <- svc.Run(svcCtx) }()
 	select {
@@ -136,14 +197,73 @@ func Bench(ctx context.Context, cfg BenchConfig) (*BenchResult, error) {
 	case <-time.After(60 * time.Second):
 		return nil, fmt.Errorf("detect: bench: the service was assigned no partitions")
 	}
+	fmt.Fprintf(cfg.Out, "with detection: producing %d events to %s...\n", len(load.evs), topics.Events)
+	rt0 := readRuntime()
+	run, err := runLoad(ctx, cfg, load, len(load.evs), topics.Events, true)
+	rt1 := readRuntime()
+	stopSvc()
+	if serr := <-svcDone; err == nil && serr != nil {
+		err = serr
+	}
+	if err != nil {
+		return nil, err
+	}
 
+	res.Produced, res.Rate, res.Triggers = run.n, float64(run.n)/run.elapsed.Seconds(), len(run.produced)
+	res.TotalCPU = run.cpu.Seconds() / run.elapsed.Seconds()
+	lat := run.latencies(run.alerted)
+	res.Missing = len(run.produced) - len(lat)
+	res.Alerts = len(lat)
+	res.P50, res.P99, res.Max = quantile(lat, 0.50), quantile(lat, 0.99), quantile(lat, 1)
+	broker := run.latencies(run.seen)
+	res.BrokerP50, res.BrokerP99 = quantile(broker, 0.50), quantile(broker, 0.99)
+
+	fmt.Fprintf(cfg.Out, "produced %d events in %s (%.0f events/s); %d triggers after %s warm-up, %d alerted, %d missing\n",
+		res.Produced, run.elapsed.Round(time.Millisecond), res.Rate, res.Triggers, cfg.Warmup, res.Alerts, res.Missing)
+	fmt.Fprintf(cfg.Out, "%-34s %10s %10s %10s\n", "latency (produce → arrival)", "p50", "p99", "max")
+	fmt.Fprintf(cfg.Out, "%-34s %10s %10s %10s\n", "event → alert.raised (detect)", ms(res.P50), ms(res.P99), ms(res.Max))
+	fmt.Fprintf(cfg.Out, "%-34s %10s %10s %10s\n", "event → plain consumer (same run)", ms(res.BrokerP50), ms(res.BrokerP99), ms(quantile(broker, 1)))
+	if aloneRun != nil {
+		a := aloneRun.latencies(aloneRun.seen)
+		fmt.Fprintf(cfg.Out, "%-34s %10s %10s %10s\n", "event → plain consumer (no detect)", ms(res.AloneP50), ms(res.AloneP99), ms(quantile(a, 1)))
+	}
+	svc.trace.report(cfg.Out, run.produced)
+	rt0.report(cfg.Out, rt1, run.elapsed)
+	fmt.Fprintf(cfg.Out, "CPU-s per s of load (this process) load generator + watcher alone %.2f; with detection %.2f; detection ≈ %.2f (%.0f events/cpu-s)\n",
+		res.LoadCPU, res.TotalCPU, res.TotalCPU-res.LoadCPU, res.Rate/max(res.TotalCPU-res.LoadCPU, 1e-9))
+	return res, nil
+}
+
+// loadRun is one phase's load: when each trigger was produced, seen by
+// the watcher, and (when a service runs) alerted.
+type loadRun struct {
+	n        int
+	elapsed  time.Duration
+	cpu      time.Duration
+	produced map[string]time.Time
+	mu       sync.Mutex
+	seen     map[string]time.Time
+	alerted  map[string]time.Time
+}
+
+func (r *loadRun) latencies(at map[string]time.Time) []time.Duration {
+	var out []time.Duration
+	for id, t0 := range r.produced {
+		if t1, ok := at[id]; ok {
+			out = append(out, t1.Sub(t0))
+		}
+	}
+	return out
+}
+
+// runLoad produces load's first n events to topic at cfg.Rate, paced in
+// small batches every millisecond, while a watcher reads the topic. With
+// alerts it then waits (at most 30s) until every trigger is alerted.
+func runLoad(ctx context.Context, cfg BenchConfig, load *benchLoad, n int, topic string, alerts bool) (*loadRun, error) {
+	run := &loadRun{n: n, produced: make(map[string]time.Time, n/cfg.SessionLen+1), seen: map[string]time.Time{}, alerted: map[string]time.Time{}}
 	// The watcher reads the events topic like any consumer: it sees each
 	// trigger (the broker's own latency) and the alert that names it.
-	produced := make(map[string]time.Time, n/cfg.SessionLen+1)
-	var mu sync.Mutex
-	seen := map[string]time.Time{}
-	alerted := map[string]time.Time{}
-	watch, err := kgo.NewClient(kgo.SeedBrokers(cfg.Brokers...), kgo.ConsumeTopics(topics.Events),
+	watch, err := kgo.NewClient(kgo.SeedBrokers(cfg.Brokers...), kgo.ConsumeTopics(topic),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.FetchMaxWait(50*time.Millisecond))
 	if err != nil {
 		return nil, err
@@ -152,112 +272,106 @@ func Bench(ctx context.Context, cfg BenchConfig) (*BenchResult, error) {
 	watchCtx, stopWatch := context.WithCancel(ctx)
 	defer stopWatch()
 	watchDone := make(chan struct{})
+	alertMark, triggerMark := []byte(`"event_type":"alert.raised"`), []byte("get.example.sh")
 	go func() {
 		defer close(watchDone)
 		for watchCtx.Err() == nil {
 			fs := watch.PollFetches(watchCtx)
 			now := time.Now()
 			fs.EachRecord(func(r *kgo.Record) {
-				if bytes.Contains(r.Value, []byte(`"event_type":"alert.raised"`)) {
+				if bytes.Contains(r.Value, alertMark) {
 					if p := jsonField(r.Value, "parent_event_id"); p != "" {
-						mu.Lock()
-						if _, dup := alerted[p]; !dup {
-							alerted[p] = now
+						run.mu.Lock()
+						if _, dup := run.alerted[p]; !dup {
+							run.alerted[p] = now
 						}
-						mu.Unlock()
+						run.mu.Unlock()
 					}
 					return
 				}
-				if bytes.Contains(r.Value, []byte("get.example.sh")) {
-					mu.Lock()
-					seen[jsonField(r.Value, "event_id")] = now
-					mu.Unlock()
+				if bytes.Contains(r.Value, triggerMark) {
+					run.mu.Lock()
+					run.seen[jsonField(r.Value, "event_id")] = now
+					run.mu.Unlock()
 				}
 			})
 		}
 	}()
 
-	prod, err := kgo.NewClient(kgo.SeedBrokers(cfg.Brokers...), kgo.ProducerLinger(2*time.Millisecond),
+	// Like the runner's producer: acks=all, no linger.
+	prod, err := kgo.NewClient(kgo.SeedBrokers(cfg.Brokers...), kgo.ProducerLinger(0),
 		kgo.MaxBufferedRecords(1<<20), kgo.RequiredAcks(kgo.AllISRAcks()))
 	if err != nil {
 		return nil, err
 	}
 	defer prod.Close()
-	fmt.Fprintf(cfg.Out, "producing to %s...\n", topics.Events)
-	start := time.Now()
 	var produceErr error
 	var perr sync.Once
-	for i, ev := range evs {
-		if d := time.Until(start.Add(ev.at)); d > 0 {
-			time.Sleep(d)
+	promise := func(_ *kgo.Record, err error) {
+		if err != nil {
+			perr.Do(func() { produceErr = err })
 		}
-		if ctx.Err() != nil {
-			break
-		}
+	}
+	cpu0 := processCPU()
+	start := time.Now()
+	for i := 0; i < n && ctx.Err() == nil; {
+		// Every millisecond, what is due: an even load, no bursts.
 		now := time.Now()
-		if ev.trigger != "" && now.Sub(start) >= cfg.Warmup {
-			mu.Lock()
-			produced[ev.trigger] = now
-			mu.Unlock()
+		since := now.Sub(start)
+		j := i
+		for j < n && load.evs[j].at <= since {
+			j++
 		}
-		prod.Produce(ctx, &kgo.Record{Topic: ev.topic, Key: ev.key, Value: ev.value, Timestamp: now}, func(_ *kgo.Record, err error) {
-			if err != nil {
-				perr.Do(func() { produceErr = err })
+		for ; i < j; i++ {
+			if id := load.trigger(i); id != "" && since >= cfg.Warmup {
+				run.mu.Lock()
+				run.produced[id] = now
+				run.mu.Unlock()
 			}
-		})
-		evs[i] = benchEvent{} // let the bytes go
+			prod.Produce(ctx, &kgo.Record{Topic: topic, Key: load.key(i), Value: load.value(i), Timestamp: now}, promise)
+		}
+		if i < n {
+			time.Sleep(time.Until(start.Add(since.Truncate(time.Millisecond) + time.Millisecond)))
+		}
 	}
 	if err := prod.Flush(ctx); err != nil {
 		return nil, err
 	}
-	elapsed := time.Since(start)
+	run.elapsed = time.Since(start)
 	if produceErr != nil {
 		return nil, fmt.Errorf("detect: bench: produce: %w", produceErr)
 	}
 	// Wait for the stragglers, at most 30s.
 	deadline := time.Now().Add(30 * time.Second)
 	for time.Now().Before(deadline) {
-		mu.Lock()
+		run.mu.Lock()
 		missing := 0
-		for id := range produced {
-			if _, ok := alerted[id]; !ok {
+		for id := range run.produced {
+			if _, ok := run.seen[id]; !ok {
+				missing++
+			} else if _, ok := run.alerted[id]; alerts && !ok {
 				missing++
 			}
 		}
-		mu.Unlock()
+		run.mu.Unlock()
 		if missing == 0 {
 			break
 		}
-		time.Sleep(200 * time.Millisecond)
+		time.Sleep(100 * time.Millisecond)
 	}
+	run.cpu = processCPU() - cpu0
 	stopWatch()
 	<-watchDone
-	stopSvc()
-	if err := <-svcDone; err != nil {
-		return nil, err
-	}
+	return run, nil
+}
 
-	res := &BenchResult{Produced: len(evs), Rate: float64(len(evs)) / elapsed.Seconds(), Triggers: len(produced)}
-	var lat, broker []time.Duration
-	for id, t0 := range produced {
-		if t1, ok := alerted[id]; ok {
-			lat = append(lat, t1.Sub(t0))
-		} else {
-			res.Missing++
-		}
-		if t1, ok := seen[id]; ok {
-			broker = append(broker, t1.Sub(t0))
-		}
+// processCPU is the user and system CPU time of this process so far.
+func processCPU() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
 	}
-	res.Alerts = len(lat)
-	res.P50, res.P99, res.Max = quantile(lat, 0.50), quantile(lat, 0.99), quantile(lat, 1)
-	res.BrokerP50, res.BrokerP99 = quantile(broker, 0.50), quantile(broker, 0.99)
-	fmt.Fprintf(cfg.Out, "produced %d events in %s (%.0f events/s); %d triggers after %s warm-up, %d alerted, %d missing\n",
-		res.Produced, elapsed.Round(time.Millisecond), res.Rate, res.Triggers, cfg.Warmup, res.Alerts, res.Missing)
-	fmt.Fprintf(cfg.Out, "%-32s %10s %10s %10s\n", "latency (produce → arrival)", "p50", "p99", "max")
-	fmt.Fprintf(cfg.Out, "%-32s %10s %10s %10s\n", "event → alert.raised (detect)", ms(res.P50), ms(res.P99), ms(res.Max))
-	fmt.Fprintf(cfg.Out, "%-32s %10s %10s %10s\n", "event → plain consumer (broker)", ms(res.BrokerP50), ms(res.BrokerP99), ms(quantile(broker, 1)))
-	return res, nil
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 func ms(d time.Duration) string { return fmt.Sprintf("%.1fms", float64(d.Microseconds())/1000) }
@@ -290,7 +404,7 @@ func jsonField(b []byte, key string) string {
 // benchEvents builds n chained events of sessions of sessionLen events at
 // rate per second: tool calls with their decisions and completions, some
 // egress, and in each session one download-and-run that fires a rule.
-func benchEvents(n, rate, sessionLen int, topics events.Topics) ([]benchEvent, error) {
+func benchEvents(n, rate, sessionLen int) (*benchLoad, error) {
 	r := rand.New(rand.NewPCG(1, 2))
 	ids, err := events.NewIDGen(1021)
 	if err != nil {
@@ -299,12 +413,12 @@ func benchEvents(n, rate, sessionLen int, topics events.Topics) ([]benchEvent, e
 	cmds := []string{"go test ./...", "git status", "ls -la", "cat README.md", "npm run build", "make lint", "grep -rn TODO src", "git diff HEAD~1"}
 	hash := func(s string) string { h := sha256.Sum256([]byte(s)); return hex.EncodeToString(h[:]) }
 	base := time.Now().UTC()
-	out := make([]benchEvent, 0, n)
+	load := &benchLoad{evs: make([]benchEvent, 0, n), kOff: make([]int, 1, n+1)}
 	var chain *events.Chain
 	var session string
 	var trigger, left int
-	for i := 0; len(out) < n; i++ {
-		at := time.Duration(len(out)) * time.Second / time.Duration(rate)
+	for i := 0; len(load.evs) < n; i++ {
+		at := time.Duration(len(load.evs)) * time.Second / time.Duration(rate)
 		var p events.Payload
 		if left == 0 {
 			session = fmt.Sprintf("bench-%d", i)
@@ -343,12 +457,18 @@ func benchEvents(n, rate, sessionLen int, topics events.Topics) ([]benchEvent, e
 		if err != nil {
 			return nil, err
 		}
-		topic, key := topics.TopicFor(env)
-		ev := benchEvent{topic: topic, key: key, value: b, at: at}
+		ev := benchEvent{off: len(load.arena), idOff: -1, at: at}
+		load.arena = append(load.arena, b...)
+		ev.end = len(load.arena)
 		if left+1 == trigger {
-			ev.trigger = env.EventID
+			ev.idOff = len(load.arena)
+			load.arena = append(load.arena, env.EventID...)
+			ev.idEnd = len(load.arena)
 		}
-		out = append(out, ev)
+		_, key := events.DefaultTopics.TopicFor(env)
+		load.keys = append(load.keys, key...)
+		load.kOff = append(load.kOff, len(load.keys))
+		load.evs = append(load.evs, ev)
 	}
-	return out, nil
+	return load, nil
 }

@@ -35,6 +35,10 @@ type pendingEvent struct {
 	// MaybeSent: recovered from a checkpoint; look for it on the topic
 	// before writing it again.
 	MaybeSent bool `json:"-"`
+	// queued: a delivery holds it. tried, acked: its delivery tried to
+	// write it, and Kafka took it; sent: acked, as the poll loop saw once
+	// the delivery was done.
+	queued, tried, acked, sent bool
 }
 
 // envelope returns the unstamped event. runnerID names the chain; empty

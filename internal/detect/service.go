@@ -58,10 +58,11 @@ type Config struct {
 	CheckpointEvery time.Duration `env:"DETECT_CHECKPOINT_EVERY"`
 	// IdleAdvance: a partition without events for this long moves its event
 	// time to the wall clock minus this, so dedup summaries still go out.
-	IdleAdvance    time.Duration `env:"DETECT_IDLE_ADVANCE"`
-	ApprovalTTL    time.Duration `env:"DETECT_APPROVAL_TTL"`
-	SystemTenant   string        `env:"DETECT_SYSTEM_TENANT"`
-	MaxPollRecords int           `env:"DETECT_MAX_POLL_RECORDS"`
+	IdleAdvance  time.Duration `env:"DETECT_IDLE_ADVANCE"`
+	ApprovalTTL  time.Duration `env:"DETECT_APPROVAL_TTL"`
+	SystemTenant string        `env:"DETECT_SYSTEM_TENANT"`
+	// MaxPollRecords bounds one poll's batch (default 1000).
+	MaxPollRecords int `env:"DETECT_MAX_POLL_RECORDS"`
 	// ClickHouse for SQL rules, as the read-only user. Empty Addr disables
 	// SQL rules.
 	ClickHouse ClickHouseConfig `env:"-"`
@@ -133,7 +134,10 @@ func (c *Config) Validate() error {
 		c.SystemTenant = "system"
 	}
 	if c.MaxPollRecords <= 0 {
-		c.MaxPollRecords = 50000
+		// Small enough that the first alert of a backlog waits for the
+		// evaluation of little else (tens of ms at most), large enough
+		// that the per-poll work stays a small share.
+		c.MaxPollRecords = 1000
 	}
 	if c.SQLEvery <= 0 {
 		c.SQLEvery = 10 * time.Second
@@ -217,6 +221,13 @@ type Service struct {
 	fatal    chan error
 	ready    chan struct{}
 	readyOne sync.Once
+
+	// trace, when set (by `detect bench`), records per-stage latency;
+	// polledAt is when the batch being handled was returned by its poll.
+	trace    *stageTrace
+	polledAt time.Time
+	// wg counts deliveries and checkpoints running off the loop.
+	wg sync.WaitGroup
 }
 
 // NewService loads the rules and connects; Run starts consuming.
@@ -396,6 +407,15 @@ func (s *Service) Run(ctx context.Context) error {
 }
 
 func (s *Service) close() {
+	// Deliveries and checkpoints in flight finish (or fail) before their
+	// clients close.
+	waited := make(chan struct{})
+	go func() { s.wg.Wait(); close(waited) }()
+	select {
+	case <-waited:
+	case <-time.After(30 * time.Second):
+		s.log.Warn("deliveries still running at close")
+	}
 	if s.cl != nil {
 		s.cl.AllowRebalance() // Close waits for a rebalance a poll blocks
 		s.cl.Close()
@@ -418,9 +438,13 @@ func (s *Service) loop(ctx context.Context) error {
 	defer sqlTick.Stop()
 	for {
 		pctx, cancel := context.WithTimeout(ctx, time.Second)
+		pollStart := time.Now()
 		fs := s.cl.PollRecords(pctx, s.cfg.MaxPollRecords)
 		cancel()
-		s.lastPoll.Store(time.Now().UnixNano())
+		s.polledAt = time.Now()
+		s.lastPoll.Store(s.polledAt.UnixNano())
+		s.trace.loopStage("poll wait", s.polledAt.Sub(pollStart))
+		s.trace.count("records per poll", fs.NumRecords())
 		if fs.IsClientClosed() || ctx.Err() != nil {
 			return nil
 		}
@@ -440,6 +464,7 @@ func (s *Service) loop(ctx context.Context) error {
 			}
 			return err
 		}
+		s.trace.loopStage("handle (poll return → next poll)", time.Since(s.polledAt))
 		select {
 		case <-sqlTick.C:
 			if err := s.runSQL(ctx); err != nil {
@@ -460,6 +485,9 @@ func (s *Service) handle(ctx context.Context, fs kgo.Fetches) error {
 		t    *task
 		recs []*kgo.Record
 		fwd  []*kgo.Record
+		save bool // a checkpoint is due: take it after the batch
+		st   *taskState
+		err  error
 	}
 	var ws []*work
 	fs.EachPartition(func(p kgo.FetchTopicPartition) {
@@ -467,23 +495,59 @@ func (s *Service) handle(ctx context.Context, fs kgo.Fetches) error {
 			ws = append(ws, &work{t: s.task(p.Topic, p.Partition), recs: p.Records})
 		}
 	})
-	parallel(len(ws), func(i int) { ws[i].fwd = s.process(ws[i].t, ws[i].recs, nil) })
+	for _, w := range ws {
+		s.reapSave(w.t)
+		w.save = s.saveDue(w.t, s.polledAt)
+	}
+	eval := func(i int) {
+		w := ws[i]
+		w.fwd = s.process(w.t, w.recs, nil)
+		if w.save {
+			w.st, w.err = s.snapshotForSave(w.t)
+		}
+	}
+	if fs.NumRecords() < inlineRecords {
+		for i := range ws {
+			eval(i)
+		}
+	} else {
+		parallel(len(ws), eval)
+	}
+	s.trace.loopStage("evaluate", time.Since(s.polledAt))
 	var fwd []*kgo.Record
 	for _, w := range ws {
 		fwd = append(fwd, w.fwd...)
 	}
 	if len(fwd) > 0 {
+		// A checkpoint taken above covers these: it is written only once
+		// they are in.
+		fstart := time.Now()
 		if err := s.forward(ctx, fwd); err != nil {
 			return err
 		}
+		s.trace.loopStage("forward (repartition produce)", time.Since(fstart))
+		s.trace.count("forwarded per poll", len(fwd))
 	}
-	now := time.Now()
+	var errs []error
+	for _, w := range ws {
+		switch {
+		case w.err != nil:
+			errs = append(errs, w.err)
+		case w.st != nil:
+			s.startSave(ctx, w.t, w.st)
+		}
+	}
+	// What the batch decided is written off the loop (deliveries), and so
+	// are checkpoints: the next poll does not wait for Kafka's acks.
+	dstart := time.Now()
+	now := dstart
 	s.mu.Lock()
 	tasks := s.sortedTasks()
 	s.mu.Unlock()
-	var due []*task
-	var full []bool
 	for _, t := range tasks {
+		if err := s.reap(t); err != nil {
+			errs = append(errs, err)
+		}
 		idle := t.kind == kindEvents && now.Sub(t.lastEvent) > s.cfg.IdleAdvance && now.Sub(t.lastAdvance) > s.cfg.IdleAdvance/10
 		if idle {
 			t.lastAdvance = now
@@ -491,38 +555,52 @@ func (s *Service) handle(ctx context.Context, fs kgo.Fetches) error {
 				s.enqueue(t, a)
 			}
 		}
-		periodic := t.next > t.saved && now.Sub(t.savedAt) >= s.cfg.CheckpointEvery
-		if len(t.outbox) > 0 || periodic {
-			due = append(due, t)
-			full = append(full, periodic)
+		s.dispatch(ctx, t)
+		if s.saveDue(t, now) {
+			// A partition without records this turn (or made dirty by
+			// SQL rules).
+			st, err := s.snapshotForSave(t)
+			if err != nil {
+				errs = append(errs, err)
+				continue
+			}
+			s.startSave(ctx, t, st)
 		}
 	}
-	errs := make([]error, len(due))
-	parallel(len(due), func(i int) { errs[i] = s.drainAndSave(ctx, due[i], full[i]) })
-	s.commit(ctx, due, false)
+	s.trace.loopStage("reap + dispatch + checkpoint start", time.Since(dstart))
+	s.commit(ctx, tasks, false)
 	return errors.Join(errs...)
 }
 
-// parallel runs f(0..n-1) on their own goroutines and waits.
+// parallel runs f(0..n-1), f(0) on the caller's goroutine, and waits.
 func parallel(n int, f func(int)) {
-	if n == 1 {
-		f(0)
-		return
-	}
 	var wg sync.WaitGroup
-	for i := range n {
+	for i := 1; i < n; i++ {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			f(i)
 		}()
 	}
+	if n > 0 {
+		f(0)
+	}
 	wg.Wait()
 }
 
-// drainAndSave checkpoints t (with its outbox, before writing it), writes
-// the outbox and leaves t's events durable.
+// inlineRecords: a batch this small is evaluated on the loop's goroutine;
+// waking one per partition would cost more than it saves, most of all on
+// a busy machine where every wake-up waits for a CPU.
+const inlineRecords = 256
+
+// drainAndSave waits for t's work in flight, then checkpoints t (with its
+// outbox, before writing it), writes what is left of the outbox and leaves
+// t's events durable. It runs with the poll loop stopped: on shutdown and
+// when t's partition is revoked.
 func (s *Service) drainAndSave(ctx context.Context, t *task, full bool) error {
+	if err := s.settle(t); err != nil && !errors.Is(err, errHalted) {
+		s.log.Warn("a delivery failed; its events are written again", "topic", t.tp.topic, "partition", t.tp.partition, "err", err)
+	}
 	if len(t.outbox) == 0 && t.next <= t.saved && !t.dirty {
 		return nil
 	}
@@ -530,11 +608,11 @@ func (s *Service) drainAndSave(ctx context.Context, t *task, full bool) error {
 	if full || len(t.outbox) == 0 {
 		err = s.save(ctx, t)
 	} else {
-		// Between full checkpoints, what a batch decided goes ahead of its
-		// events as a small log record; a restart replays from the last
-		// checkpoint and finds its alerts there instead of raising them
-		// again.
-		err = s.saveLog(ctx, t)
+		lr := &logRecord{UpTo: t.next, At: t.outboxAt, Events: t.outbox, Alerts: t.decided, SQLTo: t.sqlTo}
+		key := s.state.logPrefix(t.tp.topic, t.tp.partition) + t.outbox[0].EventID
+		if err = s.saveLog(ctx, key, lr); err == nil {
+			t.logKeys = append(t.logKeys, loggedKey{key, lr.UpTo})
+		}
 	}
 	if err != nil {
 		return err
@@ -545,26 +623,27 @@ func (s *Service) drainAndSave(ctx context.Context, t *task, full bool) error {
 	if err := s.writeOutbox(ctx, t); err != nil {
 		return err
 	}
-	t.outbox, t.decided = nil, nil
+	t.outbox, t.decided, t.outboxAt = nil, nil, time.Time{}
 	return nil
 }
 
-func (s *Service) saveLog(ctx context.Context, t *task) error {
+// saveLog writes a log record, retrying until Kafka takes it or ctx ends.
+func (s *Service) saveLog(ctx context.Context, key string, lr *logRecord) error {
 	if s.halted.Load() {
 		return errHalted
 	}
-	lr := &logRecord{UpTo: t.next, At: t.outboxAt, Events: t.outbox, Alerts: t.decided, SQLTo: t.sqlTo}
-	key := s.state.logPrefix(t.tp.topic, t.tp.partition) + t.outbox[0].EventID
 	backoff := 100 * time.Millisecond
 	for {
 		err := s.state.saveLog(ctx, key, lr)
+		if s.halted.Load() {
+			return errHalted
+		}
 		if err == nil {
-			t.logKeys = append(t.logKeys, loggedKey{key, lr.UpTo})
 			s.metrics.logRecords.Inc()
 			return nil
 		}
 		s.metrics.checkpointErrors.Inc()
-		s.log.Warn("log record failed; retrying", "topic", t.tp.topic, "partition", t.tp.partition, "err", err)
+		s.log.Warn("log record failed; retrying", "key", key, "err", err)
 		select {
 		case <-ctx.Done():
 			return err
@@ -577,46 +656,62 @@ func (s *Service) saveLog(ctx context.Context, t *task) error {
 var errHalted = errors.New("detect: service halted")
 
 func (s *Service) save(ctx context.Context, t *task) error {
-	if s.halted.Load() {
-		return errHalted
-	}
 	st, err := t.snapshot()
 	if err != nil {
 		return err
 	}
+	n, err := s.writeState(ctx, t.tp, st)
+	if err != nil {
+		return err
+	}
+	t.dirty = false
+	s.applySaved(t, st, n)
+	return nil
+}
+
+// writeState writes a checkpoint, retrying until Kafka takes it or ctx
+// ends. It touches no task: checkpoints are written off the loop too.
+func (s *Service) writeState(ctx context.Context, k tp, st *taskState) (int, error) {
 	backoff := 100 * time.Millisecond
 	for {
-		n, err := s.state.save(ctx, t.tp.topic, t.tp.partition, st)
+		if s.halted.Load() {
+			return 0, errHalted
+		}
+		n, err := s.state.save(ctx, k.topic, k.partition, st)
+		if err == nil && s.halted.Load() {
+			return 0, errHalted
+		}
 		if err == nil {
-			t.saved, t.savedAt, t.dirty = st.Next, time.Now(), false
-			// The log records before this checkpoint are covered by it.
-			var covered []string
-			kept := t.logKeys[:0]
-			for _, k := range t.logKeys {
-				if k.upTo <= st.Next {
-					covered = append(covered, k.key)
-				} else {
-					kept = append(kept, k)
-				}
-			}
-			t.logKeys = kept
-			s.state.forget(covered)
-			s.metrics.checkpoints.Inc()
-			s.metrics.checkpointBytes.Observe(float64(n))
-			return nil
+			return n, nil
 		}
 		s.metrics.checkpointErrors.Inc()
-		s.log.Warn("checkpoint failed; retrying", "topic", t.tp.topic, "partition", t.tp.partition, "err", err)
-		if ctx.Err() != nil {
-			return err
-		}
+		s.log.Warn("checkpoint failed; retrying", "topic", k.topic, "partition", k.partition, "err", err)
 		select {
 		case <-ctx.Done():
-			return err
+			return 0, err
 		case <-time.After(backoff):
 		}
 		backoff = min(2*backoff, 5*time.Second)
 	}
+}
+
+// applySaved records on t that st is durable.
+func (s *Service) applySaved(t *task, st *taskState, n int) {
+	t.saved, t.savedAt = st.Next, time.Now()
+	// The log records before this checkpoint are covered by it.
+	var covered []string
+	kept := t.logKeys[:0]
+	for _, k := range t.logKeys {
+		if k.upTo <= st.Next {
+			covered = append(covered, k.key)
+		} else {
+			kept = append(kept, k)
+		}
+	}
+	t.logKeys = kept
+	s.state.forget(covered)
+	s.metrics.checkpoints.Inc()
+	s.metrics.checkpointBytes.Observe(float64(n))
 }
 
 // commit records checkpointed offsets in the group, for lag monitoring and
@@ -679,13 +774,14 @@ func (s *Service) forward(ctx context.Context, recs []*kgo.Record) error {
 // order. Events a crashed predecessor may have written are looked up
 // first.
 func (s *Service) writeOutbox(ctx context.Context, t *task) error {
-	if err := s.skipSent(ctx, t); err != nil {
+	write, err := s.skipSent(ctx, t.outboxAt, t.outbox)
+	if err != nil {
 		return err
 	}
 	ectx := context.WithoutCancel(ctx) // finish what the checkpoint promised
 	bySession := map[string][]*pendingEvent{}
 	var order []string
-	for _, p := range t.outbox {
+	for _, p := range write {
 		if _, ok := bySession[p.SessionID]; !ok {
 			order = append(order, p.SessionID)
 		}
@@ -726,6 +822,7 @@ func (s *Service) emitOne(ctx context.Context, p *pendingEvent) error {
 		}
 		err := s.emit.Emit(ctx, p.envelope(runner))
 		if err == nil {
+			s.traceOutbox([]*pendingEvent{p}, func(x *alertStages, now time.Time) { x.acked = now })
 			s.metrics.emitted.WithLabelValues(p.RuleID, p.EventType).Inc()
 			return nil
 		}

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/agentaudit/agentaudit/internal/events"
@@ -46,6 +47,27 @@ func newSvcEnv(t testing.TB) *svcEnv {
 		t.Fatal(err)
 	}
 	t.Cleanup(cl.Close)
+	// Every topic the test and its services created starts with name;
+	// left behind, thousands of them slow every later broker restart.
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		adm := kadm.NewClient(cl)
+		tds, err := adm.ListTopics(ctx)
+		if err != nil {
+			t.Logf("cleanup: list topics: %v", err)
+			return
+		}
+		var mine []string
+		for _, topic := range tds.Names() {
+			if strings.HasPrefix(topic, name+".") {
+				mine = append(mine, topic)
+			}
+		}
+		if _, err := adm.DeleteTopics(ctx, mine...); err != nil {
+			t.Logf("cleanup: delete topics: %v", err)
+		}
+	})
 	e.prod = cl
 	if err := events.EnsureTopics(context.Background(), cl, e.topics, 3, 1); err != nil {
 		t.Fatal(err)
@@ -546,7 +568,7 @@ func TestBenchShort(t *testing.T) {
 	var out strings.Builder
 	res, err := Bench(context.Background(), BenchConfig{
 		Brokers: testenv.Kafka(t), RulesDir: "../../rules", Rate: 2000, Duration: 5 * time.Second, Warmup: time.Second,
-		Partitions: 3, Out: &out,
+		Baseline: 2 * time.Second, Partitions: 3, Out: &out,
 	})
 	t.Log("\n" + out.String())
 	if err != nil {
@@ -554,5 +576,13 @@ func TestBenchShort(t *testing.T) {
 	}
 	if res.Triggers < 100 || res.Missing != 0 || res.Alerts != res.Triggers || res.P50 <= 0 || res.P99 < res.P50 {
 		t.Errorf("bench result %+v", res)
+	}
+	if res.AloneP50 <= 0 || res.LoadCPU <= 0 || res.TotalCPU <= res.LoadCPU {
+		t.Errorf("broker-alone phase: %+v", res)
+	}
+	for _, stage := range []string{"produce → poll returned", "batch done → log record acked", "log acked → alert acked (emit)", "records per poll", "GC stop-the-world pauses"} {
+		if !strings.Contains(out.String(), stage) {
+			t.Errorf("report lacks stage %q", stage)
+		}
 	}
 }

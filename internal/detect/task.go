@@ -63,6 +63,13 @@ type task struct {
 	decided []string
 	// logKeys are the log records written since the last full checkpoint.
 	logKeys []loggedKey
+	// inflight are deliveries of outbox events not yet reaped; lastRun is,
+	// per session, when its latest delivered events are done; saving is a
+	// full checkpoint being written.
+	inflight []*delivery
+	lastRun  map[string]chan struct{}
+	saving   *saveJob
+	failed   error // of a delivery reaped outside handle
 	// While replaying up to suppressUntil after a restart, alerts found in
 	// the log records (by identity, with multiplicity) are not raised again.
 	suppress      map[string]int
@@ -125,16 +132,21 @@ func (s *Service) sortedTasks() []*task {
 // process evaluates recs (one partition, in order) and appends the
 // re-keyed matches to fwd.
 func (s *Service) process(t *task, recs []*kgo.Record, fwd []*kgo.Record) []*kgo.Record {
+	if len(recs) == 0 {
+		return fwd
+	}
+	t.lastEvent = time.Now()
+	n := 0
+	defer func() { s.metrics.events.WithLabelValues(recs[0].Topic).Add(float64(n)) }()
 	for _, r := range recs {
 		if r.Offset < t.next {
 			continue // already applied (a fetch from before a seek)
 		}
+		n++
 		if t.suppress != nil && r.Offset >= t.suppressUntil {
 			t.suppress = nil // replay done
 		}
 		t.next = r.Offset + 1
-		t.lastEvent = time.Now()
-		s.metrics.events.WithLabelValues(r.Topic).Inc()
 		switch t.kind {
 		case kindRepartition:
 			s.applyForwarded(t, r)
@@ -154,6 +166,7 @@ func (s *Service) process(t *task, recs []*kgo.Record, fwd []*kgo.Record) []*kgo
 					continue
 				}
 				for _, a := range alerts {
+					s.traceEvaluated(r, a)
 					s.enqueue(t, a)
 				}
 			}
@@ -433,25 +446,25 @@ func (s *Service) fail(err error) {
 	}
 }
 
-// skipSent drops from t's outbox the recovered events a predecessor
-// already wrote: it reads both topics from shortly before the outbox was
-// decided and looks for their event ids.
-func (s *Service) skipSent(ctx context.Context, t *task) error {
+// skipSent returns those of ps a predecessor has not written yet, looking
+// for the recovered ones (MaybeSent) on both topics from shortly before
+// since.
+func (s *Service) skipSent(ctx context.Context, since time.Time, ps []*pendingEvent) ([]*pendingEvent, error) {
 	want := map[string]bool{}
-	for _, p := range t.outbox {
+	for _, p := range ps {
 		if p.MaybeSent {
 			want[p.EventID] = true
 		}
 	}
 	if len(want) == 0 {
-		return nil
+		return ps, nil
 	}
-	found, err := s.findEvents(ctx, t.outboxAt.Add(-10*time.Second), want)
+	found, err := s.findEvents(ctx, since.Add(-10*time.Second), want)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	kept := t.outbox[:0]
-	for _, p := range t.outbox {
+	var kept []*pendingEvent
+	for _, p := range ps {
 		if p.MaybeSent && found[p.EventID] {
 			s.metrics.recovered.WithLabelValues("already_written").Inc()
 			continue
@@ -462,8 +475,7 @@ func (s *Service) skipSent(ctx context.Context, t *task) error {
 		p.MaybeSent = false
 		kept = append(kept, p)
 	}
-	t.outbox = kept
-	return nil
+	return kept, nil
 }
 
 func (s *Service) findEvents(ctx context.Context, since time.Time, want map[string]bool) (map[string]bool, error) {
@@ -574,8 +586,8 @@ func (s *Service) runSQL(ctx context.Context) error {
 		t.sqlTo[r.ID] = now
 		t.dirty = true
 	}
-	if err := s.drainAndSave(ctx, t, false); err != nil {
-		errs = append(errs, err)
-	}
+	// The alerts go out like a batch's; the progress with the next
+	// checkpoint (dirty).
+	s.dispatch(ctx, t)
 	return errors.Join(errs...)
 }
