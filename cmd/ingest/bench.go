@@ -4,6 +4,7 @@ import (
 	"context"
 	"flag"
 	"os"
+	"strconv"
 	"strings"
 
 	"github.com/agentaudit/agentaudit/internal/ingest"
@@ -29,10 +30,15 @@ func benchCmd(ctx context.Context, args []string) error {
 	fs.StringVar(&b.Kcat, "kcat", "kcat", "kcat binary (the peer)")
 	fs.StringVar(&b.ClickHouseClient, "clickhouse-client", "clickhouse-client", "clickhouse-client binary (the peer)")
 	fs.BoolVar(&b.Keep, "keep", false, "keep the bench topics and databases")
+	fs.StringVar(&b.JSON, "json", "", "also write the figures as JSON to this file (for make bench)")
+	pidfile := fs.String("clickhouse-pidfile", env("CLICKHOUSE_PIDFILE", ".testenv/run/clickhouse.pid"), "ClickHouse server pid file, to report its CPU time per side (optional)")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
 	b.Partitions = int32(parts)
+	if raw, err := os.ReadFile(*pidfile); err == nil {
+		b.ServerPID, _ = strconv.Atoi(strings.TrimSpace(string(raw)))
+	}
 	b.Brokers = strings.Split(brokers, ",")
 	b.ClickHouseAddr, b.User, b.Password = c.ClickHouseAddr, c.ClickHouseUser, c.ClickHousePassword
 	b.Log = os.Stderr

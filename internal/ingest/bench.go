@@ -3,6 +3,7 @@ package ingest
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -18,13 +19,14 @@ import (
 	"sort"
 	"strconv"
 	"strings"
-	"sync/atomic"
+	"sync"
 	"syscall"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/agentaudit/agentaudit/internal/benchreport"
 	"github.com/agentaudit/agentaudit/internal/events"
 	"github.com/agentaudit/agentaudit/internal/store"
 	"github.com/agentaudit/agentaudit/schemas"
@@ -43,14 +45,39 @@ type BenchConfig struct {
 	// Ingest is the ingest binary run as a subprocess (its peak RSS is
 	// read from /proc); Kcat and ClickHouseClient are the peer's tools.
 	Ingest, Kcat, ClickHouseClient string
-	Keep                           bool // keep topics and databases
-	Log                            io.Writer
+	Keep                           bool   // keep topics and databases
+	JSON                           string // also write the medians here (benchreport.Figures)
+	// ServerPID, when known, is the ClickHouse server's process: its CPU
+	// time during each side is reported beside the side's own.
+	ServerPID int
+	Log       io.Writer
 }
 
 // BenchResult is one run of both sides.
 type BenchResult struct {
-	IngestSeconds, PeerSeconds float64
-	IngestPeakRSS              int64 // bytes, VmHWM of the ingest process
+	Ingest, Peer  SideResult
+	IngestPeakRSS int64 // bytes, VmHWM of the ingest process
+}
+
+// SideResult is one side's figures in one run.
+type SideResult struct {
+	Seconds float64 // start until every row is visible
+	// FirstRow is the start until the first row is visible: process
+	// start, group join, first fetch and the first insert's round trip.
+	FirstRow float64
+	// CPU is the side's own CPU seconds (ingest; kcat and
+	// clickhouse-client for the peer), ServerCPU the server's in the same
+	// span (0 when its pid is unknown).
+	CPU, ServerCPU float64
+}
+
+// steady is the rate after the first row was visible, or "-" when the
+// rows became visible all at once at the end (the peer's single INSERT).
+func (s SideResult) steady(n int) string {
+	if s.Seconds-s.FirstRow < s.Seconds/10 {
+		return "-"
+	}
+	return fmt.Sprintf("%.0f/s", float64(n)/(s.Seconds-s.FirstRow))
 }
 
 // Bench generates cfg.N events of every type, puts them on fresh topics,
@@ -134,21 +161,21 @@ func Bench(ctx context.Context, cfg BenchConfig, out io.Writer) error {
 			}
 		}
 		var r BenchResult
-		if r.IngestSeconds, r.IngestPeakRSS, err = benchIngest(ctx, cfg, topics, db, "bench-"+tag+"-"+strconv.Itoa(run), admin, logf); err != nil {
+		if r.Ingest, r.IngestPeakRSS, err = benchIngest(ctx, cfg, topics, db, "bench-"+tag+"-"+strconv.Itoa(run), admin, logf); err != nil {
 			return err
 		}
-		if r.PeerSeconds, err = benchPeer(ctx, cfg, peerTopic, peerDB, admin); err != nil {
+		logf("run %d: ingest %.2fs (%.0f events/s, first row %.2fs, CPU %.1fs, server CPU %.1fs, peak RSS %d MiB)", run,
+			r.Ingest.Seconds, float64(cfg.N)/r.Ingest.Seconds, r.Ingest.FirstRow, r.Ingest.CPU, r.Ingest.ServerCPU, r.IngestPeakRSS>>20)
+		if r.Peer, err = benchPeer(ctx, cfg, peerTopic, peerDB, admin); err != nil {
 			return err
 		}
-		logf("run %d: ingest %.2fs (%.0f events/s, peak RSS %d MiB), peer %.2fs (%.0f events/s)", run,
-			r.IngestSeconds, float64(cfg.N)/r.IngestSeconds, r.IngestPeakRSS>>20, r.PeerSeconds, float64(cfg.N)/r.PeerSeconds)
+		logf("run %d: peer %.2fs (%.0f events/s)", run, r.Peer.Seconds, float64(cfg.N)/r.Peer.Seconds)
 		results = append(results, r)
 	}
-	printBench(out, cfg, results)
-	return nil
+	return printBench(out, cfg, results)
 }
 
-func printBench(out io.Writer, cfg BenchConfig, rs []BenchResult) {
+func printBench(out io.Writer, cfg BenchConfig, rs []BenchResult) error {
 	med := func(f func(BenchResult) float64) float64 {
 		v := make([]float64, len(rs))
 		for i, r := range rs {
@@ -157,19 +184,44 @@ func printBench(out io.Writer, cfg BenchConfig, rs []BenchResult) {
 		sort.Float64s(v)
 		return v[len(v)/2]
 	}
-	ing := med(func(r BenchResult) float64 { return float64(cfg.N) / r.IngestSeconds })
-	peer := med(func(r BenchResult) float64 { return float64(cfg.N) / r.PeerSeconds })
+	n := float64(cfg.N)
+	ing := med(func(r BenchResult) float64 { return n / r.Ingest.Seconds })
+	peer := med(func(r BenchResult) float64 { return n / r.Peer.Seconds })
+	ratio := med(func(r BenchResult) float64 { return r.Peer.Seconds / r.Ingest.Seconds })
 	rss := med(func(r BenchResult) float64 { return float64(r.IngestPeakRSS) })
-	fmt.Fprintf(out, "events            %d (all %d types, %d partitions per topic)\n", cfg.N, len(events.EventTypes), cfg.Partitions)
+	fmt.Fprintf(out, "events            %d (all %d types, %d partitions per topic), the same for both sides\n", cfg.N, len(events.EventTypes), cfg.Partitions)
 	fmt.Fprintf(out, "runs              %d (medians)\n", len(rs))
+	side := func(s SideResult) string {
+		f := fmt.Sprintf("%8.0f events/s  first row %5.2fs  steady %9s  CPU %5.1fs", n/s.Seconds, s.FirstRow, s.steady(cfg.N), s.CPU)
+		if cfg.ServerPID > 0 {
+			f += fmt.Sprintf(" + server %5.1fs", s.ServerCPU)
+		}
+		return f
+	}
 	for i, r := range rs {
-		fmt.Fprintf(out, "  run %d           ingest %8.0f events/s  peer %8.0f events/s  ratio %.2f  ingest peak RSS %d MiB\n",
-			i+1, float64(cfg.N)/r.IngestSeconds, float64(cfg.N)/r.PeerSeconds, r.PeerSeconds/r.IngestSeconds, r.IngestPeakRSS>>20)
+		fmt.Fprintf(out, "  run %d  ingest %s  peak RSS %d MiB\n", i+1, side(r.Ingest), r.IngestPeakRSS>>20)
+		fmt.Fprintf(out, "         peer   %s  ratio %.2f\n", side(r.Peer), r.Peer.Seconds/r.Ingest.Seconds)
 	}
 	fmt.Fprintf(out, "ingest            %.0f events/s (validated, flattened, chain-checked; until every row is visible)\n", ing)
 	fmt.Fprintf(out, "peer              %.0f events/s (kcat -C -e | clickhouse-client INSERT … FORMAT JSONEachRow, pre-flattened rows)\n", peer)
-	fmt.Fprintf(out, "ratio             %.2fx (target >= 1.0)\n", ing/peer)
+	fmt.Fprintf(out, "CPU per event     ingest %.1f µs, peer %.1f µs (own processes; medians)\n",
+		med(func(r BenchResult) float64 { return r.Ingest.CPU })/n*1e6, med(func(r BenchResult) float64 { return r.Peer.CPU })/n*1e6)
+	if cfg.ServerPID > 0 {
+		fmt.Fprintf(out, "server CPU/event  ingest %.1f µs, peer %.1f µs\n",
+			med(func(r BenchResult) float64 { return r.Ingest.ServerCPU })/n*1e6, med(func(r BenchResult) float64 { return r.Peer.ServerCPU })/n*1e6)
+	}
+	fmt.Fprintf(out, "ratio             %.2fx (median of per-run ratios; target >= 1.0)\n", ratio)
 	fmt.Fprintf(out, "ingest peak RSS   %.0f MiB (target <= 256)\n", rss/(1<<20))
+	if cfg.JSON == "" {
+		return nil
+	}
+	return benchreport.WriteFigures(cfg.JSON, benchreport.Figures{
+		"events": n, "runs": float64(len(rs)),
+		"ingest_events_per_s": ing, "peer_events_per_s": peer, "ratio": ratio,
+		"ingest_peak_rss_mib":     rss / (1 << 20),
+		"ingest_cpu_us_per_event": med(func(r BenchResult) float64 { return r.Ingest.CPU }) / n * 1e6,
+		"peer_cpu_us_per_event":   med(func(r BenchResult) float64 { return r.Peer.CPU }) / n * 1e6,
+	})
 }
 
 type genStats struct{ eventBytes, peerBytes int64 }
@@ -187,11 +239,21 @@ func produceBench(ctx context.Context, cl *kgo.Client, n int, topics events.Topi
 		return genStats{}, err
 	}
 	var st genStats
-	var firstErr atomic.Value
+	// The first produce error; errors of different types, so not an
+	// atomic.Value (its CompareAndSwap panics on a second concrete type).
+	var errMu sync.Mutex
+	var produceErr error
 	promise := func(_ *kgo.Record, err error) {
 		if err != nil {
-			firstErr.CompareAndSwap(nil, err)
+			errMu.Lock()
+			produceErr = cmp.Or(produceErr, err)
+			errMu.Unlock()
 		}
+	}
+	firstErr := func() error {
+		errMu.Lock()
+		defer errMu.Unlock()
+		return produceErr
 	}
 	base := time.Now().UTC().Add(-time.Hour)
 	var line bytes.Buffer
@@ -221,15 +283,15 @@ func produceBench(ctx context.Context, cl *kgo.Client, n int, topics events.Topi
 			cl.Produce(ctx, &kgo.Record{Topic: topic, Key: key, Value: wire}, promise)
 			cl.Produce(ctx, &kgo.Record{Topic: peerTopic, Key: key, Value: slices.Clone(line.Bytes())}, promise)
 		}
-		if e := firstErr.Load(); e != nil {
-			return st, e.(error)
+		if err := firstErr(); err != nil {
+			return st, err
 		}
 	}
 	if err := cl.Flush(ctx); err != nil {
 		return st, err
 	}
-	if e := firstErr.Load(); e != nil {
-		return st, e.(error)
+	if err := firstErr(); err != nil {
+		return st, err
 	}
 	return st, nil
 }
@@ -343,11 +405,12 @@ func writeJSONString(b *bytes.Buffer, s string) {
 }
 
 // benchIngest runs the ingest binary until every event is a row, and
-// returns the elapsed time and its peak RSS.
-func benchIngest(ctx context.Context, cfg BenchConfig, topics events.Topics, db, group string, admin *store.Store, logf func(string, ...any)) (float64, int64, error) {
+// returns its figures and its peak RSS.
+func benchIngest(ctx context.Context, cfg BenchConfig, topics events.Topics, db, group string, admin *store.Store, logf func(string, ...any)) (SideResult, int64, error) {
+	var res SideResult
 	port, err := freePort()
 	if err != nil {
-		return 0, 0, err
+		return res, 0, err
 	}
 	args := []string{"run", "-brokers", strings.Join(cfg.Brokers, ","), "-group", group,
 		"-topic-events", topics.Events, "-topic-approvals", topics.Approvals, "-topic-dlq", topics.DLQ,
@@ -362,27 +425,34 @@ func benchIngest(ctx context.Context, cfg BenchConfig, topics events.Topics, db,
 	cmd := exec.CommandContext(ctx, cfg.Ingest, args...)
 	cmd.Env = append(os.Environ(), "CLICKHOUSE_PASSWORD="+cfg.Password)
 	cmd.Stderr = cfg.Log
+	server0 := cpuSeconds(cfg.ServerPID)
 	start := time.Now()
 	if err := cmd.Start(); err != nil {
-		return 0, 0, fmt.Errorf("bench: start ingest: %w", err)
+		return res, 0, fmt.Errorf("bench: start ingest: %w", err)
 	}
 	exited := make(chan error, 1)
 	go func() { exited <- cmd.Wait() }()
-	var elapsed float64
 	var rss int64
 	for {
 		n, err := count(ctx, admin, db)
+		if err == nil && n > 0 && res.FirstRow == 0 {
+			res.FirstRow = time.Since(start).Seconds()
+		}
 		if err == nil && n >= uint64(cfg.N) {
-			elapsed = time.Since(start).Seconds()
+			res.Seconds = time.Since(start).Seconds()
 			rss = peakRSS(cmd.Process.Pid)
+			res.CPU = cpuSeconds(cmd.Process.Pid)
+			if cfg.ServerPID > 0 {
+				res.ServerCPU = cpuSeconds(cfg.ServerPID) - server0
+			}
 			break
 		}
 		select {
 		case err := <-exited:
-			return 0, 0, fmt.Errorf("bench: ingest exited early: %v", err)
+			return res, 0, fmt.Errorf("bench: ingest exited early: %v", err)
 		case <-ctx.Done():
 			cmd.Process.Kill()
-			return 0, 0, ctx.Err()
+			return res, 0, ctx.Err()
 		case <-time.After(50 * time.Millisecond):
 		}
 	}
@@ -398,26 +468,28 @@ func benchIngest(ctx context.Context, cfg BenchConfig, topics events.Topics, db,
 			}
 			return "?"
 		}
-		logf("ingest metrics: events inserts %s taking %ss in all, rows %s, chain lookups %s, retries %s, GC CPU %ss",
+		logf("ingest metrics: events inserts %s taking %ss in all (open to accepted), rows %s, chain lookups %s, chain lookup retries %s, insert retries %s, GC pauses %ss, parked %s",
 			val(`agentaudit_ingest_insert_duration_seconds_count{table="events"}`), val(`agentaudit_ingest_insert_duration_seconds_sum{table="events"}`),
-			val("agentaudit_ingest_rows_inserted_total"), val(`agentaudit_ingest_retries_total{op="chain_lookup"}`),
-			val(`agentaudit_ingest_retries_total{op="insert_events"}`), val("go_gc_duration_seconds_sum"))
+			val("agentaudit_ingest_rows_inserted_total"), val("agentaudit_ingest_chain_lookups_total"), val(`agentaudit_ingest_retries_total{op="chain_lookup"}`),
+			val(`agentaudit_ingest_retries_total{op="insert_events"}`), val("go_gc_duration_seconds_sum"), val("agentaudit_ingest_chain_parked_events"))
 	}
 	cmd.Process.Signal(syscall.SIGTERM)
 	select {
 	case err := <-exited:
 		if err != nil {
-			return 0, 0, fmt.Errorf("bench: ingest did not exit cleanly on SIGTERM: %w", err)
+			return res, 0, fmt.Errorf("bench: ingest did not exit cleanly on SIGTERM: %w", err)
 		}
 	case <-time.After(60 * time.Second):
 		cmd.Process.Kill()
-		return 0, 0, errors.New("bench: ingest did not exit within 60s of SIGTERM")
+		return res, 0, errors.New("bench: ingest did not exit within 60s of SIGTERM")
 	}
-	return elapsed, rss, nil
+	return res, rss, nil
 }
 
-// benchPeer runs kcat | clickhouse-client over the peer topic.
-func benchPeer(ctx context.Context, cfg BenchConfig, topic, db string, admin *store.Store) (float64, error) {
+// benchPeer runs kcat | clickhouse-client over the peer topic, polling
+// the row count like benchIngest does for the time to the first row.
+func benchPeer(ctx context.Context, cfg BenchConfig, topic, db string, admin *store.Store) (SideResult, error) {
+	var res SideResult
 	host, port, _ := net.SplitHostPort(cfg.ClickHouseAddr)
 	kcat := exec.CommandContext(ctx, cfg.Kcat, "-C", "-b", strings.Join(cfg.Brokers, ","), "-t", topic, "-o", "beginning", "-e", "-q")
 	chc := exec.CommandContext(ctx, cfg.ClickHouseClient, "--host", host, "--port", port, "--user", cfg.User, "--password", cfg.Password,
@@ -428,32 +500,60 @@ func benchPeer(ctx context.Context, cfg BenchConfig, topic, db string, admin *st
 		"--query", "INSERT INTO "+db+".events FORMAT JSONEachRow")
 	pipe, err := kcat.StdoutPipe()
 	if err != nil {
-		return 0, err
+		return res, err
 	}
 	chc.Stdin = pipe
 	var stderr bytes.Buffer
 	kcat.Stderr, chc.Stderr = &stderr, &stderr
+	server0 := cpuSeconds(cfg.ServerPID)
 	start := time.Now()
 	if err := chc.Start(); err != nil {
-		return 0, fmt.Errorf("bench: %s: %w", cfg.ClickHouseClient, err)
+		return res, fmt.Errorf("bench: %s: %w", cfg.ClickHouseClient, err)
 	}
 	if err := kcat.Start(); err != nil {
-		return 0, fmt.Errorf("bench: %s: %w", cfg.Kcat, err)
+		return res, fmt.Errorf("bench: %s: %w", cfg.Kcat, err)
 	}
+	done := make(chan struct{})
+	first := make(chan float64, 1)
+	go func() {
+		defer close(first)
+		for {
+			if n, err := count(ctx, admin, db); err == nil && n > 0 {
+				first <- time.Since(start).Seconds()
+				return
+			}
+			select {
+			case <-done:
+				return
+			case <-time.After(50 * time.Millisecond):
+			}
+		}
+	}()
 	kerr := kcat.Wait()
 	cerr := chc.Wait()
-	elapsed := time.Since(start).Seconds()
+	res.Seconds = time.Since(start).Seconds()
+	close(done)
+	if cfg.ServerPID > 0 {
+		res.ServerCPU = cpuSeconds(cfg.ServerPID) - server0
+	}
 	if kerr != nil || cerr != nil {
-		return 0, fmt.Errorf("bench: peer failed: kcat %v, clickhouse-client %v: %s", kerr, cerr, stderr.String())
+		return res, fmt.Errorf("bench: peer failed: kcat %v, clickhouse-client %v: %s", kerr, cerr, stderr.String())
+	}
+	for _, p := range []*os.ProcessState{kcat.ProcessState, chc.ProcessState} {
+		res.CPU += (p.UserTime() + p.SystemTime()).Seconds()
+	}
+	res.FirstRow = res.Seconds
+	if f, ok := <-first; ok {
+		res.FirstRow = f
 	}
 	n, err := count(ctx, admin, db)
 	if err != nil {
-		return 0, err
+		return res, err
 	}
 	if n != uint64(cfg.N) {
-		return 0, fmt.Errorf("bench: peer loaded %d rows, want %d", n, cfg.N)
+		return res, fmt.Errorf("bench: peer loaded %d rows, want %d", n, cfg.N)
 	}
-	return elapsed, nil
+	return res, nil
 }
 
 func count(ctx context.Context, st *store.Store, db string) (uint64, error) {
@@ -477,6 +577,32 @@ func peakRSS(pid int) int64 {
 		}
 	}
 	return 0
+}
+
+// cpuSeconds reads the user and system CPU time of pid from /proc; 0
+// when pid is 0 or unreadable.
+func cpuSeconds(pid int) float64 {
+	if pid <= 0 {
+		return 0
+	}
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return 0
+	}
+	// Fields after the parenthesised command name; utime and stime are
+	// the 14th and 15th of the whole line, in clock ticks (100 a second
+	// on Linux).
+	i := bytes.LastIndexByte(b, ')')
+	if i < 0 {
+		return 0
+	}
+	f := strings.Fields(string(b[i+1:]))
+	if len(f) < 13 {
+		return 0
+	}
+	u, _ := strconv.ParseFloat(f[11], 64)
+	s, _ := strconv.ParseFloat(f[12], 64)
+	return (u + s) / 100
 }
 
 func freePort() (int, error) {

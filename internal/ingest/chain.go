@@ -72,7 +72,11 @@ type checker struct {
 }
 
 func newChecker(grace time.Duration, m *metrics) *checker {
-	return &checker{grace: grace, m: m, chains: map[events.ChainKey]*chainState{}, maxChains: 200_000,
+	// maxChains bounds the chain heads kept: each is pointer-dense memory
+	// the collector scans, and at 200k they were a fifth of the heap of a
+	// 1M-event catch-up. A chain evicted and seen again resumes from
+	// storage.
+	return &checker{grace: grace, m: m, chains: map[events.ChainKey]*chainState{}, maxChains: 50_000,
 		started: time.Now(), caughtUp: func() bool { return true }}
 }
 
@@ -189,13 +193,20 @@ func (c *checker) expired(st *chainState, now time.Time) bool {
 }
 
 // resuming: a chain first seen mid-way in the first grace after start is
-// looked up at once, to continue from what an earlier run stored. Later,
-// a chain first seen mid-way is far more often one whose start is still
-// on its way on the other topic, and it waits like any parked event (the
-// look-ups scan the events table).
+// looked up soon, to continue from what an earlier run stored: at once
+// while the consumer is caught up, else after resumeWait, since while the
+// topics are still being read its predecessor is far more often on its
+// way on the other topic (the look-ups scan the events table). Later, a
+// chain first seen mid-way waits like any parked event.
 func (c *checker) resuming(st *chainState, now time.Time) bool {
-	return !st.known && !st.lookedUp && now.Sub(c.started) < c.grace
+	return !st.known && !st.lookedUp && now.Sub(c.started) < c.grace &&
+		(c.caughtUp() || now.Sub(st.since) >= min(resumeWait, c.grace))
 }
+
+// resumeWait is how long a chain first seen mid-way waits for its
+// predecessor while the consumer is behind: the topics are read at most
+// maxTopicSkew apart, so the predecessor is usually there by then.
+const resumeWait = 2*maxTopicSkew + 2*time.Second
 
 // resolve uses what storage returned for lookups: resumes chains from a
 // stored predecessor, reports gaps for chains past their grace, and

@@ -32,11 +32,17 @@ type Config struct {
 	// lock) before consuming.
 	Migrate bool `flag:"migrate"`
 
-	// BatchRows and BatchWait cut batches: whichever comes first.
-	BatchRows int           `flag:"batch-rows" env:"INGEST_BATCH_ROWS"`
-	BatchWait time.Duration `flag:"batch-wait" env:"INGEST_BATCH_WAIT"`
-	// Inserts is how many events inserts may run at once (default 1);
-	// commits stay in order.
+	// BatchRows, BatchBytes (of records) and BatchWait cut batches:
+	// whichever comes first. A batch is one INSERT, one part on the
+	// server; its rows are streamed in blocks as it fills, but its
+	// records are kept until the insert is accepted (a failed insert is
+	// retried from them), so BatchBytes bounds the ingester's memory.
+	BatchRows  int           `flag:"batch-rows" env:"INGEST_BATCH_ROWS"`
+	BatchBytes int           `flag:"batch-bytes" env:"INGEST_BATCH_BYTES"`
+	BatchWait  time.Duration `flag:"batch-wait" env:"INGEST_BATCH_WAIT"`
+	// Inserts is how many cut batches may wait for their inserts to
+	// complete while the next one streams (default 1); commits stay in
+	// order.
 	Inserts int `flag:"inserts"`
 	// Workers decode and validate in parallel; default GOMAXPROCS.
 	Workers int `flag:"workers"`
@@ -66,8 +72,12 @@ const (
 	DefaultGroup       = "agentaudit-ingest"
 	DefaultDatabase    = "agentaudit"
 	DefaultMetricsAddr = "127.0.0.1:9464"
-	DefaultBatchRows   = 10_000
-	DefaultBatchWait   = time.Second
+	DefaultBatchRows   = 100_000
+	DefaultBatchBytes  = 24 << 20
+	// DefaultBatchWait: a batch is a part on the server, and on 18.16 a
+	// part of this wide table costs about 0.1 CPU-second to write and
+	// merge; at 1s the server spent a third more CPU per event than at 3s.
+	DefaultBatchWait   = 2 * time.Second
 	DefaultChainGrace  = 30 * time.Second
 	DefaultDedupWindow = 1 << 19
 )
@@ -116,6 +126,12 @@ func (c *Config) Validate() error {
 	}
 	if c.BatchRows < 1 || c.BatchRows > 1_000_000 {
 		return bad("BatchRows", "batch-rows", "must be in 1..1000000, got %d", c.BatchRows)
+	}
+	if c.BatchBytes == 0 {
+		c.BatchBytes = DefaultBatchBytes
+	}
+	if c.BatchBytes < 1<<10 || c.BatchBytes > 1<<30 {
+		return bad("BatchBytes", "batch-bytes", "must be in 1KiB..1GiB, got %d", c.BatchBytes)
 	}
 	if c.BatchWait == 0 {
 		c.BatchWait = DefaultBatchWait

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"hash/maphash"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -53,7 +54,10 @@ var maxTime = time.Unix(1<<32-1-86400, 0)
 
 func (in *ingester) decode(c *chunk) {
 	defer close(c.done)
-	c.block = store.NewEventBlock(len(c.recs))
+	c.block = getBlock(len(c.recs))
+	// One row for the chunk: Append copies it, and a row per record
+	// (it escapes through Append) was a kilobyte of garbage each.
+	var row store.EventRow
 	for i, r := range c.recs {
 		it := &c.items[i]
 		it.rec, it.blockRow = r, -1
@@ -63,7 +67,7 @@ func (in *ingester) decode(c *chunk) {
 			continue
 		}
 		src := store.Source{Topic: r.Topic, Partition: r.Partition, Offset: r.Offset}
-		row, err := store.RowFromEvent(env, r.Value, src)
+		row, err = store.RowFromEvent(env, r.Value, src)
 		if err != nil {
 			it.dead = &dead{rec: r, row: dlqRow(r, env.EventType, env.EventID, ReasonUnmappable, "", err.Error())}
 			continue
@@ -77,20 +81,60 @@ func (in *ingester) decode(c *chunk) {
 		it.eventID = row.EventID
 		it.typ = eventTypes[env.EventType]
 		it.fp = maphash.Bytes(fpSeed, r.Value)
+		// One copy of the link's strings: the decoded strings share the
+		// whole record, which a link must not keep alive, and one
+		// allocation instead of five is less for the collector.
+		var sb strings.Builder
+		sb.Grow(len(env.SessionID) + len(env.RunnerID) + len(env.PrevHash) + len(env.Hash) + len(env.Tenant))
+		for _, s := range []string{env.SessionID, env.RunnerID, env.PrevHash, env.Hash, env.Tenant} {
+			sb.WriteString(s)
+		}
+		all := sb.String()
+		cut := func(n int) string { s := all[:n]; all = all[n:]; return s }
 		it.link = link{
-			// Cloned: the decoded strings share one copy of the whole
-			// record, which a link must not keep alive.
-			key:     events.ChainKey{SessionID: strings.Clone(env.SessionID), RunnerID: strings.Clone(env.RunnerID)},
+			key:     events.ChainKey{SessionID: cut(len(env.SessionID)), RunnerID: cut(len(env.RunnerID))},
 			seq:     env.Seq,
-			prev:    strings.Clone(env.PrevHash),
-			hash:    strings.Clone(env.Hash),
+			prev:    cut(len(env.PrevHash)),
+			hash:    cut(len(env.Hash)),
 			eventID: row.EventID,
-			tenant:  strings.Clone(env.Tenant),
+			tenant:  cut(len(env.Tenant)),
 			time:    env.EventTime,
 			src:     src,
 			editOK:  contentOK(r.Value, env),
 		}
 	}
+}
+
+// appendRow decodes r again and appends its row to blk, for an insert
+// retried from a batch's records.
+func appendRow(blk *store.EventBlock, r *kgo.Record) error {
+	env, err := events.Decode(r.Value)
+	if err != nil {
+		return err
+	}
+	row, err := store.RowFromEvent(env, r.Value, store.Source{Topic: r.Topic, Partition: r.Partition, Offset: r.Offset})
+	if err != nil {
+		return err
+	}
+	blk.Append(&row)
+	return nil
+}
+
+// blocks recycles chunk blocks: their buffers are sized to a chunk of
+// rows after the first few, so reuse spares the allocator and the
+// collector most of the decode stage's garbage.
+var blocks sync.Pool
+
+func getBlock(rows int) *store.EventBlock {
+	if b, ok := blocks.Get().(*store.EventBlock); ok {
+		return b
+	}
+	return store.NewEventBlock(rows)
+}
+
+func putBlock(b *store.EventBlock) {
+	b.Reset()
+	blocks.Put(b)
 }
 
 // eventTypes interns event type names (a valid event has one of these).

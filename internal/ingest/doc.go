@@ -8,14 +8,23 @@
 //     events.Decode, flatten it with store.RowFromEvent and check that its
 //     content matches its own hash; these run in parallel;
 //  3. batch: in consumption order, valid rows are gathered into a batch
-//     that is cut at Config.BatchRows rows or Config.BatchWait after its
-//     first record, whichever comes first; invalid records (and events
-//     that reuse a recently seen event_id with other content) become
-//     dead letters;
-//  4. flush: one batch at a time, in order: store.InsertEvents; the dead
-//     letters are produced to the DLQ topic (acks=all) and inserted into
-//     dlq_events; the chain links are checked and breaks inserted into
-//     chain_breaks; only then are the batch's offsets committed.
+//     that is cut at Config.BatchRows rows, Config.BatchBytes record bytes
+//     or Config.BatchWait after its first record, whichever comes first;
+//     invalid records (and events that reuse a recently seen event_id
+//     with other content) become dead letters. A batch is one INSERT
+//     (store.EventStream): its rows are streamed to ClickHouse in blocks
+//     while it fills, and the server makes one part of them;
+//  4. flush: one batch at a time, in order, while the next one streams:
+//     the batch's insert completes (if it failed, it is retried with rows
+//     decoded again from the batch's records, which the batch keeps until
+//     then); the dead letters are produced to the DLQ topic (acks=all)
+//     and inserted into dlq_events; the chain links are checked and breaks
+//     inserted into chain_breaks; only then are the batch's offsets
+//     committed.
+//
+// Fetching a topic pauses while its records are more than a second
+// (record time) ahead of the other topic's still-lagging partitions, so a
+// chain's events from both topics arrive close together.
 //
 // Every ClickHouse or Kafka write is retried with back-off until it
 // succeeds or the process is told to stop; nothing is committed before the

@@ -18,67 +18,90 @@ import (
 	"github.com/agentaudit/agentaudit/internal/store"
 )
 
-// flushLoop writes batches and commits each after its writes, in order.
-// Up to Config.Inserts events inserts run at once (the server writes two
-// parts in parallel while it would otherwise wait for the next batch);
-// everything after the insert (dead letters, chain checks, the commit)
-// runs one batch at a time in batch order. When ctx (the hard shutdown
-// bound) ends during a retry it stops: what is not committed is
-// redelivered on restart.
+// flushLoop completes batches in order: it waits for each batch's
+// streamed insert (retrying it from the batch's records when it failed),
+// then writes dead letters and chain breaks and commits. The next batch
+// streams meanwhile; Config.Inserts bounds how many cut batches wait here.
+// When ctx (the hard shutdown bound) ends during a retry it stops: what is
+// not committed is redelivered on restart.
 func (in *ingester) flushLoop(ctx context.Context, flushes <-chan *batch) {
-	type pending struct {
-		b    *batch
-		done chan error
-	}
-	inflight := make(chan *pending, in.cfg.Inserts+1)
-	finished := make(chan struct{})
-	go func() {
-		defer close(finished)
-		failed := false
-		for p := range inflight {
-			err := <-p.done
-			if failed {
-				continue
-			}
-			if err == nil {
-				err = in.finish(ctx, p.b)
-			}
-			if err != nil {
-				in.log.Error("flush abandoned at shutdown; uncommitted records will be redelivered", "err", err)
-				failed = true
-			}
-		}
-	}()
-	sem := make(chan struct{}, in.cfg.Inserts)
+	failed := false
 	for b := range flushes {
-		p := &pending{b: b, done: make(chan error, 1)}
-		sem <- struct{}{}
-		inflight <- p
-		go func() {
-			err := in.insertEvents(ctx, b)
-			<-sem
-			p.done <- err
-		}()
+		if failed {
+			// Nothing after a failed batch may commit; end its insert
+			// unaccepted, or wait for the one already closing.
+			if b.closed != nil {
+				<-b.closed
+			} else if b.stream != nil {
+				b.stream.Abort()
+				b.stopped()
+			}
+			continue
+		}
+		if b.closed == nil && b.rows > 0 {
+			in.close(b)
+		}
+		err := in.insertEvents(ctx, b)
+		if err == nil {
+			err = in.finish(ctx, b)
+		}
+		if err != nil {
+			in.log.Error("flush abandoned at shutdown; uncommitted records will be redelivered", "err", err)
+			failed = true
+		}
 	}
-	close(inflight)
-	<-finished
 }
 
-// insertEvents writes the batch's rows; it may run beside the insert of
-// the next batch.
+// insertEvents waits for the batch's streamed insert and, when it failed,
+// retries the insert with rows decoded again from the batch's records.
 func (in *ingester) insertEvents(ctx context.Context, b *batch) error {
-	if b.rows == 0 {
+	if b.closed == nil {
 		return nil
 	}
-	start := time.Now()
-	if err := in.retry(ctx, "insert_events", func(ctx context.Context) error { return in.st.InsertEventBlocks(ctx, b.blocks...) }); err != nil {
+	streamed := true
+	err := in.retry(ctx, "insert_events", func(ctx context.Context) error {
+		if streamed {
+			streamed = false
+			return <-b.closed
+		}
+		b.opened = time.Now()
+		return in.reinsert(ctx, b)
+	})
+	if err != nil || b.rows == 0 {
 		return err
 	}
-	in.m.insertSecs.WithLabelValues("events").Observe(time.Since(start).Seconds())
+	in.m.insertSecs.WithLabelValues("events").Observe(time.Since(b.opened).Seconds())
 	in.m.inserted.Add(float64(b.rows))
 	in.m.batchRows.Observe(float64(b.rows))
 	in.crash.afterInsert(int(in.inserts.Add(1)))
 	return nil
+}
+
+// reinsert writes the batch's rows again from its records.
+func (in *ingester) reinsert(ctx context.Context, b *batch) error {
+	w, err := in.st.OpenEventStream(ctx)
+	if err != nil {
+		return err
+	}
+	blk := getBlock(chunkSize)
+	defer putBlock(blk)
+	for _, c := range b.chunks {
+		blk.Reset()
+		for i := range c.items {
+			if it := &c.items[i]; it.dead == nil {
+				if err := appendRow(blk, it.rec); err != nil {
+					// Decoding is deterministic: this record decoded
+					// before. Never commit past a row that was not written.
+					w.Abort()
+					return fmt.Errorf("ingest: re-decode %s/%d@%d: %w", it.rec.Topic, it.rec.Partition, it.rec.Offset, err)
+				}
+			}
+		}
+		if err := w.Write(blk); err != nil {
+			return err
+		}
+	}
+	return w.Close()
 }
 
 // finish does what follows a batch's insert, then commits it.
@@ -99,8 +122,8 @@ func (in *ingester) finish(ctx context.Context, b *batch) error {
 	if err := in.checkChains(ctx, b.links, false); err != nil {
 		return err
 	}
-	// Rows are released before the commit round trip.
-	b.blocks, b.links, b.dead = nil, nil, nil
+	// Records are released before the commit round trip.
+	b.chunks, b.links, b.dead = nil, nil, nil
 	return in.commit(ctx, b.next)
 }
 
@@ -182,6 +205,7 @@ func (in *ingester) checkChains(ctx context.Context, links []link, force bool) e
 	want := in.chain.lookups(now, force)
 	found := map[chainSeq][]stored{}
 	if len(want) > 0 {
+		in.m.lookups.Add(float64(len(want)))
 		if err := in.retry(ctx, "chain_lookup", func(ctx context.Context) error {
 			var err error
 			found, err = in.lookup(ctx, want)

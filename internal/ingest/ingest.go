@@ -37,19 +37,31 @@ type chunk struct {
 	barrier chan struct{} // non-nil: not records but a drain request
 }
 
-// batch is what one flush writes and then commits.
+// batch is what one events INSERT writes and then commits. Its rows are
+// streamed to ClickHouse chunk by chunk while it fills (see
+// store.EventStream), so the client holds one data block's columns, not
+// the batch's; the insert is accepted when the stream closes. The batch
+// keeps its records (not their rows) until then: when the stream fails,
+// the insert is retried with rows decoded again from them.
 type batch struct {
-	blocks  []*store.EventBlock
+	chunks  []*chunk
 	rows    int
+	bytes   int // record bytes
 	links   []link
 	dead    []dead
 	records int
 	next    map[topicPartition]int64 // offset after the last record seen
 	barrier chan struct{}
+
+	stream  *store.EventStream
+	opened  time.Time
+	failed  error      // the stream could not be opened or written
+	stopped func()     // releases the stream's context
+	closed  chan error // the streamed insert's outcome, once the batch is cut
 }
 
-func newBatch(rows int) *batch {
-	return &batch{links: make([]link, 0, rows), next: map[topicPartition]int64{}}
+func newBatch() *batch {
+	return &batch{next: map[topicPartition]int64{}}
 }
 
 type ingester struct {
@@ -92,7 +104,7 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	in.chain = newChecker(cfg.ChainGrace, in.m)
 	// Caught up: what is left to fetch fits in one poll.
-	in.chain.caughtUp = func() bool { return in.behind.Load() <= int64(cfg.BatchRows) }
+	in.chain.caughtUp = func() bool { return in.behind.Load() <= caughtUpRecords }
 
 	// life outlives ctx: it ends when Run returns, after the final flush.
 	life, endLife := context.WithCancel(context.WithoutCancel(ctx))
@@ -119,8 +131,12 @@ func Run(ctx context.Context, cfg Config) error {
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
 		kgo.DisableAutoCommit(),
 		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
-		// Bounds what sits in fetch buffers beside the pipeline.
+		// Bounds what sits in fetch buffers beside the pipeline: a fetch
+		// is decompressed whole and buffered until polled. Every
+		// partition's share fits in one fetch, so none is starved, and
+		// small shares let balance keep the topics close in time.
 		kgo.FetchMaxBytes(16<<20),
+		kgo.FetchMaxPartitionBytes(512<<10),
 		kgo.RequiredAcks(kgo.AllISRAcks()),
 		kgo.ClientID("agentaudit-ingest"),
 		kgo.OnPartitionsRevoked(func(ctx context.Context, _ *kgo.Client, _ map[string][]int32) { in.drain(ctx) }),
@@ -143,7 +159,9 @@ func Run(ctx context.Context, cfg Config) error {
 
 	in.ordered = make(chan *chunk, 2*cfg.Workers+2)
 	work := make(chan *chunk, 2*cfg.Workers+2)
-	flushes := make(chan *batch, 1)
+	// Batches cut but not yet committed wait here while their inserts
+	// close; each holds its records.
+	flushes := make(chan *batch, cfg.Inserts-1)
 	var wg sync.WaitGroup
 	for range cfg.Workers {
 		wg.Go(func() {
@@ -154,7 +172,7 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	flushed := make(chan struct{})
 	go func() { defer close(flushed); in.flushLoop(hard, flushes) }()
-	go in.batchLoop(flushes)
+	go in.batchLoop(hard, flushes)
 
 	in.pollLoop(ctx, work)
 	close(work)
@@ -189,6 +207,28 @@ func (in *ingester) openStore(ctx context.Context) (*store.Store, error) {
 	return st, err
 }
 
+// maxTopicSkew is how far (in record time) one topic's consumption may
+// run ahead of the other's while the other still has records to fetch.
+// A chain travels on both topics; when one topic is read far ahead, its
+// events wait parked for predecessors still unread on the other, which
+// costs memory, holds commits back and, past the grace, storage look-ups.
+const maxTopicSkew = time.Second
+
+// caughtUpRecords: the consumer counts as caught up while fewer records
+// than this are left to fetch.
+const caughtUpRecords = 10_000
+
+// fetchState is what the poll loop knows of one partition.
+type fetchState struct {
+	lag  int64     // records left to fetch, as of the last fetch
+	last time.Time // timestamp of the last record fetched
+	poll int       // the poll that last returned its records
+}
+
+// lagPolls: a partition with records left counts as lagging while it
+// delivered within this many polls.
+const lagPolls = 8
+
 // pollLoop fetches until ctx ends, handing chunks to the workers and, in
 // the same order, to the batcher.
 func (in *ingester) pollLoop(ctx context.Context, work chan<- *chunk) {
@@ -198,14 +238,22 @@ func (in *ingester) pollLoop(ctx context.Context, work chan<- *chunk) {
 		close(in.ordered)
 		in.drainMu.Unlock()
 	}()
-	lags := map[topicPartition]int64{}
-	for {
-		fs := in.cl.PollRecords(ctx, in.cfg.BatchRows)
+	parts := map[topicPartition]*fetchState{}
+	paused := map[string]bool{}
+	for poll := 1; ; poll++ {
+		pctx, cancel := ctx, context.CancelFunc(func() {})
+		if len(paused) > 0 {
+			// A paused topic must be let go when the other stops
+			// delivering; a poll that waits for ever would not notice.
+			pctx, cancel = context.WithTimeout(ctx, 250*time.Millisecond)
+		}
+		fs := in.cl.PollRecords(pctx, in.cfg.BatchRows)
+		cancel()
 		if fs.IsClientClosed() || ctx.Err() != nil {
 			return
 		}
 		fs.EachError(func(topic string, p int32, err error) {
-			if !errors.Is(err, context.Canceled) {
+			if !errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded) {
 				in.log.Warn("fetch error; the client retries", "topic", topic, "partition", p, "err", err)
 			}
 		})
@@ -214,14 +262,21 @@ func (in *ingester) pollLoop(ctx context.Context, work chan<- *chunk) {
 				in.m.consumed.WithLabelValues(p.Topic).Add(float64(n))
 				lag := max(p.HighWatermark-(p.Records[n-1].Offset+1), 0)
 				in.m.lag.WithLabelValues(p.Topic, strconv.Itoa(int(p.Partition))).Set(float64(lag))
-				lags[topicPartition{p.Topic, p.Partition}] = lag
+				tp := topicPartition{p.Topic, p.Partition}
+				st := parts[tp]
+				if st == nil {
+					st = &fetchState{}
+					parts[tp] = st
+				}
+				st.lag, st.last, st.poll = lag, p.Records[n-1].Timestamp, poll
 			}
 		})
 		var behind int64
-		for _, l := range lags {
-			behind += l
+		for _, st := range parts {
+			behind += st.lag
 		}
 		in.behind.Store(behind)
+		in.balance(parts, paused, poll)
 		recs := fs.Records()
 		for len(recs) > 0 {
 			n := min(len(recs), chunkSize)
@@ -234,6 +289,68 @@ func (in *ingester) pollLoop(ctx context.Context, work chan<- *chunk) {
 			work <- c
 		}
 	}
+}
+
+// balance pauses fetching a topic whose records are more than
+// maxTopicSkew ahead of the other topic's oldest still-lagging partition,
+// and resumes it once they are not.
+func (in *ingester) balance(parts map[topicPartition]*fetchState, paused map[string]bool, poll int) {
+	topics := [2]string{in.cfg.Topics.Events, in.cfg.Topics.Approvals}
+	for i, ahead := range aheadTopics(parts, topics, poll) {
+		t := topics[i]
+		switch {
+		case ahead && !paused[t]:
+			in.cl.PauseFetchTopics(t)
+			paused[t] = true
+			in.m.paused.WithLabelValues(t).Set(1)
+			in.log.Debug("fetch paused: topic ahead of the other", "topic", t)
+		case !ahead && paused[t]:
+			in.cl.ResumeFetchTopics(t)
+			delete(paused, t)
+			in.m.paused.WithLabelValues(t).Set(0)
+		}
+	}
+}
+
+// aheadTopics reports, for each of the two topics, whether its newest
+// fetched record is more than maxTopicSkew (record time) newer than the
+// last record of the other topic's most lagging partition, and more so
+// than the other way round. A partition
+// counts as lagging only while it has records left and delivered within
+// the last lagPolls polls (which while a topic is paused take at most
+// 250ms each), so a stalled or revoked partition never holds the other
+// topic back for long.
+func aheadTopics(parts map[topicPartition]*fetchState, topics [2]string, poll int) [2]bool {
+	var head, tail [2]time.Time
+	for tp, st := range parts {
+		i := 0
+		switch tp.topic {
+		case topics[0]:
+		case topics[1]:
+			i = 1
+		default:
+			continue
+		}
+		if st.last.After(head[i]) {
+			head[i] = st.last
+		}
+		if st.lag > 0 && poll-st.poll < lagPolls && (tail[i].IsZero() || st.last.Before(tail[i])) {
+			tail[i] = st.last
+		}
+	}
+	var lead [2]time.Duration
+	for i := range lead {
+		if o := 1 - i; !tail[o].IsZero() {
+			lead[i] = head[i].Sub(tail[o])
+		}
+	}
+	// Never both: with their partitions spread, each topic can be ahead
+	// of the other's slowest partition, and pausing both would stall.
+	var out [2]bool
+	for i := range out {
+		out[i] = lead[i] > maxTopicSkew && lead[i] > lead[1-i]
+	}
+	return out
 }
 
 // drain is the partition-revoke callback: it pushes a barrier through the
@@ -258,10 +375,11 @@ func (in *ingester) drain(ctx context.Context) {
 	}
 }
 
-// batchLoop gathers decoded records into batches in poll order.
-func (in *ingester) batchLoop(flushes chan<- *batch) {
+// batchLoop gathers decoded records into batches in poll order and
+// streams each batch's rows into its insert as they come.
+func (in *ingester) batchLoop(ctx context.Context, flushes chan<- *batch) {
 	defer close(flushes)
-	b := newBatch(in.cfg.BatchRows)
+	b := newBatch()
 	var timer *time.Timer
 	var expired <-chan time.Time
 	send := func() {
@@ -270,8 +388,13 @@ func (in *ingester) batchLoop(flushes chan<- *batch) {
 			timer, expired = nil, nil
 		}
 		if b.records > 0 {
+			if in.cfg.Inserts > 1 {
+				// Batches queue for the flusher: close them now, so
+				// their inserts complete while they wait.
+				in.close(b)
+			}
 			flushes <- b
-			b = newBatch(in.cfg.BatchRows)
+			b = newBatch()
 		}
 	}
 	// Idle ticks let parked chain events run out of grace, and their
@@ -304,14 +427,13 @@ func (in *ingester) batchLoop(flushes chan<- *batch) {
 			}
 			for i := range c.items {
 				in.add(b, c, &c.items[i])
+				b.bytes += len(c.items[i].rec.Value)
 			}
-			if c.block.Rows() > 0 {
-				b.blocks = append(b.blocks, c.block)
-				b.rows += c.block.Rows()
-			}
+			in.stream(ctx, b, c)
+			b.chunks = append(b.chunks, c)
 			// Cut at chunk boundaries: a batch holds at most BatchRows
-			// plus one chunk.
-			if b.rows >= in.cfg.BatchRows {
+			// (or BatchBytes) plus one chunk.
+			if b.rows >= in.cfg.BatchRows || b.bytes >= in.cfg.BatchBytes {
 				send()
 			}
 		case <-expired:
@@ -321,7 +443,64 @@ func (in *ingester) batchLoop(flushes chan<- *batch) {
 	}
 }
 
-// add accounts one decoded record of chunk c to b: its row stays in the
+// stream writes chunk c's rows into b's insert, opening it for the first
+// rows, and recycles c's block. A failure leaves b.failed set and the
+// rest of the batch unsent: the flusher retries the whole insert.
+func (in *ingester) stream(ctx context.Context, b *batch, c *chunk) {
+	blk := c.block
+	c.block = nil
+	defer putBlock(blk)
+	if blk.Rows() == 0 {
+		return
+	}
+	b.rows += blk.Rows()
+	if b.failed != nil {
+		return
+	}
+	if b.stream == nil {
+		sctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+		b.opened = time.Now()
+		w, err := in.st.OpenEventStream(sctx)
+		if err != nil {
+			cancel()
+			b.failed = err
+			return
+		}
+		b.stream, b.stopped = w, cancel
+	}
+	if err := b.stream.Write(blk); err != nil {
+		b.failed = err
+	}
+}
+
+// close ends b's streamed insert in the background; its outcome arrives
+// on b.closed while the next batch streams. With Inserts = 1 the flusher
+// closes a batch when it takes it, after the previous batch committed, so
+// at most one batch is accepted and not yet committed (what a crash
+// redelivers).
+func (in *ingester) close(b *batch) {
+	b.closed = make(chan error, 1)
+	if b.rows == 0 {
+		b.closed <- nil
+		return
+	}
+	go func() {
+		err := b.failed
+		if b.stream != nil {
+			if err != nil {
+				b.stream.Abort()
+			} else {
+				err = b.stream.Close()
+			}
+			b.stopped()
+		} else if err == nil {
+			err = errors.New("ingest: insert stream never opened")
+		}
+		b.closed <- err
+	}()
+}
+
+// add accounts one decoded record of chunk c to b; its row stays in the
 // chunk's block (dropped there if it turns out to be a dead letter).
 func (in *ingester) add(b *batch, c *chunk, it *item) {
 	r := it.rec
@@ -339,4 +518,6 @@ func (in *ingester) add(b *batch, c *chunk, it *item) {
 		return
 	}
 	b.links = append(b.links, it.link)
+	// The batch keeps the record for a retry, not the link's strings.
+	it.link = link{}
 }

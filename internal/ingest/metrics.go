@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"sync/atomic"
 	"time"
 
@@ -27,6 +28,8 @@ type metrics struct {
 	breaks      *prometheus.CounterVec   // chain_breaks_total{kind}
 	redelivered prometheus.Counter       // redelivered_events_total
 	parked      prometheus.Gauge         // chain_parked_events
+	lookups     prometheus.Counter       // chain_lookups_total
+	paused      *prometheus.GaugeVec     // fetch_paused{topic}
 	retries     *prometheus.CounterVec   // retries_total{op}
 	commits     prometheus.Counter       // commits_total
 	chUp        prometheus.Gauge         // clickhouse_up
@@ -51,13 +54,15 @@ func newMetrics() *metrics {
 		breaks:      prometheus.NewCounterVec(prometheus.CounterOpts{Name: ns + "chain_breaks_total", Help: "Hash-chain anomalies found, by kind."}, []string{"kind"}),
 		redelivered: prometheus.NewCounter(prometheus.CounterOpts{Name: ns + "redelivered_events_total", Help: "Events seen again with identical content (collapsed by FINAL)."}),
 		parked:      prometheus.NewGauge(prometheus.GaugeOpts{Name: ns + "chain_parked_events", Help: "Events waiting for their chain predecessor."}),
+		paused:      prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: ns + "fetch_paused", Help: "1 while fetching the topic is paused because it runs ahead of the other topic."}, []string{"topic"}),
+		lookups:     prometheus.NewCounter(prometheus.CounterOpts{Name: ns + "chain_lookups_total", Help: "Chain positions looked up in ClickHouse (parked past grace, resumed chains, suspects)."}),
 		retries:     prometheus.NewCounterVec(prometheus.CounterOpts{Name: ns + "retries_total", Help: "Failed writes that were retried, by operation."}, []string{"op"}),
 		commits:     prometheus.NewCounter(prometheus.CounterOpts{Name: ns + "commits_total", Help: "Offset commits."}),
 		chUp:        prometheus.NewGauge(prometheus.GaugeOpts{Name: ns + "clickhouse_up", Help: "1 when the last ClickHouse write succeeded."}),
 		lastCommit:  prometheus.NewGauge(prometheus.GaugeOpts{Name: ns + "last_commit_timestamp_seconds", Help: "Unix time of the last offset commit."}),
 	}
 	m.reg.MustRegister(m.consumed, m.inserted, m.dlq, m.lag, m.batchRows, m.insertSecs, m.breaks,
-		m.redelivered, m.parked, m.retries, m.commits, m.chUp, m.lastCommit,
+		m.redelivered, m.parked, m.lookups, m.paused, m.retries, m.commits, m.chUp, m.lastCommit,
 		prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
 	m.chUp.Set(1)
 	return m
@@ -72,6 +77,11 @@ func (m *metrics) serve(ctx context.Context, addr string, log *slog.Logger) (str
 	}
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{}))
+	// Profiles for diagnosing throughput and memory; the listener is
+	// loopback-only (Config.Validate).
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) {
 		// Unhealthy while writes are being retried, so an operator (or a
 		// readiness probe) sees a ClickHouse or broker outage.

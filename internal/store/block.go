@@ -3,7 +3,6 @@ package store
 import (
 	"context"
 	"fmt"
-	"strings"
 	"sync/atomic"
 	"time"
 	"unsafe"
@@ -291,40 +290,35 @@ func convert[T uint32 | uint16 | uint8 | int32 | int64](nums []uint64, kept func
 	return out
 }
 
+// Bytes returns the string bytes the block holds, a measure of what it
+// costs to keep and to send.
+func (b *EventBlock) Bytes() int {
+	n := 0
+	for i := range b.cols {
+		n += len(b.cols[i].buf) + 8*len(b.cols[i].nums)
+	}
+	return n
+}
+
+// Reset empties the block and keeps its buffers, for reuse.
+func (b *EventBlock) Reset() {
+	for i := range b.cols {
+		c := &b.cols[i]
+		c.buf, c.ends, c.nums = c.buf[:0], c.ends[:0], c.nums[:0]
+	}
+	b.n, b.drop, b.dropped = 0, nil, 0
+}
+
 // InsertEventBlocks writes the kept rows of blocks in one insert.
 func (s *Store) InsertEventBlocks(ctx context.Context, blocks ...*EventBlock) error {
-	total := 0
-	for _, b := range blocks {
-		total += b.Rows()
-	}
-	if total == 0 {
-		return nil
-	}
-	for ci, d := range eventColDefs {
-		if d.kind == kString && blocks[0].n > 0 {
-			bytesPerRow[ci].Store(int64(len(blocks[0].cols[ci].buf) / blocks[0].n))
-		}
-	}
-	now := time.Now().UTC()
-	var views []string
-	q := "INSERT INTO " + s.db + ".events (" + strings.Join(eventColumns, ", ") + ")"
-	batch, err := s.conn.PrepareBatch(ctx, q)
+	w, err := s.OpenEventStream(ctx)
 	if err != nil {
-		return fmt.Errorf("store: insert events: %w", err)
+		return err
 	}
-	for ci := range eventColDefs {
-		for _, b := range blocks {
-			if b.Rows() == 0 {
-				continue
-			}
-			if err := batch.Column(ci).Append(b.column(ci, now, &views)); err != nil {
-				batch.Abort()
-				return fmt.Errorf("store: insert events column %s: %w", eventColumns[ci], err)
-			}
+	for _, b := range blocks {
+		if err := w.Write(b); err != nil {
+			return err
 		}
 	}
-	if err := batch.Send(); err != nil {
-		return fmt.Errorf("store: insert events: %w", err)
-	}
-	return nil
+	return w.Close()
 }
