@@ -46,11 +46,12 @@ test-deps:
 		fi; \
 	done
 
-# Unit and integration tests. Integration tests read .testenv/env (run `make up`
-# first) and fail, naming testenv/up, when a service is missing.
+# Unit and integration tests, after testenv/up (so the README's test command
+# works on a fresh machine). Integration tests read .testenv/env and fail,
+# naming testenv/up, when a service is missing.
 # Fault tests stop and restart shared services, so they run afterwards, one
 # package at a time.
-test: vet test-deps
+test: up vet test-deps
 	$(GO) test $(GOFLAGS_TEST) -skip '^TestFault' ./...
 	$(GO) test -tags $(GOTAGS),chdb -count=1 -run Chdb ./internal/store/
 	$(GO) run -tags $(GOTAGS) ./cmd/detect test rules/
@@ -58,7 +59,7 @@ test: vet test-deps
 
 # The fault tests alone (they also run at the end of make test): services
 # stopped and restarted under load, one package at a time.
-faults: test-deps
+faults: up test-deps
 	$(call fault_phase,-v)
 
 # fault_phase runs every TestFault… with AGENTAUDIT_FAULT_REPORT naming a
@@ -79,7 +80,7 @@ unit:
 
 # Every benchmark of the project, each with its peer and target, written as
 # one table to BENCHMARKS.md (raw output in .testenv/artifacts/bench/).
-bench: build
+bench: up build
 	set -a; . .testenv/env; set +a; bin/benchreport -out BENCHMARKS.md
 
 # Every Go benchmark once, without the table.
