@@ -68,6 +68,21 @@ func BenchmarkDecodeValidate(b *testing.B) {
 	clk.report(b)
 }
 
+// BenchmarkDecodeGeneral: the same, on the general path alone (tree, then
+// schema walk), which is what events not in canonical form take.
+func BenchmarkDecodeGeneral(b *testing.B) {
+	_, wire := benchEvent(b)
+	b.SetBytes(int64(len(wire)))
+	b.ReportAllocs()
+	clk := startCPU()
+	for b.Loop() {
+		if _, err := decodeGeneral(wire); err != nil {
+			b.Fatal(err)
+		}
+	}
+	clk.report(b)
+}
+
 // BenchmarkValidateReference: the same event through jsonschema/v5, for
 // comparison.
 func BenchmarkValidateReference(b *testing.B) {

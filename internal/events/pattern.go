@@ -1,6 +1,7 @@
 package events
 
 import (
+	"encoding/binary"
 	"math"
 	"regexp"
 	"regexp/syntax"
@@ -26,6 +27,26 @@ type patItem struct {
 	min, max int       // max -1 (unbounded) becomes math.MaxInt in prepare
 	greedy   bool
 	in       *[256]bool // the class as a table, for the match loop
+	// A class of at most six byte ranges (hex digits, names) is also
+	// tested eight bytes at a time: bytes b of a word with b+addLo[k]
+	// reaching 0x80 and b+addHi[k] not are in range k (see swar).
+	nr           int
+	addLo, addHi [6]uint64
+}
+
+// swar says all eight bytes of x (little endian) are in the class. For an
+// ASCII byte b and a range lo..hi, b + (0x80-lo) has its high bit set
+// exactly when b >= lo, b + (0x7f-hi) exactly when b > hi, and neither sum
+// carries into the next byte.
+func (it *patItem) swar(x uint64) bool {
+	if x&msbs != 0 {
+		return false
+	}
+	var in uint64
+	for k := 0; k < it.nr; k++ {
+		in |= (x + it.addLo[k]) &^ (x + it.addHi[k])
+	}
+	return in&msbs == msbs
 }
 
 func (it *patItem) has(c byte) bool { return it.class[c>>6]&(1<<(c&63)) != 0 }
@@ -178,6 +199,24 @@ func prepare(items []patItem) {
 		for c := range it.in {
 			it.in[c] = it.has(byte(c))
 		}
+		it.nr = 0
+		for c := 0; c < 128; c++ {
+			if !it.in[c] || (c > 0 && it.in[c-1]) {
+				continue // not the start of a range
+			}
+			hi := c
+			for hi+1 < 128 && it.in[hi+1] {
+				hi++
+			}
+			if it.nr == len(it.addLo) {
+				it.nr = -1 // too many ranges
+				break
+			}
+			it.addLo[it.nr] = lsbs * uint64(0x80-c)
+			it.addHi[it.nr] = lsbs * uint64(0x7f-hi)
+			it.nr++
+		}
+		it.nr = max(it.nr, 0)
 		if it.min == it.max {
 			it.greedy = true
 			continue
@@ -219,11 +258,19 @@ func matchItems(items []patItem, s []byte) bool {
 			continue
 		}
 		n, end := 0, min(len(s), it.max)
-		for ; n+8 <= end; n += 8 {
-			w := s[n : n+8 : n+8]
-			if !(it.in[w[0]] && it.in[w[1]] && it.in[w[2]] && it.in[w[3]] &&
-				it.in[w[4]] && it.in[w[5]] && it.in[w[6]] && it.in[w[7]]) {
-				break
+		if it.nr > 0 {
+			for ; n+8 <= end; n += 8 {
+				if !it.swar(binary.LittleEndian.Uint64(s[n:])) {
+					break
+				}
+			}
+		} else {
+			for ; n+8 <= end; n += 8 {
+				w := s[n : n+8 : n+8]
+				if !(it.in[w[0]] && it.in[w[1]] && it.in[w[2]] && it.in[w[3]] &&
+					it.in[w[4]] && it.in[w[5]] && it.in[w[6]] && it.in[w[7]]) {
+					break
+				}
 			}
 		}
 		for n < end && it.in[s[n]] {

@@ -92,6 +92,10 @@ func ValidateBytes(data []byte) error {
 	if err != nil {
 		return err
 	}
+	var rs rootScan
+	if reg.canon.scan(data, &rs) {
+		return nil // canonical and valid; anything else is judged below
+	}
 	t := treePool.Get().(*jtree)
 	defer treePool.Put(t)
 	if verr := reg.validate(t, data); verr != nil {
@@ -101,11 +105,17 @@ func ValidateBytes(data []byte) error {
 }
 
 // Decode parses and validates one encoded event. Its payload is kept as
-// bytes; read it with DecodePayload.
+// bytes; read it with DecodePayload. Canonical events (all that producers
+// write) are checked in one pass by the fast path in canonfast.go; the
+// rest, and every event that fails, take the general path, which gives
+// the verdict and the error.
 func Decode(data []byte) (*Envelope, error) {
 	reg, err := registry()
 	if err != nil {
 		return nil, err
+	}
+	if env, ok := reg.canon.decode(data); ok {
+		return env, nil // canonical and valid; anything else is judged below
 	}
 	t := treePool.Get().(*jtree)
 	defer treePool.Put(t)
