@@ -165,10 +165,14 @@ func (r *runner) figures(ctx context.Context, file, bin string, args ...string) 
 	path := filepath.Join(r.cfg.Raw, file+".json")
 	os.Remove(path)
 	args = append(args, "-json", path)
-	if _, err := r.command(ctx, file+".txt", filepath.Join(r.cfg.Bin, bin), args...); err != nil {
-		return nil, err
+	_, err := r.command(ctx, file+".txt", filepath.Join(r.cfg.Bin, bin), args...)
+	figs, rerr := ReadFigures(path)
+	if err != nil {
+		// A bench that measured but failed a check (a report over its
+		// memory limit) still wrote its figures; the caller decides.
+		return figs, err
 	}
-	return ReadFigures(path)
+	return figs, rerr
 }
 
 // need returns a Go benchmark's median for unit, or an error naming it.
