@@ -23,6 +23,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/agentaudit/agentaudit/internal/events"
+	"github.com/agentaudit/agentaudit/internal/events/eventstest"
 	"github.com/agentaudit/agentaudit/internal/store"
 	"github.com/agentaudit/agentaudit/internal/testenv"
 	"github.com/agentaudit/agentaudit/internal/testenv/faultreport"
@@ -175,7 +176,7 @@ func (e *env) makeTopics(ctx context.Context) {
 	if _, err := adm.CreateTopic(ctx, 3, 1, nil, e.topics.DLQ); err != nil {
 		t.Fatal(err)
 	}
-	e.waitLeaders(ctx, adm, e.topics.Events, e.topics.Approvals, e.topics.DLQ)
+	eventstest.WaitLeaders(e.t, ctx, adm, e.topics.Events, e.topics.Approvals, e.topics.DLQ)
 	t.Cleanup(func() {
 		cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...))
 		if err != nil {
@@ -204,31 +205,6 @@ func (e *env) openAdmin(ctx context.Context) *store.Store {
 		e.t.Fatalf("open ClickHouse database %s as admin: %v", e.db, err)
 	}
 	return s
-}
-
-func (e *env) waitLeaders(ctx context.Context, adm *kadm.Client, topics ...string) {
-	e.t.Helper()
-	for {
-		md, err := adm.ListTopics(ctx, topics...)
-		ready := err == nil && len(md) == len(topics)
-		for _, td := range md {
-			if td.Err != nil || len(td.Partitions) == 0 {
-				ready = false
-			}
-			for _, p := range td.Partitions {
-				if p.Leader < 0 || p.Err != nil {
-					ready = false
-				}
-			}
-		}
-		if ready {
-			return
-		}
-		if ctx.Err() != nil {
-			e.t.Fatalf("topics %v have no leaders", topics)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
 }
 
 // query runs a one-value count on the case's database, retrying while

@@ -21,6 +21,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/agentaudit/agentaudit/internal/events"
+	"github.com/agentaudit/agentaudit/internal/events/eventstest"
 	"github.com/agentaudit/agentaudit/internal/store"
 	"github.com/agentaudit/agentaudit/internal/testenv"
 )
@@ -106,7 +107,7 @@ func newEnv(t testing.TB) *env {
 	if _, err := adm.CreateTopic(cctx, 3, 1, nil, topics.DLQ); err != nil {
 		t.Fatal(err)
 	}
-	waitLeaders(t, cctx, adm, topics.Events, topics.Approvals, topics.DLQ)
+	eventstest.WaitLeaders(t, cctx, adm, topics.Events, topics.Approvals, topics.DLQ)
 	t.Cleanup(func() {
 		dctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
@@ -124,31 +125,6 @@ func newEnv(t testing.TB) *env {
 			MetricsAddr: "off",
 			Logger:      slog.New(slog.NewTextHandler(tlog{t}, &slog.HandlerOptions{Level: slog.LevelInfo})),
 		},
-	}
-}
-
-func waitLeaders(t testing.TB, ctx context.Context, adm *kadm.Client, topics ...string) {
-	t.Helper()
-	for {
-		md, err := adm.ListTopics(ctx, topics...)
-		ready := err == nil && len(md) == len(topics)
-		for _, td := range md {
-			if td.Err != nil || len(td.Partitions) == 0 {
-				ready = false
-			}
-			for _, p := range td.Partitions {
-				if p.Leader < 0 || p.Err != nil {
-					ready = false
-				}
-			}
-		}
-		if ready {
-			return
-		}
-		if ctx.Err() != nil {
-			t.Fatalf("topics %v have no leaders", topics)
-		}
-		time.Sleep(100 * time.Millisecond)
 	}
 }
 

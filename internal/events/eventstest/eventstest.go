@@ -35,13 +35,7 @@ func Topics(t testing.TB, brokers []string) events.Topics {
 	if err := events.EnsureTopics(ctx, cl, tp, 3, 1); err != nil {
 		t.Fatalf("create topics: %v (is Kafka up? run %s)", err, testenv.StartCommand)
 	}
-	adm := kadm.NewClient(cl)
-	for !leadersReady(ctx, adm, tp) {
-		if ctx.Err() != nil {
-			t.Fatalf("topics %v have no leaders after 30s", tp)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	WaitLeaders(t, ctx, kadm.NewClient(cl), tp.Events, tp.Approvals, tp.DLQ)
 	t.Cleanup(func() {
 		cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...))
 		if err != nil {
@@ -55,9 +49,21 @@ func Topics(t testing.TB, brokers []string) events.Topics {
 	return tp
 }
 
-func leadersReady(ctx context.Context, adm *kadm.Client, tp events.Topics) bool {
-	md, err := adm.ListTopics(ctx, tp.Events, tp.Approvals, tp.DLQ)
-	if err != nil || len(md) != 3 {
+// WaitLeaders returns once every partition of topics has a leader, and
+// fails t when ctx ends first.
+func WaitLeaders(t testing.TB, ctx context.Context, adm *kadm.Client, topics ...string) {
+	t.Helper()
+	for !leadersReady(ctx, adm, topics) {
+		if ctx.Err() != nil {
+			t.Fatalf("topics %v have no leaders", topics)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+func leadersReady(ctx context.Context, adm *kadm.Client, topics []string) bool {
+	md, err := adm.ListTopics(ctx, topics...)
+	if err != nil || len(md) != len(topics) {
 		return false
 	}
 	for _, td := range md {
