@@ -51,53 +51,34 @@ func (e *env) report(t *testing.T, record func(faultreport.Case), l *load, a acc
 // the broker is back every event Kafka acknowledged (directly or from a
 // spool) is in ClickHouse exactly once.
 func TestFaultKafkaKilledUnderLoad(t *testing.T) {
-	record := caseRow(t, "Kafka broker SIGKILLed and restarted under load")
-	e := newEnv(t)
-	restarted := false
-	t.Cleanup(func() {
-		if !restarted {
-			testenv.StartWithin(t, "kafka", restartWithin)
-		}
-	})
-	ing := e.ingest(t)
-	l := newLoad(t, e, writers, perWriter)
-	l.run(pace)
-	time.Sleep(3 * time.Second)
-
-	testenv.Kill(t, "kafka")
-	downAt := time.Now()
-	time.Sleep(5 * time.Second)
-	if ing.exited() {
-		t.Fatalf("ingest exited while the broker was down: %v", ing.wait(t, 0))
-	}
-	// A SIGKILLed broker recovers every partition's log before it
-	// answers, longer than kafka_up waits on a broker with many topics.
-	testenv.StartWithin(t, "kafka", restartWithin)
-	restarted = true
-	down := time.Since(downAt)
-	l.more(perWriter / 2)
-	time.Sleep(5 * time.Second)
-	l.halt()
-	l.drain(90 * time.Second)
-
-	want := l.sent()
-	e.waitStored(len(want), 120*time.Second)
-	ing.term(t, 60*time.Second)
-	a := e.account(want)
-	e.report(t, record, l, a,
-		fmt.Sprintf("broker down %.0fs (SIGKILL, restart with log recovery) while %d writers and ingest ran", down.Seconds(), writers))
+	killUnderLoad(t, "kafka", "Kafka broker SIGKILLed and restarted under load", 5*time.Second, 90*time.Second,
+		func(down time.Duration, _ uint64) string {
+			return fmt.Sprintf("broker down %.0fs (SIGKILL, restart with log recovery) while %d writers and ingest ran", down.Seconds(), writers)
+		})
 }
 
 // TestFaultClickHouseKilledUnderLoad SIGKILLs ClickHouse mid-load and
 // restarts it: ingest retries, commits nothing it did not write, and every
 // acknowledged event is stored once.
 func TestFaultClickHouseKilledUnderLoad(t *testing.T) {
-	record := caseRow(t, "ClickHouse SIGKILLed and restarted under load")
+	killUnderLoad(t, "clickhouse", "ClickHouse SIGKILLed and restarted under load", 8*time.Second, 30*time.Second,
+		func(down time.Duration, before uint64) string {
+			return fmt.Sprintf("ClickHouse down %.0fs (SIGKILL) with %d rows already stored", down.Seconds(), before)
+		})
+}
+
+// killUnderLoad SIGKILLs service for downFor while the writers and an
+// ingest subprocess are busy, restarts it, lets the writers go on, waits
+// up to drain for their spools, and reports every acknowledged event's
+// fate; detail describes the case from how long the service was down and
+// the rows stored before the kill.
+func killUnderLoad(t *testing.T, service, name string, downFor, drain time.Duration, detail func(down time.Duration, before uint64) string) {
+	record := caseRow(t, name)
 	e := newEnv(t)
 	restarted := false
 	t.Cleanup(func() {
 		if !restarted {
-			testenv.StartWithin(t, "clickhouse", restartWithin)
+			testenv.StartWithin(t, service, restartWithin)
 		}
 	})
 	ing := e.ingest(t)
@@ -106,26 +87,27 @@ func TestFaultClickHouseKilledUnderLoad(t *testing.T) {
 	time.Sleep(3 * time.Second)
 	before, _ := e.count("SELECT count() FROM {db}.events")
 
-	testenv.Kill(t, "clickhouse")
+	testenv.Kill(t, service)
 	downAt := time.Now()
-	time.Sleep(8 * time.Second)
+	time.Sleep(downFor)
 	if ing.exited() {
-		t.Fatalf("ingest exited while ClickHouse was down: %v", ing.wait(t, 0))
+		t.Fatalf("ingest exited while %s was down: %v", service, ing.wait(t, 0))
 	}
-	testenv.StartWithin(t, "clickhouse", restartWithin)
+	// A SIGKILLed service recovers its data before it answers; a broker
+	// with many topics takes longer than kafka_up waits.
+	testenv.StartWithin(t, service, restartWithin)
 	restarted = true
 	down := time.Since(downAt)
 	l.more(perWriter / 2)
 	time.Sleep(5 * time.Second)
 	l.halt()
-	l.drain(30 * time.Second)
+	l.drain(drain)
 
 	want := l.sent()
 	e.waitStored(len(want), 120*time.Second)
 	ing.term(t, 60*time.Second)
 	a := e.account(want)
-	e.report(t, record, l, a,
-		fmt.Sprintf("ClickHouse down %.0fs (SIGKILL) with %d rows already stored", down.Seconds(), before))
+	e.report(t, record, l, a, detail(down, before))
 }
 
 // TestFaultIngestSIGKILLedRepeatedly SIGKILLs the ingest binary four times
