@@ -729,13 +729,45 @@ func (p *canonPlan) scan(data []byte, out *rootScan) bool {
 }
 
 // decode returns the Envelope of a canonical event the scan accepts, with
-// the fields Decode's general path gives it.
+// the fields Decode's general path gives it, sharing no memory with data:
+// one allocation for the Envelope and its parts, one for every string.
 func (p *canonPlan) decode(data []byte) (*Envelope, bool) {
 	var rs rootScan
 	if !p.scan(data, &rs) {
 		return nil, false
 	}
-	size := 0 // as in jtree.envelope: string contents and objects
+	b := canonBuf{d: data, buf: make([]byte, 0, p.textSize(data, &rs))}
+	parts := &envelopeParts{}
+	if !p.fill(&parts.env, &rs, &b, &parts.agent, &parts.policy) {
+		return nil, false
+	}
+	return &parts.env, true
+}
+
+// decodeInto is decode into e, with e's strings and Payload aliasing data
+// (see DecodeInto). It reuses the Agent and PolicyRef e points to, so on
+// a canonical event without escapes it allocates nothing. When it gives
+// up, e holds a partial event.
+func (p *canonPlan) decodeInto(e *Envelope, data []byte) bool {
+	var rs rootScan
+	if !p.scan(data, &rs) {
+		return false
+	}
+	b := canonBuf{d: data, alias: true}
+	if n := p.escapedSize(data, &rs); n > 0 {
+		// Rare: only escaped strings are copied, into one buffer that
+		// unescaping (which only shrinks text) never outgrows.
+		b.buf = make([]byte, 0, n)
+	}
+	agent, policy := e.Agent, e.Policy
+	*e = Envelope{} // no field of the previous event survives
+	return p.fill(e, &rs, &b, agent, policy)
+}
+
+// textSize bounds the bytes decode copies: string contents and objects,
+// as in jtree.envelope.
+func (p *canonPlan) textSize(data []byte, rs *rootScan) int {
+	size := 0
 	for seen := rs.seen; seen != 0; seen &= seen - 1 {
 		sp := rs.at[bits.TrailingZeros64(seen)]
 		switch data[sp.start] {
@@ -745,9 +777,37 @@ func (p *canonPlan) decode(data []byte) (*Envelope, bool) {
 			size += int(sp.end - sp.start)
 		}
 	}
-	b := canonBuf{d: data, buf: make([]byte, 0, size)}
-	parts := &envelopeParts{}
-	e := &parts.env
+	return size
+}
+
+// escapedSize bounds the bytes decodeInto copies: the root strings with
+// escapes, and the actor, agent and policy objects (whose members the
+// scan does not flag) when they hold one. The payload is never copied.
+func (p *canonPlan) escapedSize(data []byte, rs *rootScan) int {
+	size := 0
+	for seen := rs.seen; seen != 0; seen &= seen - 1 {
+		j := bits.TrailingZeros64(seen)
+		sp := rs.at[j]
+		switch p.fields[j] {
+		case fActor, fAgent, fPolicy:
+			if bytes.IndexByte(data[sp.start:sp.end], '\\') >= 0 {
+				size += int(sp.end - sp.start)
+			}
+		case fPayload:
+		default:
+			if rs.esc&(1<<j) != 0 && data[sp.start] == '"' {
+				size += int(sp.end-sp.start) - 2
+			}
+		}
+	}
+	return size
+}
+
+// fill sets the fields of a zero e from a scanned event through b, which
+// copies or aliases its strings. agent and policy are where e.Agent and
+// e.Policy point when the event has them; nil: allocate one.
+func (p *canonPlan) fill(e *Envelope, rs *rootScan, b *canonBuf, agent *Agent, policy *PolicyRef) bool {
+	data := b.d
 	for seen := rs.seen; seen != 0; seen &= seen - 1 {
 		j := bits.TrailingZeros64(seen)
 		sp := rs.at[j]
@@ -762,7 +822,7 @@ func (p *canonPlan) decode(data []byte) (*Envelope, bool) {
 		case fEventTime:
 			t, err := parseTime(unsafeString(data[sp.start+1 : sp.end-1]))
 			if err != nil {
-				return nil, false // the general path reports it
+				return false // the general path reports it
 			}
 			e.EventTime = t
 		case fTenant:
@@ -787,9 +847,7 @@ func (p *canonPlan) decode(data []byte) (*Envelope, bool) {
 		case fTraceID:
 			e.TraceID = b.text(sp)
 		case fPayload:
-			start := len(b.buf)
-			b.buf = append(b.buf, data[sp.start:sp.end]...)
-			e.Payload = b.buf[start:len(b.buf):len(b.buf)]
+			e.Payload = b.bytes(sp)
 		case fActor:
 			b.esc = true // not recorded for members
 			for k, v := range canonMembers(data, sp) {
@@ -802,29 +860,37 @@ func (p *canonPlan) decode(data []byte) (*Envelope, bool) {
 			}
 		case fAgent:
 			b.esc = true // not recorded for members
-			e.Agent = &parts.agent
+			if agent == nil {
+				agent = new(Agent)
+			}
+			*agent = Agent{}
+			e.Agent = agent
 			for k, v := range canonMembers(data, sp) {
 				switch string(data[k.start:k.end]) {
 				case "name":
-					e.Agent.Name = b.text(v)
+					agent.Name = b.text(v)
 				case "version":
-					e.Agent.Version = b.text(v)
+					agent.Version = b.text(v)
 				}
 			}
 		case fPolicy:
 			b.esc = true // not recorded for members
-			e.Policy = &parts.policy
+			if policy == nil {
+				policy = new(PolicyRef)
+			}
+			*policy = PolicyRef{}
+			e.Policy = policy
 			for k, v := range canonMembers(data, sp) {
 				switch string(data[k.start:k.end]) {
 				case "id":
-					e.Policy.ID = b.text(v)
+					policy.ID = b.text(v)
 				case "sha256":
-					e.Policy.SHA256 = b.text(v)
+					policy.SHA256 = b.text(v)
 				}
 			}
 		}
 	}
-	return e, true
+	return true
 }
 
 // canonMembers yields the keys (contents) and values (with quotes) of a
@@ -864,17 +930,24 @@ func closeQuote(d []byte, i int) int {
 }
 
 // canonBuf copies the strings of one event into a single buffer, as
-// textBuf does for the general path.
+// textBuf does for the general path, or (alias) hands out those without
+// escapes as views of the input and copies only the rest.
 type canonBuf struct {
-	d   []byte
-	buf []byte
-	esc bool // the string to copy may have escapes
+	d     []byte
+	buf   []byte
+	esc   bool // the string to copy may have escapes
+	alias bool // strings without escapes, and the payload, alias d
 }
 
-// text copies the decoded content of the scanned string at sp.
+// text returns the decoded content of the scanned string at sp.
 func (b *canonBuf) text(sp span) string {
+	raw := b.d[sp.start+1 : sp.end-1]
+	plain := !b.esc || bytes.IndexByte(raw, '\\') < 0
+	if plain && b.alias {
+		return unsafeString(raw)
+	}
 	start := len(b.buf)
-	if raw := b.d[sp.start+1 : sp.end-1]; !b.esc || bytes.IndexByte(raw, '\\') < 0 {
+	if plain {
 		b.buf = append(b.buf, raw...)
 	} else {
 		b.buf = unescape(b.buf, raw)
@@ -884,6 +957,18 @@ func (b *canonBuf) text(sp span) string {
 		return ""
 	}
 	return unsafe.String(&s[0], len(s))
+}
+
+// bytes returns the raw bytes at sp; the result's capacity ends with
+// them, so appending to it can reach neither the strings after it nor,
+// when it aliases, the rest of the input.
+func (b *canonBuf) bytes(sp span) []byte {
+	if b.alias {
+		return b.d[sp.start:sp.end:sp.end]
+	}
+	start := len(b.buf)
+	b.buf = append(b.buf, b.d[sp.start:sp.end]...)
+	return b.buf[start:len(b.buf):len(b.buf)]
 }
 
 func unsafeString(b []byte) string { return unsafe.String(unsafe.SliceData(b), len(b)) }

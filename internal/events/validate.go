@@ -117,12 +117,18 @@ func Decode(data []byte) (*Envelope, error) {
 	if env, ok := reg.canon.decode(data); ok {
 		return env, nil // canonical and valid; anything else is judged below
 	}
+	return reg.decodeTree(data)
+}
+
+// decodeTree is Decode's general path: parse into a tree, validate it,
+// build the Envelope (copied out of data) from it.
+func (r *schemaRegistry) decodeTree(data []byte) (*Envelope, error) {
 	t := treePool.Get().(*jtree)
 	defer treePool.Put(t)
-	if verr := reg.validate(t, data); verr != nil {
+	if verr := r.validate(t, data); verr != nil {
 		return nil, verr
 	}
-	return t.envelope(reg)
+	return t.envelope(r)
 }
 
 // UnmarshalJSON implements json.Unmarshaler with Decode: an Envelope read
