@@ -27,7 +27,7 @@ func items() []item {
 const goTestCmd = "go test -run '^$' -bench "
 
 func eventsRows(ctx context.Context, r *runner) ([]Row, error) {
-	res, err := r.goBench(ctx, "events.txt", "./internal/events/", "DecodeValidate|ValidateReference|StdlibUnmarshal|EncodeHash|Emit$", "-cpu", "1")
+	res, err := r.goBench(ctx, "events.txt", "./internal/events/", "DecodeValidate|DecodeIntoValidate|ValidateReference|StdlibUnmarshal|EncodeHash|Emit$", "-cpu", "1")
 	if err != nil {
 		return nil, err
 	}
@@ -37,6 +37,12 @@ func eventsRows(ctx context.Context, r *runner) ([]Row, error) {
 	}
 	ns, _ := res.Median("BenchmarkDecodeValidate", "cpu-ns/op")
 	allocs, _ := res.Median("BenchmarkDecodeValidate", "allocs/op")
+	into, err := need(res, "BenchmarkDecodeIntoValidate", "events/cpu-s")
+	if err != nil {
+		return nil, err
+	}
+	intoNS, _ := res.Median("BenchmarkDecodeIntoValidate", "cpu-ns/op")
+	intoAllocs, _ := res.Median("BenchmarkDecodeIntoValidate", "allocs/op")
 	std, err := need(res, "BenchmarkStdlibUnmarshal", "events/cpu-s")
 	if err != nil {
 		return nil, err
@@ -66,6 +72,15 @@ func eventsRows(ctx context.Context, r *runner) ([]Row, error) {
 			Target:  "≥ 200k events/s per core",
 			Verdict: verdict(ours >= 200_000),
 			Command: goTestCmd + "DecodeValidate -cpu 1 ./internal/events/",
+		},
+		{
+			What:    "the same, as ingest decodes: `DecodeInto` a reused envelope whose strings point into the record",
+			Ours:    fmt.Sprintf("%s events/cpu-s (%s/op, %.0f allocs)", count(into), dur(intoNS), intoAllocs),
+			Peer:    fmt.Sprintf("`encoding/json` Unmarshal, no validation: %s/cpu-s", count(std)),
+			Ratio:   fmt.Sprintf("%.2f× json", into/std),
+			Target:  "≥ 200k events/s per core",
+			Verdict: verdict(into >= 200_000),
+			Command: goTestCmd + "DecodeIntoValidate -cpu 1 ./internal/events/",
 		},
 		{
 			What:    "canonical encode + sha256 of the same event",

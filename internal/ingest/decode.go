@@ -58,10 +58,14 @@ func (in *ingester) decode(c *chunk) {
 	// One row for the chunk: Append copies it, and a row per record
 	// (it escapes through Append) was a kilobyte of garbage each.
 	var row store.EventRow
+	// One envelope for the chunk: DecodeInto fills it with strings that
+	// point into the record, so nothing below may keep one of them
+	// without copying it (the block, the link and dead letters copy).
+	env := new(events.Envelope)
 	for i, r := range c.recs {
 		it := &c.items[i]
 		it.rec, it.blockRow = r, -1
-		env, err := events.Decode(r.Value)
+		err := events.DecodeInto(env, r.Value)
 		if err != nil {
 			it.dead = deadFromErr(r, err)
 			continue
@@ -69,11 +73,13 @@ func (in *ingester) decode(c *chunk) {
 		src := store.Source{Topic: r.Topic, Partition: r.Partition, Offset: r.Offset}
 		row, err = store.RowFromEvent(env, r.Value, src)
 		if err != nil {
-			it.dead = &dead{rec: r, row: dlqRow(r, env.EventType, env.EventID, ReasonUnmappable, "", err.Error())}
+			own := ownRecord(r)
+			it.dead = &dead{rec: own, row: dlqRow(own, strings.Clone(env.EventType), strings.Clone(env.EventID), ReasonUnmappable, "", err.Error())}
 			continue
 		}
 		if p, ok := outOfRange(&row); !ok {
-			it.dead = &dead{rec: r, row: dlqRow(r, env.EventType, env.EventID, ReasonOutOfRange, p, p+" is after 2105; the events table cannot hold it")}
+			own := ownRecord(r)
+			it.dead = &dead{rec: own, row: dlqRow(own, strings.Clone(env.EventType), strings.Clone(env.EventID), ReasonOutOfRange, p, p+" is after 2105; the events table cannot hold it")}
 			continue
 		}
 		c.block.Append(&row)
@@ -103,21 +109,6 @@ func (in *ingester) decode(c *chunk) {
 			editOK:  contentOK(r.Value, env),
 		}
 	}
-}
-
-// appendRow decodes r again and appends its row to blk, for an insert
-// retried from a batch's records.
-func appendRow(blk *store.EventBlock, r *kgo.Record) error {
-	env, err := events.Decode(r.Value)
-	if err != nil {
-		return err
-	}
-	row, err := store.RowFromEvent(env, r.Value, store.Source{Topic: r.Topic, Partition: r.Partition, Offset: r.Offset})
-	if err != nil {
-		return err
-	}
-	blk.Append(&row)
-	return nil
 }
 
 // blocks recycles chunk blocks: their buffers are sized to a chunk of
@@ -161,6 +152,7 @@ func outOfRange(r *store.EventRow) (string, bool) {
 }
 
 func deadFromErr(r *kgo.Record, err error) *dead {
+	r = ownRecord(r)
 	code, ptr := "invalid", ""
 	var ve *events.ValidationError
 	if errors.As(err, &ve) {

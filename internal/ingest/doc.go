@@ -15,9 +15,7 @@
 //     (store.EventStream): its rows are streamed to ClickHouse in blocks
 //     while it fills, and the server makes one part of them;
 //  4. flush: one batch at a time, in order, while the next one streams:
-//     the batch's insert completes (if it failed, it is retried with rows
-//     decoded again from the batch's records, which the batch keeps until
-//     then); the dead letters are produced to the DLQ topic (acks=all)
+//     the batch's insert completes; the dead letters are produced to the DLQ topic (acks=all)
 //     and inserted into dlq_events; the chain links are checked and breaks
 //     inserted into chain_breaks; only then are the batch's offsets
 //     committed.
@@ -26,9 +24,15 @@
 // (record time) ahead of the other topic's still-lagging partitions, so a
 // chain's events from both topics arrive close together.
 //
-// Every ClickHouse or Kafka write is retried with back-off until it
-// succeeds or the process is told to stop; nothing is committed before the
-// writes it covers were accepted, so a crash at any point redelivers
+// A batch keeps no records: each is given back to the Kafka client once
+// its row is in the insert. When an events insert fails, the session ends
+// and, after a back-off, a new one (a new client and chain checker) reads
+// again from the committed offsets, as a restarted process would; the
+// attempts are counted as retries of insert_events and /healthz answers
+// 503 until an insert is accepted. Every other ClickHouse or Kafka write
+// is retried in place with back-off until it succeeds or the process is
+// told to stop. Nothing is committed before the writes it covers were
+// accepted, so a crash at any point redelivers
 // instead of losing, and redelivered events collapse in ClickHouse
 // (ReplacingMergeTree keyed by event_id and hash: query with FINAL).
 //

@@ -19,17 +19,23 @@ import (
 )
 
 // flushLoop completes batches in order: it waits for each batch's
-// streamed insert (retrying it from the batch's records when it failed),
-// then writes dead letters and chain breaks and commits. The next batch
-// streams meanwhile; Config.Inserts bounds how many cut batches wait here.
-// When ctx (the hard shutdown bound) ends during a retry it stops: what is
-// not committed is redelivered on restart.
+// streamed insert, then writes dead letters and chain breaks and commits.
+// The next batch streams meanwhile; Config.Inserts bounds how many cut
+// batches wait here. An insert that fails ends the session (the records
+// are read again from the committed offsets, see Run), and nothing after
+// it commits. When ctx (the hard shutdown bound) ends while finishing a
+// batch it stops: what is not committed is redelivered on restart.
 func (in *ingester) flushLoop(ctx context.Context, flushes <-chan *batch) {
 	failed := false
 	for b := range flushes {
 		if failed {
 			// Nothing after a failed batch may commit; end its insert
-			// unaccepted, or wait for the one already closing.
+			// unaccepted, or wait for the one already closing. A drain
+			// lets its partitions go uncommitted: the next owner reads
+			// them again.
+			if b.barrier != nil {
+				close(b.barrier)
+			}
 			if b.closed != nil {
 				<-b.closed
 			} else if b.stream != nil {
@@ -41,67 +47,40 @@ func (in *ingester) flushLoop(ctx context.Context, flushes <-chan *batch) {
 		if b.closed == nil && b.rows > 0 {
 			in.close(b)
 		}
-		err := in.insertEvents(ctx, b)
-		if err == nil {
-			err = in.finish(ctx, b)
+		if err := in.insertEvents(b); err != nil {
+			failed = true
+			in.rewind(fmt.Errorf("%w: %w", errInsertFailed, err))
+			continue
 		}
-		if err != nil {
+		if err := in.finish(ctx, b); err != nil {
 			in.log.Error("flush abandoned at shutdown; uncommitted records will be redelivered", "err", err)
 			failed = true
 		}
 	}
 }
 
-// insertEvents waits for the batch's streamed insert and, when it failed,
-// retries the insert with rows decoded again from the batch's records.
-func (in *ingester) insertEvents(ctx context.Context, b *batch) error {
+// insertEvents waits for the batch's streamed insert.
+func (in *ingester) insertEvents(b *batch) error {
 	if b.closed == nil {
 		return nil
 	}
-	streamed := true
-	err := in.retry(ctx, "insert_events", func(ctx context.Context) error {
-		if streamed {
-			streamed = false
-			return <-b.closed
-		}
-		b.opened = time.Now()
-		return in.reinsert(ctx, b)
-	})
-	if err != nil || b.rows == 0 {
+	if err := <-b.closed; err != nil {
 		return err
 	}
+	if b.rows == 0 {
+		return nil
+	}
+	if in.failures > 0 {
+		in.log.Info("recovered", "op", "insert_events", "attempts", in.failures+1)
+		in.failures = 0
+		in.m.failing.Add(-1)
+	}
+	in.m.chUp.Set(1)
 	in.m.insertSecs.WithLabelValues("events").Observe(time.Since(b.opened).Seconds())
 	in.m.inserted.Add(float64(b.rows))
 	in.m.batchRows.Observe(float64(b.rows))
 	in.crash.afterInsert(int(in.inserts.Add(1)))
 	return nil
-}
-
-// reinsert writes the batch's rows again from its records.
-func (in *ingester) reinsert(ctx context.Context, b *batch) error {
-	w, err := in.st.OpenEventStream(ctx)
-	if err != nil {
-		return err
-	}
-	blk := getBlock(chunkSize)
-	defer putBlock(blk)
-	for _, c := range b.chunks {
-		blk.Reset()
-		for i := range c.items {
-			if it := &c.items[i]; it.dead == nil {
-				if err := appendRow(blk, it.rec); err != nil {
-					// Decoding is deterministic: this record decoded
-					// before. Never commit past a row that was not written.
-					w.Abort()
-					return fmt.Errorf("ingest: re-decode %s/%d@%d: %w", it.rec.Topic, it.rec.Partition, it.rec.Offset, err)
-				}
-			}
-		}
-		if err := w.Write(blk); err != nil {
-			return err
-		}
-	}
-	return w.Close()
 }
 
 // finish does what follows a batch's insert, then commits it.
@@ -122,8 +101,7 @@ func (in *ingester) finish(ctx context.Context, b *batch) error {
 	if err := in.checkChains(ctx, b.links, false); err != nil {
 		return err
 	}
-	// Records are released before the commit round trip.
-	b.chunks, b.links, b.dead = nil, nil, nil
+	b.links, b.dead = nil, nil
 	return in.commit(ctx, b.next)
 }
 

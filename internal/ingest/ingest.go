@@ -41,10 +41,10 @@ type chunk struct {
 // streamed to ClickHouse chunk by chunk while it fills (see
 // store.EventStream), so the client holds one data block's columns, not
 // the batch's; the insert is accepted when the stream closes. The batch
-// keeps its records (not their rows) until then: when the stream fails,
-// the insert is retried with rows decoded again from them.
+// keeps no records: when its insert fails, consumption starts again from
+// the committed offsets (see Run), so a batch's size costs no memory and
+// batches can be as large as the server writes parts best.
 type batch struct {
-	chunks  []*chunk
 	rows    int
 	bytes   int // record bytes
 	links   []link
@@ -84,7 +84,19 @@ type ingester struct {
 	seen      map[topicPartition]int64
 	inserts   atomic.Int64
 	behind    atomic.Int64 // records not yet fetched, as of the last fetch
+
+	// rewind ends the current consumption session when an insert failed;
+	// Run then starts another from the committed offsets.
+	rewind context.CancelCauseFunc
+	// failures counts consecutive failed sessions (back-off), reset by an
+	// accepted insert; guarded by being touched only by the flush loop
+	// while a session runs and by Run between sessions.
+	failures int
 }
+
+// errInsertFailed is the cause a session ends with when an events insert
+// was not accepted: what was read after the last commit is read again.
+var errInsertFailed = errors.New("ingest: events insert failed; rewinding to the committed offsets")
 
 // Run consumes until ctx is cancelled, then flushes what it has polled,
 // commits it and returns nil. It returns an error only when it cannot
@@ -102,9 +114,6 @@ func Run(ctx context.Context, cfg Config) error {
 		committed: map[topicPartition]int64{},
 		crash:     crashHookFromEnv(),
 	}
-	in.chain = newChecker(cfg.ChainGrace, in.m)
-	// Caught up: what is left to fetch fits in one poll.
-	in.chain.caughtUp = func() bool { return in.behind.Load() <= caughtUpRecords }
 
 	// life outlives ctx: it ends when Run returns, after the final flush.
 	life, endLife := context.WithCancel(context.WithoutCancel(ctx))
@@ -124,6 +133,57 @@ func Run(ctx context.Context, cfg Config) error {
 	defer st.Close()
 	in.st = st
 
+	// A session consumes from the committed offsets until ctx ends or an
+	// insert fails. After a failure the next session, after a back-off,
+	// reads everything not committed again, exactly as a restarted
+	// process would: a fresh client and chain checker, nothing kept from
+	// the failed batches.
+	backoff := cfg.RetryMin
+	for {
+		err := in.session(ctx)
+		if !errors.Is(err, errInsertFailed) || ctx.Err() != nil {
+			if errors.Is(err, errInsertFailed) {
+				log.Info("stopped with an insert failing; uncommitted records will be redelivered", "err", err)
+				return nil
+			}
+			return err
+		}
+		in.failures++
+		if in.failures == 1 {
+			in.m.failing.Add(1)
+			backoff = cfg.RetryMin
+		}
+		in.m.chUp.Set(0)
+		in.m.retries.WithLabelValues("insert_events").Inc()
+		if in.failures&(in.failures-1) == 0 {
+			log.Warn("insert failed; reading again from the committed offsets", "attempt", in.failures, "backoff", backoff, "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			in.m.failing.Add(-1)
+			return nil
+		case <-time.After(backoff):
+		}
+		backoff = min(backoff*2, cfg.RetryMax)
+	}
+}
+
+// session runs one Kafka client and pipeline from the committed offsets
+// until ctx ends (then it flushes and commits what it polled) or an
+// insert fails (errInsertFailed).
+func (in *ingester) session(ctx context.Context) error {
+	cfg, log := in.cfg, in.log
+	in.chain = newChecker(cfg.ChainGrace, in.m)
+	// Caught up: what is left to fetch fits in one poll.
+	in.chain.caughtUp = func() bool { return in.behind.Load() <= caughtUpRecords }
+	in.seen = nil
+	sctx, rewind := context.WithCancelCause(ctx)
+	defer rewind(nil)
+	in.rewind = rewind
+	in.drainMu.Lock()
+	in.closed = false
+	in.drainMu.Unlock()
+
 	cl, err := kgo.NewClient(
 		kgo.SeedBrokers(cfg.Brokers...),
 		kgo.ConsumerGroup(cfg.Group),
@@ -139,6 +199,7 @@ func Run(ctx context.Context, cfg Config) error {
 		kgo.FetchMaxPartitionBytes(512<<10),
 		kgo.RequiredAcks(kgo.AllISRAcks()),
 		kgo.ClientID("agentaudit-ingest"),
+		kgo.WithPools(&fetchPool{}),
 		kgo.OnPartitionsRevoked(func(ctx context.Context, _ *kgo.Client, _ map[string][]int32) { in.drain(ctx) }),
 	)
 	if err != nil {
@@ -149,8 +210,14 @@ func Run(ctx context.Context, cfg Config) error {
 		"database", cfg.Database, "batch_rows", cfg.BatchRows, "batch_wait", cfg.BatchWait, "workers", cfg.Workers)
 
 	// hard ends ShutdownTimeout after ctx: the bound of the final flush.
+	// A rewinding session ends it at once.
 	hard, endHard := context.WithCancel(context.WithoutCancel(ctx))
 	defer endHard()
+	context.AfterFunc(sctx, func() {
+		if errors.Is(context.Cause(sctx), errInsertFailed) {
+			endHard()
+		}
+	})
 	stop := context.AfterFunc(ctx, func() {
 		log.Info("stop requested; flushing", "timeout", cfg.ShutdownTimeout)
 		time.AfterFunc(cfg.ShutdownTimeout, endHard)
@@ -160,7 +227,7 @@ func Run(ctx context.Context, cfg Config) error {
 	in.ordered = make(chan *chunk, 2*cfg.Workers+2)
 	work := make(chan *chunk, 2*cfg.Workers+2)
 	// Batches cut but not yet committed wait here while their inserts
-	// close; each holds its records.
+	// close.
 	flushes := make(chan *batch, cfg.Inserts-1)
 	var wg sync.WaitGroup
 	for range cfg.Workers {
@@ -174,13 +241,16 @@ func Run(ctx context.Context, cfg Config) error {
 	go func() { defer close(flushed); in.flushLoop(hard, flushes) }()
 	go in.batchLoop(hard, flushes)
 
-	in.pollLoop(ctx, work)
+	in.pollLoop(sctx, work)
 	close(work)
 	wg.Wait()
 	<-flushed
 	// Close leaves the group; its revoke callback finds the pipeline
 	// closed and returns at once.
 	cl.Close()
+	if err := context.Cause(sctx); errors.Is(err, errInsertFailed) {
+		return err
+	}
 	log.Info("ingest stopped", "committed_partitions", len(in.committed))
 	return nil
 }
@@ -430,10 +500,16 @@ func (in *ingester) batchLoop(ctx context.Context, flushes chan<- *batch) {
 				b.bytes += len(c.items[i].rec.Value)
 			}
 			in.stream(ctx, b, c)
-			b.chunks = append(b.chunks, c)
+			// The chunk's rows are in the insert and its dead letters own
+			// their bytes: the records go back to the Kafka client.
+			for _, r := range c.recs {
+				r.Recycle()
+			}
+			c.recs, c.items = nil, nil
 			// Cut at chunk boundaries: a batch holds at most BatchRows
-			// (or BatchBytes) plus one chunk.
-			if b.rows >= in.cfg.BatchRows || b.bytes >= in.cfg.BatchBytes {
+			// (or BatchBytes) plus one chunk. A failed batch is cut at
+			// once: nothing more of it can be written.
+			if b.rows >= in.cfg.BatchRows || b.bytes >= in.cfg.BatchBytes || b.failed != nil {
 				send()
 			}
 		case <-expired:
@@ -509,6 +585,7 @@ func (in *ingester) add(b *batch, c *chunk, it *item) {
 	if it.dead == nil {
 		if seen, ok := in.dedup.check(it.eventID, it.fp); ok && seen != it.fp {
 			id := strconv.FormatUint(it.eventID, 10)
+			r = ownRecord(r)
 			it.dead = &dead{rec: r, row: dlqRow(r, it.typ, id, ReasonDuplicateID, "/event_id", "event_id "+id+" was seen with other content")}
 			c.block.Drop(it.blockRow)
 		}
@@ -518,6 +595,4 @@ func (in *ingester) add(b *batch, c *chunk, it *item) {
 		return
 	}
 	b.links = append(b.links, it.link)
-	// The batch keeps the record for a retry, not the link's strings.
-	it.link = link{}
 }
