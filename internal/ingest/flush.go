@@ -101,6 +101,8 @@ func (in *ingester) finish(ctx context.Context, b *batch) error {
 	if err := in.checkChains(ctx, b.links, false); err != nil {
 		return err
 	}
+	clear(b.links)
+	in.linkBufs.put(b.links[:0])
 	b.links, b.dead = nil, nil
 	return in.commit(ctx, b.next)
 }

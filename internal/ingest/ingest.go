@@ -60,8 +60,9 @@ type batch struct {
 	closed  chan error // the streamed insert's outcome, once the batch is cut
 }
 
-func newBatch() *batch {
-	return &batch{next: map[topicPartition]int64{}}
+func (in *ingester) newBatch() *batch {
+	links, _ := in.linkBufs.get()
+	return &batch{next: map[topicPartition]int64{}, links: links}
 }
 
 type ingester struct {
@@ -88,6 +89,11 @@ type ingester struct {
 	// rewind ends the current consumption session when an insert failed;
 	// Run then starts another from the committed offsets.
 	rewind context.CancelCauseFunc
+	// Buffers reused from batch to batch and chunk to chunk: a batch's
+	// links grew to 100k entries by doubling, 17 MB each time.
+	linkBufs freeList[[]link]
+	itemBufs freeList[[]item]
+
 	// failures counts consecutive failed sessions (back-off), reset by an
 	// accepted insert; guarded by being touched only by the flush loop
 	// while a session runs and by Run between sessions.
@@ -113,6 +119,8 @@ func Run(ctx context.Context, cfg Config) error {
 		dedup:     newDedup(cfg.DedupWindow),
 		committed: map[topicPartition]int64{},
 		crash:     crashHookFromEnv(),
+		linkBufs:  newFreeList[[]link](2),
+		itemBufs:  newFreeList[[]item](4 * (cfg.Workers + 2)),
 	}
 
 	// life outlives ctx: it ends when Run returns, after the final flush.
@@ -199,7 +207,7 @@ func (in *ingester) session(ctx context.Context) error {
 		kgo.FetchMaxPartitionBytes(512<<10),
 		kgo.RequiredAcks(kgo.AllISRAcks()),
 		kgo.ClientID("agentaudit-ingest"),
-		kgo.WithPools(&fetchPool{}),
+		kgo.WithPools(newFetchPool()),
 		kgo.OnPartitionsRevoked(func(ctx context.Context, _ *kgo.Client, _ map[string][]int32) { in.drain(ctx) }),
 	)
 	if err != nil {
@@ -350,7 +358,11 @@ func (in *ingester) pollLoop(ctx context.Context, work chan<- *chunk) {
 		recs := fs.Records()
 		for len(recs) > 0 {
 			n := min(len(recs), chunkSize)
-			c := &chunk{recs: recs[:n:n], items: make([]item, n), done: make(chan struct{})}
+			items, ok := in.itemBufs.get()
+			if !ok || cap(items) < n {
+				items = make([]item, chunkSize)
+			}
+			c := &chunk{recs: recs[:n:n], items: items[:n], done: make(chan struct{})}
 			recs = recs[n:]
 			// The batcher gets the chunk first, so that it always waits
 			// on chunks in poll order; it never blocks on work because
@@ -449,7 +461,7 @@ func (in *ingester) drain(ctx context.Context) {
 // streams each batch's rows into its insert as they come.
 func (in *ingester) batchLoop(ctx context.Context, flushes chan<- *batch) {
 	defer close(flushes)
-	b := newBatch()
+	b := in.newBatch()
 	var timer *time.Timer
 	var expired <-chan time.Time
 	send := func() {
@@ -464,7 +476,7 @@ func (in *ingester) batchLoop(ctx context.Context, flushes chan<- *batch) {
 				in.close(b)
 			}
 			flushes <- b
-			b = newBatch()
+			b = in.newBatch()
 		}
 	}
 	// Idle ticks let parked chain events run out of grace, and their
@@ -505,6 +517,8 @@ func (in *ingester) batchLoop(ctx context.Context, flushes chan<- *batch) {
 			for _, r := range c.recs {
 				r.Recycle()
 			}
+			clear(c.items)
+			in.itemBufs.put(c.items)
 			c.recs, c.items = nil, nil
 			// Cut at chunk boundaries: a batch holds at most BatchRows
 			// (or BatchBytes) plus one chunk. A failed batch is cut at

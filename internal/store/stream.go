@@ -13,9 +13,12 @@ import (
 // pending. The server squashes the blocks of one INSERT into parts of up
 // to min_insert_block_size_rows/bytes (1M rows, 256 MiB by default), so
 // one stream makes one part however small its blocks are, while the
-// client holds only one block's columns at a time.
+// client holds only one block's columns at a time. The block size is the
+// client's memory (about 1.4 KB a row, twice that while a column grows):
+// the server's CPU for one insert of 300k rows was the same in blocks of
+// 4096 and of 100k rows.
 const (
-	streamBlockRows  = 4096
+	streamBlockRows  = 2048
 	streamBlockBytes = 4 << 20
 )
 
