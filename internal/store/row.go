@@ -178,6 +178,8 @@ func b2u(b bool) uint8 {
 // RowFromEvent flattens env into a row. raw is the event's canonical bytes
 // as received (what the hash covers); nil encodes env canonically. It fails
 // with ErrEvent when an id is malformed or the payload does not decode.
+// The row's strings share memory with env (its payload among it) and raw:
+// it is valid while they are unchanged; EventBlock.Append copies it.
 func RowFromEvent(env *events.Envelope, raw []byte, src Source) (EventRow, error) {
 	id, err := events.ParseID(env.EventID)
 	if err != nil {
