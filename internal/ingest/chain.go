@@ -53,8 +53,16 @@ type chainState struct {
 	last     time.Time
 }
 
-// checker checks hash-chain links across batches. It is used by the flush
-// loop only, so it needs no lock.
+func (st *chainState) gapsOrNil() [][2]uint64 {
+	if st == nil {
+		return nil
+	}
+	return st.gaps
+}
+
+// checker checks hash-chain links across batches. The batcher adds links
+// and the flusher settles them; the ingester serialises the two
+// (ingester.chainMu).
 type checker struct {
 	grace   time.Duration
 	started time.Time
@@ -67,8 +75,27 @@ type checker struct {
 	chains    map[events.ChainKey]*chainState
 	parked    int
 	maxChains int
-	suspects  []link // seq at or behind the head: compared with storage
+	suspects  []suspect // seq at or behind the head: compared with storage
 	breaks    []store.ChainBreak
+	breakGen  []uint64 // the batch each break was found in
+
+	// Links are added as their batch streams, before its insert is
+	// accepted. gen is the batch being added, inserted the last batch
+	// whose rows are stored: a suspect is compared with storage only once
+	// its own batch is stored, or the event it collides with could still
+	// be on its way there.
+	gen, inserted uint64
+	// asked is what the last lookups returned: resolve acts on those
+	// positions only, since links may be added between the two.
+	asked         map[chainSeq]bool
+	askedSuspects int
+}
+
+// suspect is a link at or behind its chain's head, and the batch it came
+// in.
+type suspect struct {
+	link
+	gen uint64
 }
 
 func newChecker(grace time.Duration, m *metrics) *checker {
@@ -111,7 +138,7 @@ func (c *checker) next(st *chainState, l link, now time.Time) {
 	case l.seq == st.seq && l.eventID == st.id && l.hash == st.hash:
 		c.m.redelivered.Inc()
 	default:
-		c.suspects = append(c.suspects, l)
+		c.suspects = append(c.suspects, suspect{l, c.gen})
 	}
 }
 
@@ -153,7 +180,7 @@ func (c *checker) park(st *chainState, l link, now time.Time) {
 			c.m.redelivered.Inc()
 			return
 		}
-		c.suspects = append(c.suspects, l)
+		c.suspects = append(c.suspects, suspect{l, c.gen})
 		return
 	}
 	if len(st.parked) == 0 {
@@ -170,16 +197,27 @@ func (c *checker) park(st *chainState, l link, now time.Time) {
 // when force), and the positions of suspects.
 func (c *checker) lookups(now time.Time, force bool) []chainSeq {
 	var out []chainSeq
+	if c.asked == nil {
+		c.asked = map[chainSeq]bool{}
+	}
+	clear(c.asked)
 	for k, st := range c.chains {
 		if len(st.parked) == 0 {
 			continue
 		}
 		if force || c.expired(st, now) || c.resuming(st, now) {
-			out = append(out, chainSeq{k, st.parked[0].seq - 1})
+			cs := chainSeq{k, st.parked[0].seq - 1}
+			out = append(out, cs)
+			c.asked[cs] = true
 		}
 	}
-	for _, l := range c.suspects {
-		out = append(out, chainSeq{l.key, l.seq})
+	c.askedSuspects = 0
+	for _, s := range c.suspects {
+		if s.gen > c.inserted {
+			break // added in order: the rest are later still
+		}
+		out = append(out, chainSeq{s.key, s.seq})
+		c.askedSuspects++
 	}
 	return out
 }
@@ -217,6 +255,9 @@ func (c *checker) resolve(found map[chainSeq][]stored, now time.Time, force bool
 			continue
 		}
 		first := st.parked[0]
+		if !c.asked[chainSeq{first.key, first.seq - 1}] {
+			continue // parked since the lookups: next time
+		}
 		expired := force || c.expired(st, now)
 		if !expired && !c.resuming(st, now) {
 			continue
@@ -251,16 +292,20 @@ func (c *checker) resolve(found map[chainSeq][]stored, now time.Time, force bool
 		c.apply(st, first, false)
 		c.drain(st)
 	}
-	for _, l := range c.suspects {
-		st := c.chains[l.key]
+	asked := c.suspects[:c.askedSuspects]
+	for _, s := range asked {
+		l := s.link
 		other := ""
 		for _, s := range found[chainSeq{l.key, l.seq}] {
 			if s.hash != l.hash {
 				other = s.hash
 			}
 		}
+		// A suspect waits for its batch's insert, so its chain may have
+		// been evicted meanwhile: then no gap of it is remembered.
+		st := c.chains[l.key]
 		late := false
-		for _, g := range st.gaps {
+		for _, g := range st.gapsOrNil() {
 			late = late || (l.seq >= g[0] && l.seq < g[1])
 		}
 		switch {
@@ -272,7 +317,12 @@ func (c *checker) resolve(found map[chainSeq][]stored, now time.Time, force bool
 			c.m.redelivered.Inc()
 		}
 	}
-	c.suspects = c.suspects[:0]
+	// Suspects found while resolving were appended after the asked ones.
+	n := copy(c.suspects, c.suspects[len(asked):])
+	clear(c.suspects[n:])
+	c.suspects = c.suspects[:n]
+	c.askedSuspects = 0
+	clear(c.asked)
 	c.m.parked.Set(float64(c.parked))
 	c.evict()
 }
@@ -319,6 +369,7 @@ func (c *checker) parkedFloor() map[topicPartition]int64 {
 
 func (c *checker) record(l link, kind string, want uint64, wantPrev, gotPrev, detail string) {
 	c.m.breaks.WithLabelValues(kind).Inc()
+	c.breakGen = append(c.breakGen, c.gen)
 	c.breaks = append(c.breaks, store.ChainBreak{
 		EventTime: l.time, Tenant: l.tenant, SessionID: l.key.SessionID, RunnerID: l.key.RunnerID,
 		Kind: kind, EventID: l.eventID, ExpectedSeq: want, GotSeq: l.seq,
@@ -326,9 +377,22 @@ func (c *checker) record(l link, kind string, want uint64, wantPrev, gotPrev, de
 	})
 }
 
-// takeBreaks returns and forgets the breaks recorded so far.
+// takeBreaks returns and forgets the breaks recorded so far in batches
+// whose rows are stored; the rest wait for their batch.
 func (c *checker) takeBreaks() []store.ChainBreak {
-	b := c.breaks
-	c.breaks = nil
+	n := 0
+	for n < len(c.breaks) && c.breakGen[n] <= c.inserted {
+		n++
+	}
+	b := slices.Clone(c.breaks[:n])
+	c.breaks = slices.Delete(c.breaks, 0, n)
+	c.breakGen = slices.Delete(c.breakGen, 0, n)
 	return b
+}
+
+// putBreaks puts back breaks takeBreaks returned and could not be
+// inserted, ahead of the rest.
+func (c *checker) putBreaks(b []store.ChainBreak) {
+	c.breaks = append(b, c.breaks...)
+	c.breakGen = append(make([]uint64, len(b)), c.breakGen...)
 }

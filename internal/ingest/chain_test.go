@@ -170,3 +170,49 @@ func TestContentOK(t *testing.T) {
 		}
 	}
 }
+
+// TestCheckerWaitsForTheBatchInsert: links are fed as their batch streams,
+// before its insert is accepted. A suspect is compared with storage, and a
+// break is handed out for insertion, only once the batch it came in is
+// stored; until then the event it collides with may not be stored yet.
+func TestCheckerWaitsForTheBatchInsert(t *testing.T) {
+	c := newChecker(time.Minute, newMetrics())
+	now := time.Now()
+	other2 := lk(2)
+	other2.hash, other2.eventID = h(222), 2222
+	edited := lk(3)
+	edited.editOK = false
+
+	c.gen = 1
+	c.add(lk(1), now)
+	c.add(lk(2), now)
+	c.gen = 2 // batch 2 streams while batch 1's insert completes
+	c.add(other2, now)
+	c.add(edited, now)
+
+	c.inserted = 1
+	if got := c.lookups(now, false); len(got) != 0 {
+		t.Errorf("lookups with batch 2 unstored = %v, want none", got)
+	}
+	c.resolve(nil, now, false)
+	if got := c.takeBreaks(); len(got) != 0 {
+		t.Errorf("breaks handed out with batch 2 unstored = %v, want none", got)
+	}
+
+	c.inserted = 2
+	want := []chainSeq{{testKey, 2}}
+	if diff := cmp.Diff(want, c.lookups(now, false), cmp.AllowUnexported(chainSeq{})); diff != "" {
+		t.Errorf("lookups (-want +got):\n%s", diff)
+	}
+	c.resolve(map[chainSeq][]stored{{testKey, 2}: {{hash: h(2), eventID: 1002}, {hash: h(222), eventID: 2222}}}, now, false)
+	var got []string
+	for _, b := range c.takeBreaks() {
+		got = append(got, fmt.Sprintf("%s@%d", b.Kind, b.GotSeq))
+	}
+	if diff := cmp.Diff([]string{"edit@3", "duplicate_seq@2"}, got); diff != "" {
+		t.Errorf("breaks (-want +got):\n%s", diff)
+	}
+	if len(c.suspects) != 0 {
+		t.Errorf("suspects left = %d, want 0", len(c.suspects))
+	}
+}

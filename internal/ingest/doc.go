@@ -16,9 +16,11 @@
 //     while it fills, and the server makes one part of them;
 //  4. flush: one batch at a time, in order, while the next one streams:
 //     the batch's insert completes; the dead letters are produced to the DLQ topic (acks=all)
-//     and inserted into dlq_events; the chain links are checked and breaks
-//     inserted into chain_breaks; only then are the batch's offsets
-//     committed.
+//     and inserted into dlq_events; parked chain events and suspects are
+//     settled against storage and breaks inserted into chain_breaks; only
+//     then are the batch's offsets committed. (The batcher feeds each
+//     chunk's chain links to the checker as the batch streams; what needs
+//     storage, and the breaks found, wait for the batch's insert.)
 //
 // Fetching a topic pauses while its records are more than a second
 // (record time) ahead of the other topic's still-lagging partitions, so a

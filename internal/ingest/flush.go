@@ -88,7 +88,7 @@ func (in *ingester) finish(ctx context.Context, b *batch) error {
 	if b.barrier != nil {
 		defer close(b.barrier)
 		// Partitions are moving: settle every parked event now.
-		if err := in.checkChains(ctx, nil, true); err != nil {
+		if err := in.checkChains(ctx, 0, true); err != nil {
 			return err
 		}
 		return in.commit(ctx, nil)
@@ -98,12 +98,10 @@ func (in *ingester) finish(ctx context.Context, b *batch) error {
 			return err
 		}
 	}
-	if err := in.checkChains(ctx, b.links, false); err != nil {
+	if err := in.checkChains(ctx, b.gen, false); err != nil {
 		return err
 	}
-	clear(b.links)
-	in.linkBufs.put(b.links[:0])
-	b.links, b.dead = nil, nil
+	b.dead = nil
 	return in.commit(ctx, b.next)
 }
 
@@ -175,14 +173,15 @@ func truncateDead(r *kgo.Record) {
 	r.Value = r.Value[:store.MaxDLQRaw]
 }
 
-// checkChains feeds the batch's links to the checker, settles parked events
-// and suspects against storage, and inserts the breaks found.
-func (in *ingester) checkChains(ctx context.Context, links []link, force bool) error {
+// checkChains runs after batch gen's insert was accepted (gen 0: no
+// batch): it settles parked events and suspects against storage and
+// inserts the breaks found. The batcher fed the links as they streamed.
+func (in *ingester) checkChains(ctx context.Context, gen uint64, force bool) error {
 	now := time.Now()
-	for _, l := range links {
-		in.chain.add(l, now)
-	}
+	in.chainMu.Lock()
+	in.chain.inserted = max(in.chain.inserted, gen)
 	want := in.chain.lookups(now, force)
+	in.chainMu.Unlock()
 	found := map[chainSeq][]stored{}
 	if len(want) > 0 {
 		in.m.lookups.Add(float64(len(want)))
@@ -194,8 +193,10 @@ func (in *ingester) checkChains(ctx context.Context, links []link, force bool) e
 			return err
 		}
 	}
+	in.chainMu.Lock()
 	in.chain.resolve(found, now, force)
 	breaks := in.chain.takeBreaks()
+	in.chainMu.Unlock()
 	if len(breaks) == 0 {
 		return nil
 	}
@@ -210,7 +211,9 @@ func (in *ingester) checkChains(ctx context.Context, links []link, force bool) e
 	} else {
 		// Not inserted and the links are consumed: put them back so a
 		// retry at the next flush does not lose them.
-		in.chain.breaks = append(breaks, in.chain.breaks...)
+		in.chainMu.Lock()
+		in.chain.putBreaks(breaks)
+		in.chainMu.Unlock()
 	}
 	return err
 }
@@ -261,7 +264,9 @@ func quote(s string) string { return "'" + quoter.Replace(s) + "'" }
 // commit moves each partition's offset to after its last written record,
 // but not past its oldest parked event.
 func (in *ingester) commit(ctx context.Context, next map[topicPartition]int64) error {
+	in.chainMu.Lock()
 	floor := in.chain.parkedFloor()
+	in.chainMu.Unlock()
 	want := map[string]map[int32]kgo.EpochOffset{}
 	for tp, o := range next {
 		if in.seen == nil {

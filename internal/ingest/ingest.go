@@ -46,8 +46,8 @@ type chunk struct {
 // batches can be as large as the server writes parts best.
 type batch struct {
 	rows    int
-	bytes   int // record bytes
-	links   []link
+	bytes   int    // record bytes
+	gen     uint64 // the batch's number in the session, from 1
 	dead    []dead
 	records int
 	next    map[topicPartition]int64 // offset after the last record seen
@@ -61,8 +61,8 @@ type batch struct {
 }
 
 func (in *ingester) newBatch() *batch {
-	links, _ := in.linkBufs.get()
-	return &batch{next: map[topicPartition]int64{}, links: links}
+	in.batches++
+	return &batch{next: map[topicPartition]int64{}, gen: in.batches}
 }
 
 type ingester struct {
@@ -89,10 +89,14 @@ type ingester struct {
 	// rewind ends the current consumption session when an insert failed;
 	// Run then starts another from the committed offsets.
 	rewind context.CancelCauseFunc
-	// Buffers reused from batch to batch and chunk to chunk: a batch's
-	// links grew to 100k entries by doubling, 17 MB each time.
-	linkBufs freeList[[]link]
-	itemBufs freeList[[]item]
+	// The chain checker is fed by the batcher as batches stream and
+	// settled by the flusher after their inserts; chainMu serialises the
+	// two. Links are not kept with their batch: two batches of them were
+	// half of what stayed live at full load.
+	chainMu    sync.Mutex
+	chunkLinks []link // the batcher's, reused chunk to chunk
+	batches    uint64 // batches numbered by the batcher
+	itemBufs   freeList[[]item]
 
 	// failures counts consecutive failed sessions (back-off), reset by an
 	// accepted insert; guarded by being touched only by the flush loop
@@ -119,7 +123,6 @@ func Run(ctx context.Context, cfg Config) error {
 		dedup:     newDedup(cfg.DedupWindow),
 		committed: map[topicPartition]int64{},
 		crash:     crashHookFromEnv(),
-		linkBufs:  newFreeList[[]link](2),
 		itemBufs:  newFreeList[[]item](4 * (cfg.Workers + 2)),
 	}
 
@@ -185,6 +188,7 @@ func (in *ingester) session(ctx context.Context) error {
 	// Caught up: what is left to fetch fits in one poll.
 	in.chain.caughtUp = func() bool { return in.behind.Load() <= caughtUpRecords }
 	in.seen = nil
+	in.batches = 0
 	sctx, rewind := context.WithCancelCause(ctx)
 	defer rewind(nil)
 	in.rewind = rewind
@@ -511,6 +515,7 @@ func (in *ingester) batchLoop(ctx context.Context, flushes chan<- *batch) {
 				in.add(b, c, &c.items[i])
 				b.bytes += len(c.items[i].rec.Value)
 			}
+			in.feedChains(b.gen)
 			in.stream(ctx, b, c)
 			// The chunk's rows are in the insert and its dead letters own
 			// their bytes: the records go back to the Kafka client.
@@ -608,5 +613,22 @@ func (in *ingester) add(b *batch, c *chunk, it *item) {
 		b.dead = append(b.dead, *it.dead)
 		return
 	}
-	b.links = append(b.links, it.link)
+	in.chunkLinks = append(in.chunkLinks, it.link)
+}
+
+// feedChains adds the links of the chunk just batched to the chain checker
+// as part of batch gen.
+func (in *ingester) feedChains(gen uint64) {
+	if len(in.chunkLinks) == 0 {
+		return
+	}
+	now := time.Now()
+	in.chainMu.Lock()
+	in.chain.gen = gen
+	for _, l := range in.chunkLinks {
+		in.chain.add(l, now)
+	}
+	in.chainMu.Unlock()
+	clear(in.chunkLinks)
+	in.chunkLinks = in.chunkLinks[:0]
 }
