@@ -35,6 +35,8 @@ type chunk struct {
 	block   *store.EventBlock // the chunk's valid rows
 	done    chan struct{}
 	barrier chan struct{} // non-nil: not records but a drain request
+	// drained: the last chunk of a poll that left nothing to fetch.
+	drained bool
 }
 
 // batch is what one events INSERT writes and then commits. Its rows are
@@ -368,6 +370,7 @@ func (in *ingester) pollLoop(ctx context.Context, work chan<- *chunk) {
 			}
 			c := &chunk{recs: recs[:n:n], items: items[:n], done: make(chan struct{})}
 			recs = recs[n:]
+			c.drained = len(recs) == 0 && behind == 0
 			// The batcher gets the chunk first, so that it always waits
 			// on chunks in poll order; it never blocks on work because
 			// workers drain work independently.
@@ -527,8 +530,13 @@ func (in *ingester) batchLoop(ctx context.Context, flushes chan<- *batch) {
 			c.recs, c.items = nil, nil
 			// Cut at chunk boundaries: a batch holds at most BatchRows
 			// (or BatchBytes) plus one chunk. A failed batch is cut at
-			// once: nothing more of it can be written.
-			if b.rows >= in.cfg.BatchRows || b.bytes >= in.cfg.BatchBytes || b.failed != nil {
+			// once: nothing more of it can be written. A large batch is
+			// cut when the topics are drained: waiting out BatchWait
+			// would only delay its rows (at the end of a catch-up, up to
+			// BatchWait of idle time), while a trickle of small batches
+			// still waits, so that parts stay large.
+			if b.rows >= in.cfg.BatchRows || b.bytes >= in.cfg.BatchBytes || b.failed != nil ||
+				c.drained && b.rows >= in.cfg.BatchRows/10 {
 				send()
 			}
 		case <-expired:
