@@ -161,15 +161,36 @@ func Bench(ctx context.Context, cfg BenchConfig, out io.Writer) error {
 			}
 		}
 		var r BenchResult
-		if r.Ingest, r.IngestPeakRSS, err = benchIngest(ctx, cfg, topics, db, "bench-"+tag+"-"+strconv.Itoa(run), admin, logf); err != nil {
-			return err
+		ingestSide := func() error {
+			var err error
+			if r.Ingest, r.IngestPeakRSS, err = benchIngest(ctx, cfg, topics, db, "bench-"+tag+"-"+strconv.Itoa(run), admin, logf); err != nil {
+				return err
+			}
+			logf("run %d: ingest %.2fs (%.0f events/s, first row %.2fs, CPU %.1fs, server CPU %.1fs, peak RSS %d MiB)", run,
+				r.Ingest.Seconds, float64(cfg.N)/r.Ingest.Seconds, r.Ingest.FirstRow, r.Ingest.CPU, r.Ingest.ServerCPU, r.IngestPeakRSS>>20)
+			return nil
 		}
-		logf("run %d: ingest %.2fs (%.0f events/s, first row %.2fs, CPU %.1fs, server CPU %.1fs, peak RSS %d MiB)", run,
-			r.Ingest.Seconds, float64(cfg.N)/r.Ingest.Seconds, r.Ingest.FirstRow, r.Ingest.CPU, r.Ingest.ServerCPU, r.IngestPeakRSS>>20)
-		if r.Peer, err = benchPeer(ctx, cfg, peerTopic, peerDB, admin); err != nil {
-			return err
+		peerSide := func() error {
+			var err error
+			if r.Peer, err = benchPeer(ctx, cfg, peerTopic, peerDB, admin); err != nil {
+				return err
+			}
+			logf("run %d: peer %.2fs (%.0f events/s)", run, r.Peer.Seconds, float64(cfg.N)/r.Peer.Seconds)
+			return nil
 		}
-		logf("run %d: peer %.2fs (%.0f events/s)", run, r.Peer.Seconds, float64(cfg.N)/r.Peer.Seconds)
+		// Sides alternate which goes first, and each starts on a quiet
+		// server: a side's parts go on merging after its rows are
+		// visible, and that work must not land on the other side.
+		sides := []func() error{ingestSide, peerSide}
+		if run%2 == 0 {
+			sides[0], sides[1] = sides[1], sides[0]
+		}
+		for _, side := range sides {
+			quiesce(ctx, admin, logf)
+			if err := side(); err != nil {
+				return err
+			}
+		}
 		results = append(results, r)
 	}
 	return printBench(out, cfg, results)
@@ -560,6 +581,26 @@ func benchPeer(ctx context.Context, cfg BenchConfig, topic, db string, admin *st
 // 18.16 count() reads a column of every row, and polled every 50ms while
 // ingest's rows arrive (the peer's appear at the end) it cost the server
 // CPU that was charged to ingest.
+// quiesce waits, up to a minute, until the disks hold what the broker
+// and server wrote and the server runs no merges, so that neither side of
+// the bench is charged for the other's (or the generator's) trailing work.
+func quiesce(ctx context.Context, st *store.Store, logf func(string, ...any)) {
+	start := time.Now()
+	syscall.Sync()
+	for time.Since(start) < time.Minute {
+		var n uint64
+		if err := st.Conn().QueryRow(ctx, "SELECT count() FROM system.merges").Scan(&n); err != nil || n == 0 {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+	logf("quiet after %s", time.Since(start).Round(10*time.Millisecond))
+}
+
 func count(ctx context.Context, st *store.Store, db string) (uint64, error) {
 	var n uint64
 	err := st.Conn().QueryRow(ctx, "SELECT toUInt64(sum(rows)) FROM system.parts WHERE database = ? AND table = 'events' AND active", db).Scan(&n)
