@@ -193,10 +193,11 @@ func TestCanonicalFastPathGivesUp(t *testing.T) {
 	}
 }
 
-// FuzzCanonicalFastPath: whenever the fast path accepts an input, the
-// general path accepts it too and decodes it to an equal Envelope and
-// payload, and ValidateBytes agrees.
-func FuzzCanonicalFastPath(f *testing.F) {
+// addCanonicalSeeds seeds a fuzz target of the canonical decoders: the
+// examples, a stamped chain of them in canonical form, and the canonical
+// edge cases of the bench event.
+func addCanonicalSeeds(f *testing.F) {
+	f.Helper()
 	addExampleSeeds(f)
 	for _, ne := range exampleChain(f) {
 		if wire, err := Marshal(ne.env); err == nil {
@@ -207,6 +208,13 @@ func FuzzCanonicalFastPath(f *testing.F) {
 	for _, tc := range canonCases(string(wire)) {
 		f.Add([]byte(tc.in))
 	}
+}
+
+// FuzzCanonicalFastPath: whenever the fast path accepts an input, the
+// general path accepts it too and decodes it to an equal Envelope and
+// payload, and ValidateBytes agrees.
+func FuzzCanonicalFastPath(f *testing.F) {
+	addCanonicalSeeds(f)
 	f.Fuzz(func(t *testing.T, data []byte) {
 		env, ok := decodeFast(t, data)
 		var rs rootScan

@@ -222,16 +222,7 @@ func TestDecodeIntoAliases(t *testing.T) {
 // rich event before; and the Envelope, copied, survives its input being
 // overwritten.
 func FuzzDecodeInto(f *testing.F) {
-	addExampleSeeds(f)
-	for _, ne := range exampleChain(f) {
-		if wire, err := Marshal(ne.env); err == nil {
-			f.Add(wire)
-		}
-	}
-	_, wire := benchEvent(f)
-	for _, tc := range canonCases(string(wire)) {
-		f.Add([]byte(tc.in))
-	}
+	addCanonicalSeeds(f)
 	rich := canonicalExample(f, "policy.decision.approved.json")
 	f.Fuzz(func(t *testing.T, data []byte) {
 		want, wantErr := Decode(data)
