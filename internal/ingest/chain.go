@@ -48,6 +48,7 @@ type chainState struct {
 	id       uint64
 	parked   []link // by seq; each waits for its predecessor
 	since    time.Time
+	sinceGen uint64      // the batch parked[0] began waiting in
 	lookedUp bool        // parked[0]'s predecessor was looked up once already
 	gaps     [][2]uint64 // recently reported gaps [from, to), to tell a late event
 	last     time.Time
@@ -164,7 +165,7 @@ func (c *checker) drain(st *chainState) {
 		st.parked = st.parked[1:]
 		c.parked--
 		// The chain moved: what is still parked gets a fresh grace.
-		st.lookedUp, st.since = false, st.last
+		st.lookedUp, st.since, st.sinceGen = false, st.last, c.gen
 		c.next(st, l, st.last)
 	}
 	if len(st.parked) == 0 {
@@ -184,7 +185,7 @@ func (c *checker) park(st *chainState, l link, now time.Time) {
 		return
 	}
 	if len(st.parked) == 0 {
-		st.since = now
+		st.since, st.sinceGen = now, c.gen
 	}
 	st.parked = slices.Insert(st.parked, i, l)
 	c.parked++
@@ -226,6 +227,9 @@ func (c *checker) lookups(now time.Time, force bool) []chainSeq {
 // was caught up, or ten times the grace in any case (a consumer that never
 // quite catches up must still report gaps and move its commits).
 func (c *checker) expired(st *chainState, now time.Time) bool {
+	if st.sinceGen > c.inserted {
+		return false // its batch is still streaming: see settle
+	}
 	waited := now.Sub(st.since)
 	return waited >= c.grace && c.caughtUp() || waited >= 10*c.grace
 }
@@ -237,8 +241,25 @@ func (c *checker) expired(st *chainState, now time.Time) bool {
 // way on the other topic (the look-ups scan the events table). Later, a
 // chain first seen mid-way waits like any parked event.
 func (c *checker) resuming(st *chainState, now time.Time) bool {
-	return !st.known && !st.lookedUp && now.Sub(c.started) < c.grace &&
+	return st.sinceGen <= c.inserted && !st.known && !st.lookedUp && now.Sub(c.started) < c.grace &&
 		(c.caughtUp() || now.Sub(st.since) >= min(resumeWait, c.grace))
+}
+
+// settle marks batch gen stored: events that began waiting in it wait
+// their grace from now. Links are added as their batch streams, and the
+// batch can take longer to store than the grace; counting from when they
+// were added, an event would run out of grace before its predecessor,
+// fetched in the next poll, was added.
+func (c *checker) settle(gen uint64, now time.Time) {
+	c.inserted = max(c.inserted, gen)
+	if gen == 0 {
+		return
+	}
+	for _, st := range c.chains {
+		if len(st.parked) > 0 && st.sinceGen == gen {
+			st.since = now
+		}
+	}
 }
 
 // resumeWait is how long a chain first seen mid-way waits for its

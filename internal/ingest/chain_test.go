@@ -216,3 +216,43 @@ func TestCheckerWaitsForTheBatchInsert(t *testing.T) {
 		t.Errorf("suspects left = %d, want 0", len(c.suspects))
 	}
 }
+
+// TestCheckerGraceCountsFromTheInsert: an event that begins waiting while
+// its batch streams waits its grace from the batch's insert, and not at
+// all while the batch is unstored, so a predecessor fetched in the next
+// poll is added in time even when the insert takes longer than the grace.
+func TestCheckerGraceCountsFromTheInsert(t *testing.T) {
+	c := newChecker(time.Second, newMetrics())
+	t0 := time.Now()
+	c.gen = 1
+	c.add(lk(1), t0)
+	c.gen = 2
+	c.add(lk(3), t0) // waits for seq 2
+
+	flush := func(gen uint64, at time.Duration) []string {
+		now := t0.Add(at)
+		c.settle(gen, now)
+		found := map[chainSeq][]stored{}
+		c.lookups(now, false)
+		c.resolve(found, now, false)
+		var got []string
+		for _, b := range c.takeBreaks() {
+			got = append(got, fmt.Sprintf("%s@%d", b.Kind, b.GotSeq))
+		}
+		return got
+	}
+	// Batch 1's insert took 3 s: seq 3 (batch 2) has not begun its grace.
+	if got := flush(1, 3*time.Second); len(got) != 0 {
+		t.Fatalf("breaks at batch 1's flush = %v, want none (seq 3's batch is unstored)", got)
+	}
+	// Batch 2 stored at 4 s: the grace runs from there.
+	if got := flush(2, 4*time.Second); len(got) != 0 {
+		t.Fatalf("breaks at batch 2's flush = %v, want none", got)
+	}
+	if got := flush(0, 4*time.Second+500*time.Millisecond); len(got) != 0 {
+		t.Fatalf("breaks half a grace after the insert = %v, want none", got)
+	}
+	if diff := cmp.Diff([]string{"gap@3"}, flush(0, 5*time.Second+100*time.Millisecond)); diff != "" {
+		t.Errorf("a grace after the insert (-want +got):\n%s", diff)
+	}
+}

@@ -179,7 +179,7 @@ func truncateDead(r *kgo.Record) {
 func (in *ingester) checkChains(ctx context.Context, gen uint64, force bool) error {
 	now := time.Now()
 	in.chainMu.Lock()
-	in.chain.inserted = max(in.chain.inserted, gen)
+	in.chain.settle(gen, now)
 	want := in.chain.lookups(now, force)
 	in.chainMu.Unlock()
 	found := map[chainSeq][]stored{}
