@@ -70,6 +70,7 @@ func runFlags(fs *flag.FlagSet, c *ingest.Config) {
 		c.Brokers = strings.Split(v, ",")
 	}
 	fs.StringVar(&c.Group, "group", env("INGEST_GROUP", ingest.DefaultGroup), "consumer group (env INGEST_GROUP)")
+	fs.StringVar(&c.InstanceID, "instance-id", os.Getenv("INGEST_INSTANCE_ID"), "static group member id, unique per running ingester: a restart with it resumes at once instead of after the 45s session timeout (env INGEST_INSTANCE_ID)")
 	fs.StringVar(&c.Topics.Events, "topic-events", env("INGEST_TOPIC_EVENTS", events.DefaultTopics.Events), "events topic (env INGEST_TOPIC_EVENTS)")
 	fs.StringVar(&c.Topics.Approvals, "topic-approvals", env("INGEST_TOPIC_APPROVALS", events.DefaultTopics.Approvals), "approvals topic (env INGEST_TOPIC_APPROVALS)")
 	fs.StringVar(&c.Topics.DLQ, "topic-dlq", env("INGEST_TOPIC_DLQ", events.DefaultTopics.DLQ), "dead-letter topic (env INGEST_TOPIC_DLQ)")

@@ -21,6 +21,14 @@ var ErrConfig = errors.New("ingest: bad config")
 type Config struct {
 	Brokers []string `flag:"brokers" env:"KAFKA_BROKERS"`
 	Group   string   `flag:"group" env:"INGEST_GROUP"`
+	// InstanceID, when set, makes the ingester a static member of its
+	// group (Kafka's group.instance.id): restarted with the same id, it
+	// gets its partitions back at once instead of after the group's
+	// session timeout (45 s), which a crashed dynamic member costs. Every
+	// running ingester of the group needs its own id (a pod's ordinal, a
+	// host name). A static member that stops keeps its partitions until
+	// it restarts or the session times out.
+	InstanceID string `flag:"instance-id" env:"INGEST_INSTANCE_ID"`
 	// Topics: Events and Approvals are consumed, DLQ receives dead letters.
 	Topics events.Topics `flag:"topic-events,topic-approvals,topic-dlq"`
 
@@ -102,6 +110,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Group == "" {
 		c.Group = DefaultGroup
+	}
+	if c.InstanceID != "" && !validInstanceID(c.InstanceID) {
+		return bad("InstanceID", "instance-id", "%q: want 1-249 of [A-Za-z0-9._-]", c.InstanceID)
 	}
 	if c.Topics == (events.Topics{}) {
 		c.Topics = events.DefaultTopics
@@ -194,6 +205,19 @@ func (c *Config) Validate() error {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
 	return nil
+}
+
+// validInstanceID: Kafka's rule for names (topics, instance ids).
+func validInstanceID(s string) bool {
+	if len(s) > 249 {
+		return false
+	}
+	for _, r := range s {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '.' || r == '_' || r == '-') {
+			return false
+		}
+	}
+	return true
 }
 
 // loopback accepts host:port only when host is a loopback IP or localhost:

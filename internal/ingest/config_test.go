@@ -35,6 +35,9 @@ func TestConfigValidate(t *testing.T) {
 		{"metrics on a public address", func(c *Config) { c.MetricsAddr = "192.0.2.1:9464" }, "MetricsAddr (-metrics-addr)"},
 		{"metrics off", func(c *Config) { c.MetricsAddr = "off" }, ""},
 		{"retry max below min", func(c *Config) { c.RetryMin, c.RetryMax = time.Second, time.Millisecond }, "RetryMax (-retry-max)"},
+		{"instance id", func(c *Config) { c.InstanceID = "ingest-0.eu_1" }, ""},
+		{"instance id with a space", func(c *Config) { c.InstanceID = "ingest 0" }, "InstanceID (-instance-id)"},
+		{"instance id too long", func(c *Config) { c.InstanceID = strings.Repeat("i", 250) }, "InstanceID (-instance-id)"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -23,9 +23,11 @@ import (
 // record accounts for a fault case: produced is every record Kafka
 // acknowledged (ProduceSync returned), stored the distinct event ids in
 // ClickHouse, lost the produced ids not stored, duplicated the extra rows
-// a FINAL query sees; then it records the case in the fault report.
+// a FINAL query sees; then it records the case in the fault report. A
+// chain break fails the case: every case loads unbroken chains.
 func (e *env) record(t *testing.T, name string, recs []*kgo.Record, detail string) {
 	t.Helper()
+	e.noBreaks(t)
 	produced := map[uint64]bool{}
 	for _, r := range recs {
 		env, err := events.Decode(r.Value)
@@ -276,4 +278,64 @@ func TestFaultKafkaRestart(t *testing.T) {
 	}
 	e.record(t, "Kafka stopped and restarted under ingest", append(first, second...),
 		"clean broker stop for 5 s between two loads; ingest resumed")
+}
+
+// TestFaultStaticMemberRestart: an ingester with an instance id is
+// SIGKILLed and restarted with the same id while events keep arriving. A
+// dynamic member's partitions would stay with the dead member until the
+// group's session timeout (45 s); the static member gets them back at
+// once, so the restarted process stores what arrived meanwhile well
+// inside that timeout, each event once.
+func TestFaultStaticMemberRestart(t *testing.T) {
+	e := newEnv(t)
+	cfg := e.cfg
+	cfg.InstanceID = "ingest-0"
+	before := sessions(t, cfg.Topics, 3, "static-before")
+	e.produce(before...)
+	cmd, done := e.sub(cfg)
+	e.waitRows("SELECT count() FROM {db}.events FINAL", uint64(len(before)), 60*time.Second)
+	cmd.Process.Kill()
+	if err := waitExit(t, done, 10*time.Second); err == nil {
+		t.Fatal("first run exited cleanly, want killed")
+	}
+
+	during := sessions(t, cfg.Topics, 3, "static-during")
+	e.produce(during...)
+	all := append(before, during...)
+	start := time.Now()
+	cmd, done = e.sub(cfg)
+	// 30 s: a restart that waited for the dead member's session to time
+	// out could not make it.
+	e.waitRows("SELECT count() FROM {db}.events FINAL", uint64(len(all)), 30*time.Second)
+	took := time.Since(start)
+	cmd.Process.Signal(syscall.SIGTERM)
+	if err := waitExit(t, done, 60*time.Second); err != nil {
+		t.Fatalf("restarted run on SIGTERM: %v, want exit 0", err)
+	}
+	if lag := e.groupLag(cfg.Group); lag != 0 {
+		t.Errorf("group lag after the restarted run = %d, want 0", lag)
+	}
+	e.record(t, "ingest SIGKILLed and restarted with its instance id", all,
+		fmt.Sprintf("static member ingest-0 SIGKILLed, %d events produced while down; the restart stored them %s after it started (session timeout 45s)",
+			len(during), took.Round(100*time.Millisecond)))
+}
+
+// noBreaks fails the test, listing them, when chain_breaks holds any row:
+// every case here loads unbroken chains.
+func (e *env) noBreaks(t *testing.T) {
+	t.Helper()
+	rows, err := e.admin.Conn().Query(context.Background(),
+		"SELECT kind, session_id, runner_id, expected_seq, got_seq, detail FROM "+e.cfg.Database+".chain_breaks FINAL ORDER BY session_id, got_seq")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var kind, sess, runner, detail string
+		var want, got uint64
+		if err := rows.Scan(&kind, &sess, &runner, &want, &got, &detail); err != nil {
+			t.Fatal(err)
+		}
+		t.Errorf("chain break %s in %s/%s: expected seq %d, got %d: %s", kind, sess, runner, want, got, detail)
+	}
 }

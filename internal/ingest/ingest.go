@@ -198,7 +198,7 @@ func (in *ingester) session(ctx context.Context) error {
 	in.closed = false
 	in.drainMu.Unlock()
 
-	cl, err := kgo.NewClient(
+	opts := []kgo.Opt{
 		kgo.SeedBrokers(cfg.Brokers...),
 		kgo.ConsumerGroup(cfg.Group),
 		kgo.ConsumeTopics(cfg.Topics.Events, cfg.Topics.Approvals),
@@ -209,18 +209,30 @@ func (in *ingester) session(ctx context.Context) error {
 		// is decompressed whole and buffered until polled. Every
 		// partition's share fits in one fetch, so none is starved, and
 		// small shares let balance keep the topics close in time.
-		kgo.FetchMaxBytes(16<<20),
-		kgo.FetchMaxPartitionBytes(512<<10),
+		kgo.FetchMaxBytes(16 << 20),
+		kgo.FetchMaxPartitionBytes(512 << 10),
+		// One fetch is in flight per broker, and partitions that become
+		// fetchable meanwhile (after a restart, those whose start offset
+		// is resolved a moment later) wait for it. At the default 5s
+		// long poll a restarted ingester saw one topic's partitions 5s
+		// after the other's, longer than a short chain grace.
+		kgo.FetchMaxWait(500 * time.Millisecond),
 		kgo.RequiredAcks(kgo.AllISRAcks()),
 		kgo.ClientID("agentaudit-ingest"),
 		kgo.WithPools(newFetchPool()),
 		kgo.OnPartitionsRevoked(func(ctx context.Context, _ *kgo.Client, _ map[string][]int32) { in.drain(ctx) }),
-	)
+	}
+	if cfg.InstanceID != "" {
+		// A rewinding session's new client rejoins with the same id too,
+		// and gets the same partitions back without a rebalance.
+		opts = append(opts, kgo.InstanceID(cfg.InstanceID))
+	}
+	cl, err := kgo.NewClient(opts...)
 	if err != nil {
 		return fmt.Errorf("ingest: kafka client: %w", err)
 	}
 	in.cl = cl
-	log.Info("ingest started", "group", cfg.Group, "topics", []string{cfg.Topics.Events, cfg.Topics.Approvals},
+	log.Info("ingest started", "group", cfg.Group, "instance_id", cfg.InstanceID, "topics", []string{cfg.Topics.Events, cfg.Topics.Approvals},
 		"database", cfg.Database, "batch_rows", cfg.BatchRows, "batch_wait", cfg.BatchWait, "workers", cfg.Workers)
 
 	// hard ends ShutdownTimeout after ctx: the bound of the final flush.
