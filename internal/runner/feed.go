@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/agentaudit/agentaudit/internal/events"
@@ -32,15 +33,14 @@ func FollowApprovals(ctx context.Context, brokers []string, topic string, dispat
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	admCl, err := kgo.NewClient(kgo.SeedBrokers(brokers...))
+	// A short metadata age: while the topic is unknown, each retry of
+	// listEnds must ask the broker again, not a 5s-old cache.
+	admCl, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.MetadataMinAge(100*time.Millisecond))
 	if err != nil {
 		return nil, fmt.Errorf("runner: approvals feed: %w", err)
 	}
-	ends, err := kadm.NewClient(admCl).ListEndOffsets(ctx, topic)
+	ends, err := listEnds(ctx, kadm.NewClient(admCl), topic)
 	admCl.Close()
-	if err == nil {
-		err = ends.Error()
-	}
 	if err != nil {
 		return nil, fmt.Errorf("runner: approvals feed: end offsets of %s: %w", topic, err)
 	}
@@ -67,6 +67,31 @@ func FollowApprovals(ctx context.Context, brokers []string, topic string, dispat
 	go f.run(context.WithoutCancel(ctx), dispatch, stats)
 	return f, nil
 }
+
+// listEnds lists topic's end offsets, retrying for up to endsWait while
+// the answer is a retriable error: a topic created a moment ago (runner
+// serve creates its topics at start) may not be known to the broker that
+// answers yet (UNKNOWN_TOPIC_OR_PARTITION).
+func listEnds(ctx context.Context, adm *kadm.Client, topic string) (kadm.ListedOffsets, error) {
+	deadline := time.Now().Add(endsWait)
+	for wait := 50 * time.Millisecond; ; wait = min(2*wait, time.Second) {
+		ends, err := adm.ListEndOffsets(ctx, topic)
+		if err == nil {
+			err = ends.Error()
+		}
+		if err == nil || !kerr.IsRetriable(err) || time.Now().Add(wait).After(deadline) {
+			return ends, err
+		}
+		select {
+		case <-ctx.Done():
+			return ends, err
+		case <-time.After(wait):
+		}
+	}
+}
+
+// endsWait bounds listEnds' retries.
+const endsWait = 10 * time.Second
 
 func (f *Feed) run(ctx context.Context, dispatch func(*events.Envelope), stats *Stats) {
 	defer close(f.done)
