@@ -273,9 +273,7 @@ func TestFaultKafkaRestart(t *testing.T) {
 	if lag := e.groupLag(e.cfg.Group); lag != 0 {
 		t.Errorf("lag after stop = %d, want 0", lag)
 	}
-	if n := e.uint64("SELECT count() FROM {db}.chain_breaks"); n != 0 {
-		t.Errorf("chain breaks = %d, want 0", n)
-	}
+	// record fails the case on any chain break.
 	e.record(t, "Kafka stopped and restarted under ingest", append(first, second...),
 		"clean broker stop for 5 s between two loads; ingest resumed")
 }

@@ -154,12 +154,12 @@ func Run(ctx context.Context, cfg Config) error {
 	backoff := cfg.RetryMin
 	for {
 		err := in.session(ctx)
-		if !errors.Is(err, errInsertFailed) || ctx.Err() != nil {
-			if errors.Is(err, errInsertFailed) {
-				log.Info("stopped with an insert failing; uncommitted records will be redelivered", "err", err)
-				return nil
-			}
+		if !errors.Is(err, errInsertFailed) {
 			return err
+		}
+		if ctx.Err() != nil {
+			log.Info("stopped with an insert failing; uncommitted records will be redelivered", "err", err)
+			return nil
 		}
 		in.failures++
 		if in.failures == 1 {
