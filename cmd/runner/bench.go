@@ -21,13 +21,14 @@ func benchCmd(ctx context.Context, args []string) int {
 	}
 	n := fs.Int("n", 200, "exec round trips per path")
 	sessions := fs.Int("sessions", 5, "session starts to time")
+	traceRuns := fs.Int("trace-runs", 5, "runs of each exec-heavy workload, traced and untraced")
 	user := fs.String("podman-user", "agentaudit-sbx", "user whose podman runs `podman exec`")
 	jsonOut := fs.String("json", "", "also write the figures as JSON to this file (for make bench)")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
 	cfg.Logger = logger(*level)
-	rep, err := runner.Bench(ctx, *cfg, runner.BenchOptions{N: *n, Sessions: *sessions, PodmanUser: *user}, os.Stdout)
+	rep, err := runner.Bench(ctx, *cfg, runner.BenchOptions{N: *n, Sessions: *sessions, PodmanUser: *user, TraceRuns: *traceRuns}, os.Stdout)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "runner bench: %v\n", err)
 		return 1
@@ -41,6 +42,15 @@ func benchCmd(ctx context.Context, args []string) int {
 			"podman_exec_p50_ms":   q(runner.BenchPodmanCLI, 0.5),
 			"overhead_p50_ms":      q(runner.BenchOverhead, 0.5),
 			"session_start_p50_ms": q(runner.BenchSessionStart, 0.5),
+			"podman_path_p50_ms":   q(runner.BenchPodmanPath, 0.5),
+			"sandbox_p50_ms":       q(runner.BenchSandbox, 0.5),
+			"loop_traced_p50_ms":   q(runner.BenchLoopTraced, 0.5),
+			"loop_untraced_p50_ms": q(runner.BenchLoopUntraced, 0.5),
+			"loop_events_p50_ms":   q(runner.BenchLoopEvents, 0.5),
+			"git_traced_p50_ms":    q(runner.BenchGitTraced, 0.5),
+			"git_untraced_p50_ms":  q(runner.BenchGitUntraced, 0.5),
+			"loop_trace_price_pct": rep.TracePrice(runner.BenchLoopTraced, runner.BenchLoopUntraced),
+			"git_trace_price_pct":  rep.TracePrice(runner.BenchGitTraced, runner.BenchGitUntraced),
 		}
 		if err := benchreport.WriteFigures(*jsonOut, figs); err != nil {
 			fmt.Fprintf(os.Stderr, "runner bench: %v\n", err)

@@ -73,6 +73,8 @@ func TestInspector(t *testing.T) {
 		"RUNNER_ID": runnerID, "RUNNER_TENANT": "acme", "RUNNER_OPERATOR": "inspector-test",
 		"SPOOL_DIR": t.TempDir(), "AUDIT_TOPIC_EVENTS": topics.Events,
 		"AUDIT_TOPIC_APPROVALS": topics.Approvals, "AUDIT_TOPIC_DLQ": topics.DLQ,
+		"SANDBOX_SUPERVISOR": testenv.SupervisorBinary(t), "SANDBOX_SOCKET_ROOT": testenv.SocketRoot(t),
+		"PODMAN_UID": testenv.Get(t, "PODMAN_UID"),
 	}
 	home := t.TempDir()
 	inspect := func(args ...string) (map[string]any, int) {

@@ -12,13 +12,17 @@
 // APPROVAL_KEYS, APPROVAL_TIMEOUT, SPOOL_DIR, AUDIT_ACK_TIMEOUT,
 // AUDIT_TOPIC_EVENTS, AUDIT_TOPIC_APPROVALS, AUDIT_TOPIC_DLQ).
 //
+// Every sandbox's PID 1 is the sandbox supervisor (SANDBOX_SUPERVISOR;
+// default bin/sandbox-supervisor next to the runner, else built from the
+// module source), which connects back to the runner over a per-session
+// Unix socket under SANDBOX_SOCKET_ROOT (default /run/agentaudit/sandbox,
+// created 0711), runs each tool call and asks the runner about every exec.
+//
 // Egress: without --egress-policy (EGRESS_POLICY) the sandbox has no
 // network at all. With one, every session gets an egress proxy on a Unix
 // socket under EGRESS_SOCKET_ROOT (default /run/agentaudit/egress, created
-// 0711), reached from the sandbox through the egress-bridge binary
-// (EGRESS_BRIDGE; default bin/egress-bridge next to the runner, else
-// built from the module source), which runs as the container's PID 1 and
-// listens on 127.0.0.1:3128; HTTP_PROXY, HTTPS_PROXY and ALL_PROXY (both
+// 0711), reached from the sandbox through the supervisor's egress bridge
+// on 127.0.0.1:3128; HTTP_PROXY, HTTPS_PROXY and ALL_PROXY (both
 // cases) point there. PODMAN_UID names the sandbox user that owns the
 // socket directories (default: the Podman socket's owner). Every
 // connection is a net.egress event on the session's chain; ask rules

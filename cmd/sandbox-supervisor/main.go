@@ -37,6 +37,7 @@ func (c *Config) validate() error {
 }
 
 func main() {
+	supervisor.Doorbell()
 	var cfg Config
 	flag.StringVar(&cfg.Socket, "socket", supervisor.ContainerDir+"/"+supervisor.SocketName, "the runner's Unix socket")
 	flag.StringVar(&cfg.EgressSocket, "egress-socket", "", "the egress proxy's Unix socket; empty: no egress bridge")

@@ -30,8 +30,8 @@ type Config struct {
 	// Dir holds the demo's keys, token, approvers.yaml, egress policy,
 	// logs, workspace and reports. Default Root/.testenv/demo.
 	Dir string
-	// BinDir holds runner, egress-bridge, approve, ingest, detect and
-	// query (`make build`). Default Root/bin.
+	// BinDir holds runner, sandbox-supervisor, approve, ingest, detect
+	// and query (`make build`). Default Root/bin.
 	BinDir string
 	// RulesDir is the detection rule pack. Default Root/rules.
 	RulesDir string
@@ -64,7 +64,7 @@ type Config struct {
 var prefixPattern = regexp.MustCompile(`^[a-z0-9][a-z0-9._-]{0,62}$`)
 
 // binaries the demo runs from BinDir.
-var binaries = []string{"runner", "egress-bridge", "approve", "ingest", "detect", "query"}
+var binaries = []string{"runner", "sandbox-supervisor", "approve", "ingest", "detect", "query"}
 
 // envNeeded are the variables the services cannot start without.
 var envNeeded = []string{"KAFKA_BROKERS", "CLICKHOUSE_ADDR", "CLICKHOUSE_USER", "CLICKHOUSE_READONLY_USER",

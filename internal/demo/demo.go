@@ -195,7 +195,8 @@ func (d *demo) run(ctx context.Context) error {
 		"APPROVAL_KEYS="+creds.keySet, "APPROVAL_TIMEOUT="+approvalTimeout.String(),
 		"SPOOL_DIR="+filepath.Join(c.Dir, "spool"),
 		"AUDIT_TOPIC_EVENTS="+topics.Events, "AUDIT_TOPIC_APPROVALS="+topics.Approvals, "AUDIT_TOPIC_DLQ="+topics.DLQ,
-		"EGRESS_BRIDGE="+filepath.Join(c.BinDir, "egress-bridge"))
+		"SANDBOX_SUPERVISOR="+filepath.Join(c.BinDir, "sandbox-supervisor"),
+		"SANDBOX_SOCKET_ROOT="+filepath.Join(c.Dir, "sockets"))
 	runnerAddr, err := freePort()
 	if err != nil {
 		return st.fail(err)

@@ -75,7 +75,7 @@ func TestDemo(t *testing.T) {
 		t.Fatal(err)
 	}
 	// The sandbox user must traverse the workspace's parents and reach
-	// egress-bridge (mounted into the sandbox): not under t.TempDir's
+	// sandbox-supervisor (mounted into the sandbox): not under t.TempDir's
 	// 0700 root.
 	dir, err := os.MkdirTemp("", "agentaudit-demo-test-")
 	if err != nil {

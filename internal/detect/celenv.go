@@ -51,6 +51,7 @@ var payloadTypes = map[string]reflect.Type{
 	events.TypeAlertRaised:       reflect.TypeFor[events.AlertRaised](),
 	events.TypeSessionHeld:       reflect.TypeFor[events.SessionHeld](),
 	events.TypeSessionReleased:   reflect.TypeFor[events.SessionReleased](),
+	events.TypeProcessExec:       reflect.TypeFor[events.ProcessExec](),
 }
 
 // List is a named list of strings usable in any rule as lists.NAME.

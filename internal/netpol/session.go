@@ -18,7 +18,8 @@ type SandboxConfig struct {
 	// or wider) so Podman can bind-mount the session directory.
 	SocketRoot string
 	// BridgePath is the host path of the egress-bridge binary (see
-	// BuildBridge); it must be readable and executable by UID.
+	// BuildBridge); it must be readable and executable by UID. Empty when
+	// the sandbox brings its own bridge (the sandbox supervisor serves one).
 	BridgePath string
 	// UID and GID are the host ids the sandbox's processes run as (the
 	// rootless Podman user with keep-id); -1 leaves ownership to the
@@ -46,11 +47,13 @@ var sessionDirUnsafe = regexp.MustCompile(`[^A-Za-z0-9_.-]+`)
 // StartSession creates the session's private socket directory under
 // cfg.SocketRoot, listens there, and serves p on it until Close.
 func StartSession(cfg SandboxConfig, p *Proxy) (*SessionProxy, error) {
-	if cfg.SocketRoot == "" || cfg.BridgePath == "" {
-		return nil, errors.New("netpol: StartSession: SocketRoot and BridgePath are required")
+	if cfg.SocketRoot == "" {
+		return nil, errors.New("netpol: StartSession: SocketRoot is required")
 	}
-	if _, err := os.Stat(cfg.BridgePath); err != nil {
-		return nil, fmt.Errorf("netpol: egress bridge: %w", err)
+	if cfg.BridgePath != "" {
+		if _, err := os.Stat(cfg.BridgePath); err != nil {
+			return nil, fmt.Errorf("netpol: egress bridge: %w", err)
+		}
 	}
 	suffix := make([]byte, 4)
 	_, _ = rand.Read(suffix)
@@ -78,10 +81,11 @@ func (sp *SessionProxy) SocketDir() string { return sp.dir }
 // Mounts are the container's extra bind mounts: the socket directory and
 // the bridge binary, both read-only.
 func (sp *SessionProxy) Mounts() []Mount {
-	return []Mount{
-		{Source: sp.dir, Destination: ContainerEgressDir, ReadOnly: true},
-		{Source: sp.bridge, Destination: ContainerBridgePath, ReadOnly: true},
+	ms := []Mount{{Source: sp.dir, Destination: ContainerEgressDir, ReadOnly: true}}
+	if sp.bridge != "" {
+		ms = append(ms, Mount{Source: sp.bridge, Destination: ContainerBridgePath, ReadOnly: true})
 	}
+	return ms
 }
 
 // Env is the container's proxy environment (SandboxEnv(BridgeProxyURL)).

@@ -16,6 +16,7 @@ import (
 	"github.com/containers/podman/v5/pkg/bindings"
 	"github.com/containers/podman/v5/pkg/bindings/containers"
 
+	"github.com/agentaudit/agentaudit/internal/events"
 	"github.com/agentaudit/agentaudit/internal/sandbox"
 )
 
@@ -24,6 +25,9 @@ type BenchOptions struct {
 	N          int    // exec round trips per path (default 200)
 	Sessions   int    // session starts to time (default 5)
 	PodmanUser string // user for `podman exec` (default agentaudit-sbx)
+	// TraceRuns is how many times each exec-heavy workload runs traced
+	// and untraced (default 5).
+	TraceRuns int
 }
 
 // BenchRow is one measured path.
@@ -60,13 +64,22 @@ func (b *BenchReport) Row(name string) BenchRow {
 
 // Bench row names.
 const (
-	BenchRunner       = "runner shell `true` (2 acked events + policy + exec)"
-	BenchSandbox      = "sandbox.Session.Exec `true` (bindings + watchdog)"
+	BenchRunner       = "runner shell `true` via the supervisor (2 acked events + policy + traced exec)"
+	BenchSandbox      = "sandbox.Session.Exec `true` via the supervisor (traced, exec checked)"
+	BenchPodmanPath   = "old path: podman exec per call (bindings + watchdog, untraced)"
 	BenchBindings     = "raw bindings exec `true` (create, start+attach, inspect)"
 	BenchPodmanCLI    = "podman exec CLI `true` (as the podman user)"
 	BenchOverhead     = "runner's own cost per call (call − its exec)"
-	BenchSessionStart = "runner session start (container create+start + session.started)"
-	BenchSandboxStart = "sandbox start (container create+start)"
+	BenchSessionStart = "runner session start (container create+start + supervisor hello + session.started)"
+	BenchSandboxStart = "sandbox start (container create+start + supervisor hello)"
+
+	BenchLoopTraced    = "2,000 execs (shell loop) traced, each checked and recorded"
+	BenchLoopUntraced  = "2,000 execs (shell loop) untraced"
+	BenchLoopEvents    = "2,000 execs: process.exec events acknowledged after the call"
+	BenchGitTraced     = "200 × git status traced, each exec checked and recorded"
+	BenchGitUntraced   = "200 × git status untraced"
+	BenchTraceWorkload = "for i in $(seq 2000); do /bin/true; done"
+	BenchGitWorkload   = "for i in $(seq 200); do git status --short >/dev/null; done"
 )
 
 // Bench measures, in one run and interleaved so that they see the same
@@ -82,6 +95,9 @@ func Bench(ctx context.Context, cfg Config, o BenchOptions, w io.Writer) (*Bench
 	}
 	if o.PodmanUser == "" {
 		o.PodmanUser = "agentaudit-sbx"
+	}
+	if o.TraceRuns <= 0 {
+		o.TraceRuns = 5
 	}
 	cli, err := sandbox.PodmanCLIFor(o.PodmanUser)
 	if err != nil {
@@ -140,6 +156,11 @@ func Bench(ctx context.Context, cfg Config, o BenchOptions, w io.Writer) (*Bench
 	}
 	defer s.Close(context.WithoutCancel(ctx), "completed")
 	raw := s.Sandbox().(*podmanSession).Raw()
+	// The sandbox path's execs are checked under a call the session
+	// knows: the same `true` the runner path decides.
+	benchCall := &callState{id: "call-bench", ctx: ctx, argv: []string{"true"}, reason: events.ReasonKnownSafe,
+		approved: map[string]bool{}}
+	s.addCall(benchCall)
 	// Time the exec inside each runner call, so the runner's own cost is
 	// measured on the same call, free of the exec's noise.
 	timed := &timedSession{SandboxSession: s.sb}
@@ -163,7 +184,15 @@ func Bench(ctx context.Context, cfg Config, o BenchOptions, w io.Writer) (*Bench
 			return err
 		}},
 		{&BenchRow{Name: BenchSandbox}, func() error {
-			res, err := raw.Exec(ctx, sandbox.ExecRequest{Argv: []string{"true"}})
+			// A call id the session knows, so the exec check allows it.
+			res, err := raw.Exec(ctx, sandbox.ExecRequest{CallID: benchCall.id, Argv: []string{"true"}})
+			if err == nil && res.ExitCode != 0 {
+				err = fmt.Errorf("exit code %d: %s", res.ExitCode, res.Stderr)
+			}
+			return err
+		}},
+		{&BenchRow{Name: BenchPodmanPath}, func() error {
+			res, err := raw.PodmanExec(ctx, sandbox.ExecRequest{Argv: []string{"true"}})
 			if err == nil && res.ExitCode != 0 {
 				err = fmt.Errorf("exit code %d", res.ExitCode)
 			}
@@ -196,10 +225,72 @@ func Bench(ctx context.Context, cfg Config, o BenchOptions, w io.Writer) (*Bench
 	}
 	rep.Rows = append(rep.Rows, *overhead)
 	rep.Rows = append(rep.Rows, start, sbStart)
+	trace, err := benchTracing(ctx, s, raw, o.TraceRuns)
+	if err != nil {
+		return nil, err
+	}
+	rep.Rows = append(rep.Rows, trace...)
 	if w != nil {
 		rep.Print(w)
 	}
 	return rep, nil
+}
+
+// benchTracing runs each exec-heavy workload through the runner (traced:
+// every exec stopped, checked by the policy and recorded as process.exec)
+// and untraced through the same supervisor, interleaved, and times the
+// event backlog the traced call leaves.
+func benchTracing(ctx context.Context, s *Session, raw *sandbox.Session, runs int) ([]BenchRow, error) {
+	if _, err := s.Call(ctx, Call{Tool: ToolShell, Command: "git init -q . && git -c user.name=bench -c user.email=bench@localhost commit -q --allow-empty -m bench",
+		Raw: []byte(`{"command":"git init"}`)}); err != nil {
+		return nil, fmt.Errorf("runner bench: git init: %w", err)
+	}
+	rows := []BenchRow{{Name: BenchLoopTraced}, {Name: BenchLoopUntraced}, {Name: BenchLoopEvents},
+		{Name: BenchGitTraced}, {Name: BenchGitUntraced}}
+	type work struct {
+		cmd              string
+		traced, untraced *BenchRow
+		events           *BenchRow
+	}
+	works := []work{
+		{BenchTraceWorkload, &rows[0], &rows[1], &rows[2]},
+		{BenchGitWorkload, &rows[3], &rows[4], nil},
+	}
+	for i := 0; i <= runs; i++ {
+		for _, w := range works {
+			s.completions.wait()
+			t0 := time.Now()
+			res, err := s.Call(ctx, Call{Tool: ToolShell, Command: w.cmd, Raw: []byte(`{"command":"bench"}`)})
+			if err == nil && res.Exec.ExitCode != 0 {
+				err = fmt.Errorf("exit code %d: %s", res.Exec.ExitCode, res.Exec.Stderr.Data)
+			}
+			if err != nil {
+				return nil, fmt.Errorf("runner bench: traced %q: %w", w.cmd, err)
+			}
+			d := time.Since(t0)
+			t1 := time.Now()
+			s.completions.wait()
+			drain := time.Since(t1)
+			t0 = time.Now()
+			ur, err := raw.Exec(ctx, sandbox.ExecRequest{Argv: []string{"bash", "-c", w.cmd}, Untraced: true, Timeout: 5 * time.Minute})
+			if err == nil && ur.ExitCode != 0 {
+				err = fmt.Errorf("exit code %d: %s", ur.ExitCode, ur.Stderr)
+			}
+			if err != nil {
+				return nil, fmt.Errorf("runner bench: untraced %q: %w", w.cmd, err)
+			}
+			u := time.Since(t0)
+			if i == 0 {
+				continue // warm-up
+			}
+			w.traced.Samples = append(w.traced.Samples, d)
+			w.untraced.Samples = append(w.untraced.Samples, u)
+			if w.events != nil {
+				w.events.Samples = append(w.events.Samples, drain)
+			}
+		}
+	}
+	return rows, nil
 }
 
 // timedSession records how long the last exec took.
@@ -253,6 +344,26 @@ func (b *BenchReport) Print(w io.Writer) {
 	fmt.Fprintf(w, "\nrunner p50 − raw bindings p50 = %s (target ≤ 5 ms): %s\n", ms(rn-sb), verdict(rn-sb <= 5*time.Millisecond))
 	fmt.Fprintf(w, "runner's own cost p50 %s, p99 %s (measured inside the same calls)\n", ms(b.Row(BenchOverhead).Quantile(0.5)), ms(b.Row(BenchOverhead).Quantile(0.99)))
 	fmt.Fprintf(w, "runner p50 %s vs podman exec p50 %s (target: faster): %s\n", ms(rn), ms(cli), verdict(rn < cli))
+	fmt.Fprintf(w, "runner p50 %s through the supervisor (target ≤ 5 ms): %s; the old podman exec path p50 %s (%.1fx)\n",
+		ms(rn), verdict(rn <= 5*time.Millisecond), ms(b.Row(BenchPodmanPath).Quantile(0.5)),
+		float64(b.Row(BenchPodmanPath).Quantile(0.5))/float64(max(rn, 1)))
+	for _, p := range [][2]string{{BenchLoopTraced, BenchLoopUntraced}, {BenchGitTraced, BenchGitUntraced}} {
+		tr, un := b.Row(p[0]).Quantile(0.5), b.Row(p[1]).Quantile(0.5)
+		if un > 0 {
+			added := float64(tr-un) / float64(un) * 100
+			fmt.Fprintf(w, "price of tracing, %s: %+.1f%% wall time (target ≤ 20%%): %s\n", p[0], added, verdict(added <= 20))
+		}
+	}
+}
+
+// TracePrice returns the added wall time of tracing, in percent of the
+// untraced median, for the row pair (traced, untraced).
+func (b *BenchReport) TracePrice(traced, untraced string) float64 {
+	tr, un := b.Row(traced).Quantile(0.5), b.Row(untraced).Quantile(0.5)
+	if un <= 0 {
+		return 0
+	}
+	return float64(tr-un) / float64(un) * 100
 }
 
 func verdict(ok bool) string {

@@ -57,11 +57,15 @@ type Config struct {
 	// directories the runner creates above it get mode 0711, so the
 	// Podman user can reach its session's directory but list none.
 	EgressSocketRoot string `env:"EGRESS_SOCKET_ROOT"`
-	// EgressBridge is the egress-bridge binary mounted into every sandbox.
-	// Default: egress-bridge next to the runner binary (`make build` puts
-	// both in bin/); else it is built from this module's source
-	// (netpol.BuildBridge) into EGRESS_SOCKET_ROOT/.bin.
-	EgressBridge string `env:"EGRESS_BRIDGE"`
+	// Supervisor is the sandbox-supervisor binary, every sandbox's PID 1,
+	// mounted read-only. Default: sandbox-supervisor next to the runner
+	// binary (`make build` puts both in bin/); else it is built from this
+	// module's source into SANDBOX_SOCKET_ROOT/.bin.
+	Supervisor string `env:"SANDBOX_SUPERVISOR"`
+	// SocketRoot holds one private directory per session with the socket
+	// the sandbox's supervisor connects to (default
+	// /run/agentaudit/sandbox); mode 0711 like EGRESS_SOCKET_ROOT.
+	SocketRoot string `env:"SANDBOX_SOCKET_ROOT"`
 	// PodmanUID is the host uid the sandbox's processes run as (the
 	// rootless Podman user, keep-id); the socket directories belong to
 	// it. Default: the owner of the Podman socket when the runner is
@@ -165,6 +169,9 @@ func (c *Config) Validate() error {
 	c.TopicEvents = orDefault(c.TopicEvents, events.DefaultTopics.Events)
 	c.TopicApprovals = orDefault(c.TopicApprovals, events.DefaultTopics.Approvals)
 	c.TopicDLQ = orDefault(c.TopicDLQ, events.DefaultTopics.DLQ)
+	if err := c.validateSandbox(bad); err != nil {
+		return err
+	}
 	if err := c.validateEgress(bad); err != nil {
 		return err
 	}
@@ -181,11 +188,13 @@ func (c *Config) Validate() error {
 	return nil
 }
 
-// DefaultEgressSocketRoot is where per-session proxy sockets live.
-const DefaultEgressSocketRoot = "/run/agentaudit/egress"
+// Default roots of the per-session socket directories.
+const (
+	DefaultEgressSocketRoot = "/run/agentaudit/egress"
+	DefaultSocketRoot       = "/run/agentaudit/sandbox"
+)
 
 func (c *Config) validateEgress(bad func(field, format string, args ...any) error) error {
-	c.uid, c.gid = -1, -1
 	if c.EgressPolicy == "" {
 		return nil
 	}
@@ -197,13 +206,25 @@ func (c *Config) validateEgress(bad func(field, format string, args ...any) erro
 		return bad("EGRESS_SOCKET_ROOT", "%q: must be an absolute path", c.EgressSocketRoot)
 	}
 	c.EgressSocketRoot = filepath.Clean(c.EgressSocketRoot)
-	if c.EgressBridge != "" {
-		fi, err := os.Stat(c.EgressBridge)
+	return nil
+}
+
+// validateSandbox checks the supervisor binary and socket root, and finds
+// the user the sandbox runs as.
+func (c *Config) validateSandbox(bad func(field, format string, args ...any) error) error {
+	c.uid, c.gid = -1, -1
+	c.SocketRoot = orDefault(c.SocketRoot, DefaultSocketRoot)
+	if !filepath.IsAbs(c.SocketRoot) {
+		return bad("SANDBOX_SOCKET_ROOT", "%q: must be an absolute path", c.SocketRoot)
+	}
+	c.SocketRoot = filepath.Clean(c.SocketRoot)
+	if c.Supervisor != "" {
+		fi, err := os.Stat(c.Supervisor)
 		if err != nil {
-			return bad("EGRESS_BRIDGE", "%v", err)
+			return bad("SANDBOX_SUPERVISOR", "%v", err)
 		}
 		if !fi.Mode().IsRegular() || fi.Mode().Perm()&0o001 == 0 {
-			return bad("EGRESS_BRIDGE", "%s: not a file every user may execute (mode %v)", c.EgressBridge, fi.Mode())
+			return bad("SANDBOX_SUPERVISOR", "%s: not a file every user may execute (mode %v)", c.Supervisor, fi.Mode())
 		}
 	}
 	switch {
@@ -242,8 +263,11 @@ type Service struct {
 	Producer *events.Producer
 	Podman   *PodmanSandbox
 	Profile  *sandbox.Profile
-	feed     *Feed
-	cfg      Config
+	// Lost are the sessions of a previous run of this runner that this
+	// start found without their runner and closed.
+	Lost []LostSession
+	feed *Feed
+	cfg  Config
 }
 
 // Open validates cfg and wires a runner: the producer (with spool), the
@@ -280,15 +304,22 @@ func Open(ctx context.Context, cfg Config, opts ...Option) (*Service, error) {
 	} else {
 		log.Warn("APPROVAL_KEYS is not set: no approval can be verified, so every ask ends denied")
 	}
+	if err := prepareSocketRoot(cfg.SocketRoot, cfg.uid); err != nil {
+		return nil, fmt.Errorf("%w: SANDBOX_SOCKET_ROOT: %w", ErrConfig, err)
+	}
+	supBin, err := findSupervisor(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("%w: SANDBOX_SUPERVISOR: %w", ErrConfig, err)
+	}
 	sc, err := sandbox.New(ctx, cfg.PodmanSocket, sandbox.WithRunnerID(cfg.RunnerID),
-		sandbox.WithImage(cfg.SandboxImage), sandbox.WithLogger(log))
+		sandbox.WithImage(cfg.SandboxImage), sandbox.WithLogger(log),
+		sandbox.WithSupervisor(sandbox.SupervisorConfig{Binary: supBin, SocketRoot: cfg.SocketRoot, UID: cfg.uid, GID: cfg.gid}))
 	if err != nil {
 		return nil, err
 	}
-	if removed, err := sc.CleanupLeftovers(ctx, cfg.RunnerID); err != nil {
+	removed, err := sc.CleanupLeftovers(ctx, cfg.RunnerID)
+	if err != nil {
 		log.Warn("leftover sandbox cleanup failed", "err", err)
-	} else if len(removed) > 0 {
-		log.Info("removed leftover sandboxes", "containers", removed)
 	}
 	psb, err := NewPodmanSandbox(sc, prof)
 	if err != nil {
@@ -300,6 +331,13 @@ func Open(ctx context.Context, cfg Config, opts ...Option) (*Service, error) {
 		events.WithProducerLogger(log))
 	if err != nil {
 		return nil, fmt.Errorf("runner: audit producer: %w", err)
+	}
+	// Sessions whose sandboxes outlived their runner: their supervisors
+	// killed every process when the runner's socket closed; their ends
+	// (and calls that never completed) are recorded on their chains.
+	var lost []string
+	for _, l := range removed {
+		lost = append(lost, l.Session)
 	}
 	ropts := []Option{
 		WithNodeID(cfg.node),
@@ -320,7 +358,9 @@ func Open(ctx context.Context, cfg Config, opts ...Option) (*Service, error) {
 		prod.Close(ctx)
 		return nil, err
 	}
-	return &Service{Runner: r, Producer: prod, Podman: psb, Profile: prof, feed: feed, cfg: cfg}, nil
+	svc := &Service{Runner: r, Producer: prod, Podman: psb, Profile: prof, feed: feed, cfg: cfg}
+	svc.Lost = recoverLost(ctx, prod, r.ids, cfg.Tenant, cfg.RunnerID, lost, log)
+	return svc, nil
 }
 
 func loadPolicy(file string) (*policy.Policy, error) {

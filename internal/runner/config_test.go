@@ -33,10 +33,9 @@ func TestConfigValidateNamesTheField(t *testing.T) {
 		{"relative socket root", func(c *Config) {
 			c.EgressPolicy, c.EgressSocketRoot, c.PodmanUID = egressExample, "run/egress", "999"
 		}, "EGRESS_SOCKET_ROOT"},
-		{"missing bridge", func(c *Config) {
-			c.EgressPolicy, c.EgressBridge, c.PodmanUID = egressExample, "/nonexistent/egress-bridge", "999"
-		}, "EGRESS_BRIDGE"},
-		{"bad podman uid", func(c *Config) { c.EgressPolicy, c.PodmanUID = egressExample, "sbx" }, "PODMAN_UID"},
+		{"missing supervisor", func(c *Config) { c.Supervisor = "/nonexistent/sandbox-supervisor" }, "SANDBOX_SUPERVISOR"},
+		{"relative sandbox socket root", func(c *Config) { c.SocketRoot = "run/sandbox" }, "SANDBOX_SOCKET_ROOT"},
+		{"bad podman uid", func(c *Config) { c.PodmanUID = "sbx" }, "PODMAN_UID"},
 		{"egress on", func(c *Config) { c.EgressPolicy, c.PodmanUID = egressExample, "999" }, ""},
 	}
 	for _, tc := range cases {
@@ -66,6 +65,7 @@ func TestIntegrationRunExec(t *testing.T) {
 	ws := itWorkspace(t)
 	cfg := Config{KafkaBrokers: brokers, PodmanSocket: testenv.Podman(t), SandboxImage: testenv.Get(t, "SANDBOX_IMAGE"),
 		RunnerID: "runner-exec-it", SpoolDir: t.TempDir(), Workspace: ws,
+		Supervisor: testenv.SupervisorBinary(t), SocketRoot: testenv.SocketRoot(t), PodmanUID: testenv.Get(t, "PODMAN_UID"),
 		TopicEvents: tp.Events, TopicApprovals: tp.Approvals, TopicDLQ: tp.DLQ}
 	var out, errOut bytes.Buffer
 	code, err := RunExec(context.Background(), cfg, []string{"sh", "-c", "echo hello; echo oops >&2; touch ran.marker; exit 3"}, &out, &errOut)

@@ -65,15 +65,15 @@ type AskResult struct {
 type EgressAttachment interface {
 	Mounts() []Mount
 	Env() map[string]string
-	// Command is the sandbox's main process (the egress bridge); nil
-	// keeps the sandbox's own.
-	Command() []string
+	// Socket is the proxy's socket inside the sandbox, which the
+	// supervisor's egress bridge forwards to; "" for none.
+	Socket() string
 	Close(ctx context.Context) error
 }
 
 // NetpolEgress is the Egress of internal/netpol: one proxy per session on
 // a Unix socket in a directory private to the session, reached from the
-// container through the egress bridge, which runs as the container's PID 1.
+// container through the egress bridge that the sandbox supervisor serves.
 type NetpolEgress struct {
 	// Decider applies the egress policy (netpol.NewDecider).
 	Decider *netpol.Decider
@@ -147,16 +147,19 @@ func egressApprover(ask func(context.Context, AskRequest) AskResult, pol *netpol
 
 type netpolAttachment struct{ sp *netpol.SessionProxy }
 
+// Mounts is the proxy's socket directory; the bridge is the supervisor's.
 func (a netpolAttachment) Mounts() []Mount {
 	var ms []Mount
 	for _, m := range a.sp.Mounts() {
-		ms = append(ms, Mount{Source: m.Source, Destination: m.Destination, ReadOnly: m.ReadOnly})
+		if m.Destination == netpol.ContainerEgressDir {
+			ms = append(ms, Mount{Source: m.Source, Destination: m.Destination, ReadOnly: m.ReadOnly})
+		}
 	}
 	return ms
 }
 
 func (a netpolAttachment) Env() map[string]string          { return a.sp.Env() }
-func (a netpolAttachment) Command() []string               { return a.sp.Command() }
+func (a netpolAttachment) Socket() string                  { return netpol.ContainerEgressDir + "/" + netpol.SocketName }
 func (a netpolAttachment) Close(ctx context.Context) error { return a.sp.Close(ctx) }
 
 // egressEmitter counts the egress component's decisions into the

@@ -10,14 +10,16 @@ import (
 	"path/filepath"
 
 	"github.com/agentaudit/agentaudit/internal/netpol"
+	"github.com/agentaudit/agentaudit/internal/supervisor"
 )
 
-// modulePath is this project's Go module, whose cmd/egress-bridge the
-// runner builds when no bridge binary is installed.
+// modulePath is this project's Go module, whose cmd/sandbox-supervisor the
+// runner builds when no supervisor binary is installed.
 const modulePath = "github.com/agentaudit/agentaudit"
 
 // openEgress loads the egress policy and prepares what every session's
-// proxy needs: the socket root and the bridge binary.
+// proxy needs: the socket root. The bridge in the sandbox is the
+// supervisor's.
 func openEgress(ctx context.Context, cfg Config) (*NetpolEgress, error) {
 	pol, err := netpol.LoadFile(cfg.EgressPolicy)
 	if err != nil {
@@ -26,18 +28,14 @@ func openEgress(ctx context.Context, cfg Config) (*NetpolEgress, error) {
 	if err := prepareSocketRoot(cfg.EgressSocketRoot, cfg.uid); err != nil {
 		return nil, fmt.Errorf("%w: EGRESS_SOCKET_ROOT: %w", ErrConfig, err)
 	}
-	bridge, err := findBridge(ctx, cfg)
-	if err != nil {
-		return nil, fmt.Errorf("%w: EGRESS_BRIDGE: %w", ErrConfig, err)
-	}
 	dopts := []netpol.Option{netpol.WithLogger(cfg.Logger)}
 	if cfg.EgressResolver != nil {
 		dopts = append(dopts, netpol.WithResolver(cfg.EgressResolver))
 	}
 	cfg.Logger.Info("egress on", "policy", pol.ID, "policy_sha256", pol.SHA256, "socket_root", cfg.EgressSocketRoot,
-		"bridge", bridge, "sandbox_uid", cfg.uid)
+		"sandbox_uid", cfg.uid)
 	return &NetpolEgress{
-		Decider: netpol.NewDecider(pol, dopts...), SocketRoot: cfg.EgressSocketRoot, BridgePath: bridge,
+		Decider: netpol.NewDecider(pol, dopts...), SocketRoot: cfg.EgressSocketRoot,
 		UID: cfg.uid, GID: cfg.gid, ApprovalTimeout: cfg.ApprovalTimeout,
 	}, nil
 }
@@ -87,18 +85,18 @@ func prepareSocketRoot(root string, uid int) error {
 	return nil
 }
 
-// findBridge returns EGRESS_BRIDGE, else egress-bridge next to the running
-// binary, else builds one from this module's source into the socket
-// root's .bin (a directory the sandbox user can reach; the Go build cache
-// makes a rebuild after a reboot cheap).
-func findBridge(ctx context.Context, cfg Config) (string, error) {
-	if cfg.EgressBridge != "" {
-		return filepath.Abs(cfg.EgressBridge)
+// findSupervisor returns SANDBOX_SUPERVISOR, else sandbox-supervisor next
+// to the running binary, else builds one from this module's source into
+// the socket root's .bin (a directory the sandbox user can reach; the Go
+// build cache makes a rebuild after a reboot cheap).
+func findSupervisor(ctx context.Context, cfg Config) (string, error) {
+	if cfg.Supervisor != "" {
+		return filepath.Abs(cfg.Supervisor)
 	}
 	exe, exeErr := os.Executable()
 	if exeErr == nil {
 		if exe, exeErr = filepath.EvalSymlinks(exe); exeErr == nil {
-			p := filepath.Join(filepath.Dir(exe), "egress-bridge")
+			p := filepath.Join(filepath.Dir(exe), "sandbox-supervisor")
 			if fi, err := os.Stat(p); err == nil && fi.Mode().IsRegular() {
 				return p, nil
 			}
@@ -112,9 +110,9 @@ func findBridge(ctx context.Context, cfg Config) (string, error) {
 		}
 	}
 	if mod == "" {
-		return "", fmt.Errorf("no egress-bridge next to the runner binary and no %s source above %s to build one from; set EGRESS_BRIDGE (make build puts it in bin/)", modulePath, wd)
+		return "", fmt.Errorf("no sandbox-supervisor next to the runner binary and no %s source above %s to build one from; set SANDBOX_SUPERVISOR (make build puts it in bin/)", modulePath, wd)
 	}
-	dir := filepath.Join(cfg.EgressSocketRoot, ".bin")
+	dir := filepath.Join(cfg.SocketRoot, ".bin")
 	if err := os.Mkdir(dir, 0o755); err != nil && !errors.Is(err, fs.ErrExist) {
 		return "", err
 	}
@@ -123,17 +121,17 @@ func findBridge(ctx context.Context, cfg Config) (string, error) {
 	}
 	// Build beside the target and rename, so a runner starting at the
 	// same time never mounts a half-written binary.
-	tmp, err := os.CreateTemp(dir, "egress-bridge-*")
+	tmp, err := os.CreateTemp(dir, "sandbox-supervisor-*")
 	if err != nil {
 		return "", err
 	}
 	tmp.Close()
 	defer os.Remove(tmp.Name())
-	cfg.Logger.Info("building egress-bridge", "module", mod, "out", dir)
-	if err := netpol.BuildBridge(ctx, mod, tmp.Name()); err != nil {
+	cfg.Logger.Info("building sandbox-supervisor", "module", mod, "out", dir)
+	if err := supervisor.Build(ctx, mod, tmp.Name()); err != nil {
 		return "", err
 	}
-	out := filepath.Join(dir, "egress-bridge")
+	out := filepath.Join(dir, "sandbox-supervisor")
 	if err := os.Rename(tmp.Name(), out); err != nil {
 		return "", err
 	}

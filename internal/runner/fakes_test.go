@@ -193,6 +193,10 @@ func (s *fakeSandboxSession) Exec(_ context.Context, req ExecRequest) (ExecResul
 		Stderr: streamOf(nil), Duration: time.Millisecond}, nil
 }
 
+func (s *fakeSandboxSession) Hold(context.Context) error { return nil }
+func (s *fakeSandboxSession) Release() error             { return nil }
+func (s *fakeSandboxSession) Done() <-chan struct{}      { return nil }
+
 func (s *fakeSandboxSession) Info() SandboxInfo {
 	return SandboxInfo{Profile: "default", ProfileSHA256: strings.Repeat("ab", 32), Image: "localhost/fake:1", ImageID: strings.Repeat("cd", 32)}
 }

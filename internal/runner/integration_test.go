@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -83,6 +84,7 @@ func newITEnvWith(t *testing.T, approvalTimeout time.Duration, edit func(*Config
 		RunnerID: fmt.Sprintf("runner-it-%d", time.Now().UnixNano()), Tenant: "acme", Operator: "alice",
 		ApprovalKeys: keyFile, ApprovalTimeout: approvalTimeout, SpoolDir: t.TempDir(), AckTimeout: 2 * time.Second,
 		TopicEvents: tp.Events, TopicApprovals: tp.Approvals, TopicDLQ: tp.DLQ,
+		Supervisor: testenv.SupervisorBinary(t), SocketRoot: testenv.SocketRoot(t), PodmanUID: testenv.Get(t, "PODMAN_UID"),
 		Logger: testLogger(t),
 	}
 	if edit != nil {
@@ -257,15 +259,29 @@ func TestIntegrationDecisionPaths(t *testing.T) {
 		if err := s.Close(ctx, events.EndCompleted); err != nil {
 			t.Fatal(err)
 		}
-		evs := sessionEvents(t, e.brokers, e.topics.Events, id, 5)
+		evs := sessionEvents(t, e.brokers, e.topics.Events, id, 7)
 		var types []string
+		var execs [][]string
 		for _, ev := range evs {
 			types = append(types, ev.EventType)
+			if ev.EventType == events.TypeProcessExec {
+				p, err := ev.DecodePayload()
+				if err != nil {
+					t.Fatal(err)
+				}
+				execs = append(execs, p.(*events.ProcessExec).Argv)
+			}
 		}
+		// The supervisor saw the call's real programs: bash, then touch
+		// (echo is a builtin).
 		want := []string{events.TypeSessionStarted, events.TypeToolCallRequested, events.TypePolicyDecision,
-			events.TypeToolCallCompleted, events.TypeSessionEnded}
+			events.TypeProcessExec, events.TypeProcessExec, events.TypeToolCallCompleted, events.TypeSessionEnded}
 		if diff := cmp.Diff(want, types); diff != "" {
 			t.Errorf("events on %s (-want +got):\n%s", e.topics.Events, diff)
+		}
+		wantExecs := [][]string{{"bash", "-c", "touch allowed.marker && echo ok"}, {"touch", "allowed.marker"}}
+		if diff := cmp.Diff(wantExecs, execs); diff != "" {
+			t.Errorf("process.exec argv (-want +got):\n%s", diff)
 		}
 		if err := events.VerifyChain(evs); err != nil {
 			t.Errorf("chain: %v", err)
@@ -387,6 +403,40 @@ func TestIntegrationDecisionPaths(t *testing.T) {
 		waitHeld(t, s, false)
 		if _, err := s.Call(ctx, shell("touch released.marker")); err != nil || !exists(ws, "released.marker") {
 			t.Fatalf("released call: %v", err)
+		}
+	})
+
+	t.Run("a hold freezes a running call", func(t *testing.T) {
+		ws := itWorkspace(t)
+		s := e.open(t, ws)
+		done := make(chan error, 1)
+		go func() {
+			_, err := s.Call(ctx, Call{Tool: ToolShell, Command: "for i in $(seq 60); do echo $i >> count; sleep 0.05; done",
+				Timeout: time.Minute, Raw: []byte(`{"command":"count"}`)})
+			done <- err
+		}()
+		time.Sleep(500 * time.Millisecond)
+		e.publish(t, holdEnv(t, e, s, true))
+		waitHeld(t, s, true)
+		time.Sleep(300 * time.Millisecond) // the freeze reaches every process
+		before, _ := os.ReadFile(filepath.Join(ws, "count"))
+		time.Sleep(time.Second)
+		after, _ := os.ReadFile(filepath.Join(ws, "count"))
+		if len(before) == 0 || string(before) != string(after) {
+			t.Errorf("the held session kept working: %d → %d bytes of output", len(before), len(after))
+		}
+		e.publish(t, holdEnv(t, e, s, false))
+		waitHeld(t, s, false)
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("the call failed after release: %v", err)
+			}
+		case <-time.After(30 * time.Second):
+			t.Fatal("the call did not finish after the release")
+		}
+		if b, _ := os.ReadFile(filepath.Join(ws, "count")); !strings.HasSuffix(string(b), "\n60\n") {
+			t.Errorf("after the release the loop did not run to its end: %q", b)
 		}
 	})
 

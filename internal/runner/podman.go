@@ -40,8 +40,17 @@ func (ps *PodmanSandbox) Start(ctx context.Context, sessionID string, spec Sandb
 	for k, v := range spec.Env {
 		opts = append(opts, sandbox.WithEnv(k, v))
 	}
-	if len(spec.Command) > 0 {
-		opts = append(opts, sandbox.WithCommand(spec.Command))
+	if spec.EgressSocket != "" {
+		opts = append(opts, sandbox.WithEgressSocket(spec.EgressSocket))
+	}
+	if spec.Checker != nil {
+		opts = append(opts, sandbox.WithExecChecker(spec.Checker))
+	}
+	if len(spec.Identify) > 0 {
+		opts = append(opts, sandbox.WithIdentify(spec.Identify))
+	}
+	if spec.OnNotice != nil {
+		opts = append(opts, sandbox.WithNoticeHandler(spec.OnNotice))
 	}
 	s, err := ps.c.Start(ctx, sessionID, ps.p, spec.Workspace, opts...)
 	if err != nil {
@@ -59,19 +68,33 @@ type podmanSession struct {
 func (ps *podmanSession) Raw() *sandbox.Session { return ps.s }
 
 func (ps *podmanSession) Exec(ctx context.Context, req ExecRequest) (ExecResult, error) {
-	r, err := ps.s.Exec(ctx, sandbox.ExecRequest{Argv: req.Argv, Cwd: req.Cwd, Env: req.Env, Timeout: req.Timeout})
-	return ExecResult{
+	r, err := ps.s.Exec(ctx, sandbox.ExecRequest{CallID: req.CallID, Argv: req.Argv, Cwd: req.Cwd, Env: req.Env,
+		Timeout: req.Timeout, Background: req.Background})
+	res := ExecResult{
 		ExitCode: r.ExitCode,
 		Stdout:   Stream{Data: r.Stdout, Length: uint64(max(r.StdoutLen, 0)), SHA256: r.StdoutSHA256},
 		Stderr:   Stream{Data: r.Stderr, Length: uint64(max(r.StderrLen, 0)), SHA256: r.StderrSHA256},
-		Duration: r.Duration,
-		TimedOut: r.TimedOut,
-		Killed:   r.KilledReason,
-	}, err
+		Duration: r.Duration, TimedOut: r.TimedOut, Killed: r.KilledReason, Signal: r.Signal,
+		UserTime: r.UserTime, SystemTime: r.SystemTime, MaxRSSKB: r.MaxRSSKB,
+		Leftovers: r.Leftovers, PidsLimit: r.PidsLimit,
+	}
+	for _, d := range r.Denied {
+		res.Denied = append(res.Denied, DeniedExec{PID: d.PID, Argv: d.Argv, Reason: d.Reason})
+	}
+	return res, err
 }
 
+func (ps *podmanSession) Hold(ctx context.Context) error {
+	_, err := ps.s.Hold(ctx)
+	return err
+}
+
+func (ps *podmanSession) Release() error        { return ps.s.Release() }
+func (ps *podmanSession) Done() <-chan struct{} { return ps.s.Done() }
+
 func (ps *podmanSession) Info() SandboxInfo {
-	return SandboxInfo{Profile: ps.p.Name, ProfileSHA256: ps.p.SHA256(), Image: ps.s.Image(), ImageID: ps.s.ImageID()}
+	return SandboxInfo{Profile: ps.p.Name, ProfileSHA256: ps.p.SHA256(), Image: ps.s.Image(), ImageID: ps.s.ImageID(),
+		Background: ps.p.Background}
 }
 
 func (ps *podmanSession) Close(ctx context.Context) error { return ps.s.Close(ctx) }

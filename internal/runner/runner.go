@@ -223,7 +223,7 @@ func (r *Runner) OpenSession(ctx context.Context, so SessionOptions) (*Session, 
 	}
 	s := &Session{
 		r: r, id: "sess-" + r.newID(), ws: ws, mode: so.Mode, client: so.Client,
-		started: time.Now(), sessionRules: map[string]bool{},
+		started: time.Now(), sessionRules: map[string]bool{}, running: map[string]*callState{},
 	}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	switch {
@@ -236,14 +236,14 @@ func (r *Runner) OpenSession(ctx context.Context, so SessionOptions) (*Session, 
 	default:
 		s.actor = events.Actor{Type: events.ActorAgent, ID: "agent"}
 	}
-	spec := SandboxSpec{Workspace: ws.Dir()}
+	spec := SandboxSpec{Workspace: ws.Dir(), Checker: s, OnNotice: s.onNotice, Identify: identifyPrograms(r.policy)}
 	if r.o.egress != nil {
 		att, err := r.o.egress.Start(ctx, s.egressSession())
 		if err != nil {
 			return nil, fmt.Errorf("runner: start egress: %w", err)
 		}
 		s.egress = att
-		spec.Mounts, spec.Env, spec.Command = att.Mounts(), att.Env(), att.Command()
+		spec.Mounts, spec.Env, spec.EgressSocket = att.Mounts(), att.Env(), att.Socket()
 	}
 	sb, err := r.sandbox.Start(ctx, s.id, spec)
 	if err != nil {
@@ -253,6 +253,7 @@ func (r *Runner) OpenSession(ctx context.Context, so SessionOptions) (*Session, 
 	}
 	s.sb = sb
 	info := sb.Info()
+	s.background = info.Background
 	env, err := s.envelope(events.SessionStarted{
 		Workspace:            ws.Dir(),
 		SandboxProfile:       info.Profile,
@@ -278,6 +279,7 @@ func (r *Runner) OpenSession(ctx context.Context, so SessionOptions) (*Session, 
 	}
 	r.hub.addSession(s)
 	r.sessions.Add(1)
+	go s.watchSandbox()
 	return s, nil
 }
 

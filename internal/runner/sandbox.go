@@ -3,6 +3,8 @@ package runner
 import (
 	"context"
 	"time"
+
+	"github.com/agentaudit/agentaudit/internal/supervisor"
 )
 
 // Sandbox starts one confined environment per session. internal/sandbox
@@ -21,9 +23,16 @@ type SandboxSpec struct {
 	// example the proxy's Unix socket and the variables that point at it).
 	Mounts []Mount
 	Env    map[string]string
-	// Command, when set, is the sandbox's main process (PID 1): the
-	// egress bridge. It must stay up for the session and reap orphans.
-	Command []string
+	// EgressSocket, when set, is the proxy's socket inside the sandbox:
+	// the supervisor serves the egress bridge to it.
+	EgressSocket string
+	// Checker rules on every exec inside the sandbox; OnNotice hears what
+	// the supervisor did on its own (leftover processes killed).
+	Checker  supervisor.Checker
+	OnNotice func(supervisor.Notice)
+	// Identify names the programs whose copies the sandbox must
+	// recognise by content, so a renamed copy of git is still git.
+	Identify []string
 }
 
 // Mount is an extra bind mount into the sandbox.
@@ -36,6 +45,11 @@ type Mount struct {
 // SandboxSession is one running sandbox.
 type SandboxSession interface {
 	Exec(ctx context.Context, req ExecRequest) (ExecResult, error)
+	// Hold stops every process in the sandbox until Release.
+	Hold(ctx context.Context) error
+	Release() error
+	// Done is closed when the sandbox died (its supervisor is gone).
+	Done() <-chan struct{}
 	// Info describes the confinement, for session.started.
 	Info() SandboxInfo
 	Close(ctx context.Context) error
@@ -47,14 +61,21 @@ type SandboxInfo struct {
 	ProfileSHA256 string // sha256 of the profile as applied
 	Image         string // image reference
 	ImageID       string // local image id, when known
+	// Background: a call's processes may outlive it (they stay traced).
+	Background bool
 }
 
 // ExecRequest is one command in the sandbox.
 type ExecRequest struct {
+	// CallID is the tool call the command belongs to; every exec in its
+	// process tree is checked under it.
+	CallID  string
 	Argv    []string
 	Cwd     string // absolute path inside the sandbox
 	Env     map[string]string
 	Timeout time.Duration // zero: the sandbox's default
+	// Background lets the command's processes outlive it.
+	Background bool
 }
 
 // ExecResult is how a command ended.
@@ -64,9 +85,27 @@ type ExecResult struct {
 	Stderr   Stream
 	Duration time.Duration
 	TimedOut bool
-	// Killed says why the sandbox killed the process ("timeout", "cpu_limit",
-	// "output_limit"); empty when it exited by itself.
+	// Killed says why the sandbox killed the process ("timeout",
+	// "cancelled", "exec_denied"); empty when it exited by itself.
 	Killed string
+	// Signal ended the command's first process (0: it exited).
+	Signal int
+	// UserTime, SystemTime and MaxRSSKB are its rusage.
+	UserTime, SystemTime time.Duration
+	MaxRSSKB             int64
+	// Leftovers were killed because they outlived the command.
+	Leftovers int
+	// PidsLimit: the command reached the sandbox's process limit.
+	PidsLimit bool
+	// Denied are the programs the exec check refused.
+	Denied []DeniedExec
+}
+
+// DeniedExec is a program killed before its first instruction.
+type DeniedExec struct {
+	PID    int
+	Argv   []string
+	Reason string
 }
 
 // Stream is one captured output stream: the first bytes, and the full

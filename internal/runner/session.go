@@ -80,7 +80,13 @@ type Session struct {
 	ctx    context.Context // cancelled when the session closes
 	cancel context.CancelFunc
 
+	// background: the sandbox profile lets a call's processes outlive it.
+	background bool
+
 	mu           sync.Mutex
+	running      map[string]*callState // calls whose execs are being checked
+	aq           afterQueue
+	holdMu       sync.Mutex
 	held         bool
 	heldBy       string
 	sessionRules map[string]bool // rules approved for the rest of the session
@@ -118,8 +124,14 @@ func (s *Session) Held() bool {
 
 func (s *Session) setHold(held bool, eventID string) {
 	s.mu.Lock()
-	defer s.mu.Unlock()
+	changed := s.held != held
 	s.held, s.heldBy = held, eventID
+	s.mu.Unlock()
+	if changed && s.sb != nil {
+		// A held session does no work at all: every process in its
+		// sandbox is stopped, not only the calls that start from now.
+		go s.applyHold(held)
+	}
 }
 
 func (s *Session) count(f func(c *events.SessionCounts)) {
@@ -279,7 +291,14 @@ func (s *Session) Call(ctx context.Context, c Call) (*Result, error) {
 				"the session was held while the call waited for approval"))
 		}
 	}
-	res, err := s.execute(ctx, callID, decEnv.EventID, c, t)
+	cs := &callState{id: callID, ctx: ctx, argv: t.argv, reason: reason, ruleID: d.RuleID,
+		requestID: reqEnv.EventID, parent: decEnv.EventID, approved: map[string]bool{}}
+	if reason == events.ReasonApproved && d.RuleID != "" {
+		cs.approved[d.RuleID] = true
+	}
+	s.addCall(cs)
+	res, err := s.execute(ctx, cs, c, t)
+	s.endCall(cs, s.background)
 	if res != nil {
 		res.Reason, res.RuleID = reason, d.RuleID
 	}
@@ -536,7 +555,8 @@ func (s *Session) prepare(c Call) (policy.ToolCall, target, *DeniedError) {
 			}
 			t.argv, pc.Argv = c.Argv, c.Argv
 		case strings.TrimSpace(c.Command) != "":
-			t.argv, pc.Command = []string{"sh", "-c", c.Command}, c.Command
+			// bash: the dialect the policy's parser models.
+			t.argv, pc.Command = []string{"bash", "-c", c.Command}, c.Command
 		default:
 			return pc, t, deny(events.ReasonInvalidArguments, "shell needs argv or command")
 		}
@@ -568,7 +588,8 @@ func (s *Session) prepare(c Call) (policy.ToolCall, target, *DeniedError) {
 }
 
 // execute runs an allowed call and records tool_call.completed.
-func (s *Session) execute(ctx context.Context, callID, parent string, c Call, t target) (*Result, error) {
+func (s *Session) execute(ctx context.Context, cs *callState, c Call, t target) (*Result, error) {
+	callID, parent := cs.id, cs.parent
 	s.r.stats.Executed.Add(1)
 	res := &Result{ToolCallID: callID}
 	done := events.ToolCallCompleted{ExitCode: 0}
@@ -579,7 +600,8 @@ func (s *Session) execute(ctx context.Context, callID, parent string, c Call, t 
 	case ToolShell:
 		// Zero leaves the sandbox profile's default time-out.
 		timeout := min(c.Timeout, s.r.o.execTimeout)
-		er, err := s.sb.Exec(ctx, ExecRequest{Argv: t.argv, Cwd: SandboxPath(t.cwd), Timeout: timeout})
+		er, err := s.sb.Exec(ctx, ExecRequest{CallID: callID, Argv: t.argv, Cwd: SandboxPath(t.cwd), Timeout: timeout,
+			Background: s.background})
 		if err != nil {
 			done.ExitCode, done.ReasonCode, done.Error = -1, events.ReasonSandboxError, clip(err.Error(), 1024)
 			done.KilledReason = er.Killed
@@ -595,6 +617,19 @@ func (s *Session) execute(ctx context.Context, callID, parent string, c Call, t 
 		if er.TimedOut {
 			done.ReasonCode = events.ReasonTimeout
 		}
+		done.Signal, done.LeftoversKilled = er.Signal, uint64(max(er.Leftovers, 0))
+		done.Rusage = &events.ResourceUsage{UserMS: uint64(er.UserTime.Milliseconds()),
+			SystemMS: uint64(er.SystemTime.Milliseconds()), MaxRSSKB: uint64(max(er.MaxRSSKB, 0))}
+		if len(er.Denied) > 0 {
+			done.ReasonCode = events.ReasonCode(er.Denied[0].Reason)
+			if !done.ReasonCode.Valid() {
+				done.ReasonCode = events.ReasonDeniedByRule
+			}
+			if done.KilledReason == "" {
+				done.KilledReason = events.KillExecDenied
+			}
+		}
+		s.execViolations(callID, parent, &er)
 		done.Stdout, done.Stderr = s.output(er.Stdout), s.output(er.Stderr)
 		if er.Duration > 0 {
 			start = time.Now().Add(-er.Duration)
@@ -643,13 +678,13 @@ func (s *Session) execute(ctx context.Context, callID, parent string, c Call, t 
 		// The action has happened: its record need not delay the answer.
 		// It is acknowledged or spooled before the session's next request
 		// is emitted (Call waits for it) and before the session ends.
-		s.completions.add()
-		go func() {
-			defer s.completions.done()
-			if err := s.r.emit.EmitAfter(context.WithoutCancel(ctx), env); err != nil {
-				s.r.o.log.Error("tool_call.completed could not be recorded", "session", s.id, "tool_call_id", callID, "err", err)
-			}
-		}()
+		s.after(env)
+	}
+	if res.Exec != nil && len(res.Exec.Denied) > 0 {
+		d := res.Exec.Denied[0]
+		return res, &DeniedError{Reason: done.ReasonCode, Detail: fmt.Sprintf(
+			"the sandbox refused to start %s (%s); it never ran (%d exec(s) refused in this call, exit code %d)",
+			quoteArgv(d.Argv), d.Reason, len(res.Exec.Denied), res.Exec.ExitCode)}
 	}
 	if errors.Is(callErr, ErrPathChanged) {
 		return nil, &DeniedError{Reason: events.ReasonPathOutsideWorkspace, Detail: callErr.Error()}

@@ -21,7 +21,7 @@ func TestCallAllowRunsAndRecords(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if diff := cmp.Diff([][]string{{"/workspace", "sh", "-c", "go test ./..."}}, g.sb.ran()); diff != "" {
+	if diff := cmp.Diff([][]string{{"/workspace", "bash", "-c", "go test ./..."}}, g.sb.ran()); diff != "" {
 		t.Errorf("executed (-want +got):\n%s", diff)
 	}
 	if res.Exec.ExitCode != 0 || res.Reason != events.ReasonAllowlisted || res.RuleID != "sandboxed-shell" {

@@ -36,7 +36,8 @@ func reportLatencies(b *testing.B, d []time.Duration) {
 	b.ReportMetric(0, "ns/op") // the percentiles say it better
 }
 
-// BenchmarkSessionStart times Start (container create + start + inspect),
+// BenchmarkSessionStart times Start (container create + start + inspect +
+// the supervisor's hello),
 // with the keep-id copy of the image already made by a first start.
 func BenchmarkSessionStart(b *testing.B) {
 	c := newClient(b)
@@ -47,7 +48,7 @@ func BenchmarkSessionStart(b *testing.B) {
 	b.ResetTimer()
 	for i := 0; b.Loop(); i++ {
 		start := time.Now()
-		s, err := c.Start(ctx, fmt.Sprintf("bench-start-%d-%d", os.Getpid(), i), sandbox.DefaultProfile(), ws)
+		s, err := c.Start(ctx, fmt.Sprintf("bench-start-%d-%d", os.Getpid(), i), sandbox.DefaultProfile(), ws, sandbox.WithExecChecker(allowAll))
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -61,11 +62,12 @@ func BenchmarkSessionStart(b *testing.B) {
 	reportLatencies(b, d)
 }
 
-// BenchmarkExecTrue times `true` three ways against one container: the bare
-// bindings round trip, Session.Exec (checks, caps, hashes, watchdog), and
-// `podman exec` on the command line as the Podman user. The ways take turns
-// within each iteration so that load from elsewhere on the machine falls on
-// all three alike.
+// BenchmarkExecTrue times `true` four ways against one container: the bare
+// bindings round trip, Session.Exec through the supervisor (traced, the
+// exec checked), the old podman exec path (PodmanExec: bindings and
+// watchdog), and `podman exec` on the command line as the Podman user. The
+// ways take turns within each iteration so that load from elsewhere on the
+// machine falls on all of them alike.
 func BenchmarkExecTrue(b *testing.B) {
 	c := newClient(b)
 	s := startSession(b, c, sandbox.DefaultProfile(), newWorkspace(b, nil))
@@ -84,6 +86,13 @@ func BenchmarkExecTrue(b *testing.B) {
 		}},
 		{"session", func() error {
 			res, err := s.Exec(ctx, sandbox.ExecRequest{Argv: []string{"true"}})
+			if err == nil && res.ExitCode != 0 {
+				err = fmt.Errorf("exit %d", res.ExitCode)
+			}
+			return err
+		}},
+		{"podman-path", func() error {
+			res, err := s.PodmanExec(ctx, sandbox.ExecRequest{Argv: []string{"true"}})
 			if err == nil && res.ExitCode != 0 {
 				err = fmt.Errorf("exit %d", res.ExitCode)
 			}

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
 	"path"
 	"path/filepath"
 	"regexp"
@@ -15,6 +16,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/agentaudit/agentaudit/internal/supervisor"
 	"github.com/containers/podman/v5/pkg/bindings"
 	"github.com/containers/podman/v5/pkg/bindings/containers"
 )
@@ -34,6 +36,7 @@ type Client struct {
 	image    string
 	grace    time.Duration
 	version  string
+	sup      SupervisorConfig
 }
 
 // Option configures a Client.
@@ -114,9 +117,13 @@ func (c connCtx) Value(key any) any {
 type StartOption func(*startConfig)
 
 type startConfig struct {
-	binds   []bind
-	env     map[string]string
-	command []string
+	binds        []bind
+	env          map[string]string
+	command      []string
+	checker      supervisor.Checker
+	onNotice     func(supervisor.Notice)
+	egressSocket string
+	identify     []string
 }
 
 type bind struct{ src, dst string }
@@ -141,15 +148,6 @@ func WithEnv(key, value string) StartOption {
 	}
 }
 
-// WithCommand replaces the container's main process (PID 1), by default a
-// shell loop that sleeps and reaps orphans; an empty argv keeps the loop. The process must stay up for
-// the whole session and reap the orphans that killed execs leave (the
-// egress bridge does both), because the exec watchdog kills every process
-// in the container except PID 1, and the session ends if PID 1 exits.
-func WithCommand(argv []string) StartOption {
-	return func(s *startConfig) { s.command = append([]string(nil), argv...) }
-}
-
 // Session is one running sandbox container.
 type Session struct {
 	c         *Client
@@ -162,6 +160,9 @@ type Session struct {
 	workspace string
 	protected []string
 	execEnv   map[string]bool
+	conn      *supervisor.Conn
+	sockets   *supervisor.Listener
+	initPID   int
 
 	mu     sync.Mutex
 	closed bool
@@ -182,6 +183,9 @@ func (s *Session) Profile() *Profile { return s.profile }
 // Image is the image reference; ImageID the local image id it resolved to.
 func (s *Session) Image() string   { return s.image }
 func (s *Session) ImageID() string { return s.imageID }
+
+// SupervisorPID is the host pid of the sandbox's PID 1, its supervisor.
+func (s *Session) SupervisorPID() int { return s.initPID }
 
 // Workspace is the host workspace directory, symlinks resolved.
 func (s *Session) Workspace() string { return s.workspace }
@@ -240,15 +244,14 @@ func (c *Client) Start(ctx context.Context, sessionID string, p *Profile, worksp
 			return nil, sbxErr("start", ReasonInvalidArguments, fmt.Errorf("sandbox: env %s: value contains NUL", k))
 		}
 	}
-	if len(sc.command) > 0 {
-		if sc.command[0] == "" {
-			return nil, sbxErr("start", ReasonInvalidArguments, errors.New("sandbox: WithCommand: empty program name"))
-		}
-		for _, a := range sc.command {
-			if strings.ContainsRune(a, 0) {
-				return nil, sbxErr("start", ReasonInvalidArguments, errors.New("sandbox: WithCommand: argument contains NUL"))
-			}
-		}
+	if c.sup.Binary == "" || c.sup.SocketRoot == "" {
+		return nil, sbxErr("start", ReasonInvalidArguments, ErrNoSupervisor)
+	}
+	if _, err := os.Stat(c.sup.Binary); err != nil {
+		return nil, sbxErr("start", ReasonSandboxError, fmt.Errorf("sandbox: supervisor binary: %w", err))
+	}
+	if strings.ContainsRune(sc.egressSocket, 0) || (sc.egressSocket != "" && !path.IsAbs(sc.egressSocket)) {
+		return nil, sbxErr("start", ReasonInvalidArguments, fmt.Errorf("sandbox: egress socket %q: want an absolute path", sc.egressSocket))
 	}
 	suffix := make([]byte, 3)
 	_, _ = rand.Read(suffix)
@@ -258,30 +261,75 @@ func (c *Client) Start(ctx context.Context, sessionID string, p *Profile, worksp
 	}
 	name += "-" + hex.EncodeToString(suffix)
 
+	// The supervisor's socket: a directory private to the session,
+	// mounted read-only (connecting needs no write access), and the
+	// binary itself, read-only.
+	ln, err := supervisor.Listen(filepath.Join(c.sup.SocketRoot, name), c.sup.UID, c.sup.GID)
+	if err != nil {
+		return nil, sbxErr("start", ReasonSandboxError, err)
+	}
+	sc.binds = append(sc.binds, bind{ln.Dir(), supervisor.ContainerDir}, bind{c.sup.Binary, supervisor.ContainerBinary})
+	sc.command = supervisorCommand(sc)
+
 	spec := c.spec(name, sessionID, image, p, ws, prot, sc)
 	cctx := c.call(ctx)
 	created, err := containers.CreateWithSpec(cctx, spec, nil)
 	if err != nil {
+		ln.Close()
 		return nil, sbxErr("start", ReasonSandboxError, fmt.Errorf("%w: create container from %s: %w", ErrPodman, image, err))
 	}
 	s := &Session{
 		c: c, id: sessionID, ctrID: created.ID, name: name, profile: p, image: image,
-		workspace: ws, protected: prot.paths, execEnv: map[string]bool{},
+		workspace: ws, protected: prot.paths, execEnv: map[string]bool{}, sockets: ln,
 	}
 	for _, k := range p.ExecEnv {
 		s.execEnv[k] = true
 	}
-	if err := containers.Start(cctx, created.ID, nil); err != nil {
+	fail := func(err error) (*Session, error) {
+		ln.Close()
 		s.remove(context.WithoutCancel(ctx))
-		return nil, sbxErr("start", ReasonSandboxError, fmt.Errorf("%w: start container %s: %w", ErrPodman, name, err))
+		return nil, sbxErr("start", ReasonSandboxError, err)
 	}
-	if insp, err := containers.Inspect(cctx, created.ID, nil); err == nil {
-		s.imageID = insp.Image
-	} else {
-		c.log.Warn("sandbox: inspect after start", "container", name, "err", err)
+	if err := containers.Start(cctx, created.ID, nil); err != nil {
+		return fail(fmt.Errorf("%w: start container %s: %w", ErrPodman, name, err))
 	}
-	c.log.Info("sandbox: session started", "session", sessionID, "container", name, "image", image, "protected", len(prot.paths))
+	insp, err := containers.Inspect(cctx, created.ID, nil)
+	if err != nil {
+		return fail(fmt.Errorf("%w: inspect %s: %w", ErrPodman, name, err))
+	}
+	s.imageID = insp.Image
+	initPID := 0
+	if insp.State != nil {
+		initPID = insp.State.Pid
+	}
+	if initPID == 0 {
+		return fail(fmt.Errorf("%w: container %s has no init pid (state %v)", ErrPodman, name, insp.State))
+	}
+	// Only the container's PID 1 may speak for the sandbox.
+	actx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	nproc := int(p.Rlimits.NProc)
+	conn, err := ln.Accept(actx, func() int { return initPID }, checkerOrDeny(sc.checker),
+		supervisor.WithLogger(c.log), supervisor.WithNProc(nproc), supervisor.WithNoticeHandler(sc.onNotice),
+		supervisor.WithIdentify(sc.identify))
+	if err != nil {
+		return fail(fmt.Errorf("sandbox %s: %w", name, err))
+	}
+	s.conn, s.initPID = conn, initPID
+	c.log.Info("sandbox: session started", "session", sessionID, "container", name, "image", image,
+		"protected", len(prot.paths), "supervisor_pid", initPID)
 	return s, nil
+}
+
+// checkerOrDeny refuses every exec when no checker was given: a sandbox
+// nobody rules on runs nothing.
+func checkerOrDeny(ch supervisor.Checker) supervisor.Checker {
+	if ch != nil {
+		return ch
+	}
+	return supervisor.CheckerFunc(func(context.Context, *supervisor.Check) supervisor.Verdict {
+		return supervisor.Verdict{Allow: false, Reason: "no_exec_checker"}
+	})
 }
 
 // Close removes the session's container and everything running in it. It
@@ -294,25 +342,56 @@ func (s *Session) Close(ctx context.Context) error {
 	}
 	s.closed = true
 	s.mu.Unlock()
-	if err := s.remove(ctx); err != nil {
+	// Removing the container kills the supervisor and everything under
+	// it; its connection and socket directory go after.
+	err := s.remove(ctx)
+	if s.conn != nil {
+		s.conn.Close()
+	}
+	if s.sockets != nil {
+		s.sockets.Close()
+	}
+	if err != nil {
 		return sbxErr("close", ReasonSandboxError, err)
 	}
 	s.c.log.Info("sandbox: session closed", "session", s.id, "container", s.name)
 	return nil
 }
 
+// remove force-removes the container. A container whose PID 1 is exiting
+// at that moment is refused as "state improper" by Podman 4.3; it is tried
+// again until it has settled.
 func (s *Session) remove(ctx context.Context) error {
-	_, err := containers.Remove(s.c.call(ctx), s.ctrID, new(containers.RemoveOptions).WithForce(true).WithTimeout(0).WithVolumes(true))
+	var err error
+	for try := 0; try < 5; try++ {
+		_, err = containers.Remove(s.c.call(ctx), s.ctrID, new(containers.RemoveOptions).WithForce(true).WithTimeout(0).WithVolumes(true))
+		if err == nil || !strings.Contains(err.Error(), "state improper") {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%w: remove container %s: %w", ErrPodman, s.name, err)
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
 	if err != nil {
 		return fmt.Errorf("%w: remove container %s: %w", ErrPodman, s.name, err)
 	}
 	return nil
 }
 
+// Leftover is a container CleanupLeftovers removed: a sandbox whose runner
+// died.
+type Leftover struct {
+	Name    string // the container's name
+	Session string // the session it served (its agentaudit.session label)
+}
+
 // CleanupLeftovers removes every container labelled with runnerID as its
-// agentaudit.runner (left by a runner that died), and returns their names.
-// Call it when a runner starts, before it opens sessions.
-func (c *Client) CleanupLeftovers(ctx context.Context, runnerID string) ([]string, error) {
+// agentaudit.runner (left by a runner that died), and returns them. Call it
+// when a runner starts, before it opens sessions; the sessions it names
+// ended without their runner.
+func (c *Client) CleanupLeftovers(ctx context.Context, runnerID string) ([]Leftover, error) {
 	if runnerID == "" {
 		return nil, sbxErr("cleanup", ReasonInvalidArguments, errors.New("sandbox: empty runner id"))
 	}
@@ -322,7 +401,7 @@ func (c *Client) CleanupLeftovers(ctx context.Context, runnerID string) ([]strin
 	if err != nil {
 		return nil, sbxErr("cleanup", ReasonSandboxError, fmt.Errorf("%w: list containers: %w", ErrPodman, err))
 	}
-	var removed []string
+	var removed []Leftover
 	var errs []error
 	for _, ctr := range list {
 		// The filter already matched; checking again keeps a server that
@@ -338,7 +417,7 @@ func (c *Client) CleanupLeftovers(ctx context.Context, runnerID string) ([]strin
 			errs = append(errs, fmt.Errorf("%w: remove %s: %w", ErrPodman, name, err))
 			continue
 		}
-		removed = append(removed, name)
+		removed = append(removed, Leftover{Name: name, Session: ctr.Labels[LabelSession]})
 		c.log.Info("sandbox: removed leftover container", "container", name, "session", ctr.Labels[LabelSession])
 	}
 	if err := errors.Join(errs...); err != nil {

@@ -9,23 +9,20 @@ import (
 	"github.com/agentaudit/agentaudit/internal/sandbox"
 )
 
-// TestStartCommandAndEnv: WithCommand replaces PID 1 (the egress bridge
-// runs there), the default stays the reaper loop, and WithEnv sets empty
-// values as set-but-empty, which is what NO_PROXY= relies on.
-func TestStartCommandAndEnv(t *testing.T) {
+// TestStartPID1AndEnv: PID 1 is the supervisor, it survives a timed-out
+// exec, and WithEnv sets empty values as set-but-empty, which is what
+// NO_PROXY= relies on.
+func TestStartPID1AndEnv(t *testing.T) {
 	c := newClient(t)
 	ws := newWorkspace(t, nil)
 	tests := []struct {
 		name  string
 		opts  []sandbox.StartOption
-		init  string // the first two words of /proc/1/cmdline
 		extra string // what the env probe prints
 	}{
-		{"default reaper loop", nil, "/bin/bash -c", "NO_PROXY=unset FOO=unset"},
-		{"custom main process", []sandbox.StartOption{
-			sandbox.WithCommand([]string{"/bin/sleep", "infinity"}),
-			sandbox.WithEnv("NO_PROXY", ""), sandbox.WithEnv("FOO", "bar"),
-		}, "/bin/sleep infinity", "NO_PROXY=set: FOO=set:bar"},
+		{"no extra env", nil, "NO_PROXY=unset FOO=unset"},
+		{"extra env", []sandbox.StartOption{sandbox.WithEnv("NO_PROXY", ""), sandbox.WithEnv("FOO", "bar")},
+			"NO_PROXY=set: FOO=set:bar"},
 	}
 	const probe = `tr '\0' '\n' </proc/1/cmdline | head -2 | paste -sd' '; ` +
 		`for v in NO_PROXY FOO; do if printenv $v >/dev/null; then printf '%s=set:%s ' $v "$(printenv $v)"; else printf '%s=unset ' $v; fi; done`
@@ -33,11 +30,11 @@ func TestStartCommandAndEnv(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			s := startSession(t, c, sandbox.DefaultProfile(), ws, tt.opts...)
 			res := sh(t, s, probe)
-			want := tt.init + "\n" + tt.extra + " "
+			want := "/agentaudit/sandbox-supervisor --socket\n" + tt.extra + " "
 			if got := string(res.Stdout); res.ExitCode != 0 || got != want {
 				t.Errorf("probe: exit %d stdout %q stderr %q, want %q", res.ExitCode, got, res.Stderr, want)
 			}
-			// A timed-out exec is killed; PID 1 survives the watchdog.
+			// A timed-out exec is killed; PID 1 survives it.
 			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 			defer cancel()
 			r, err := s.Exec(ctx, sandbox.ExecRequest{Argv: []string{"sleep", "30"}, Timeout: 300 * time.Millisecond})
@@ -51,14 +48,14 @@ func TestStartCommandAndEnv(t *testing.T) {
 	}
 }
 
-func TestStartRejectsBadCommandAndEnv(t *testing.T) {
+func TestStartRejectsBadEnv(t *testing.T) {
 	c := newClient(t)
 	ws := newWorkspace(t, nil)
 	for name, opt := range map[string]sandbox.StartOption{
-		"empty program": sandbox.WithCommand([]string{"", "x"}),
-		"NUL in argv":   sandbox.WithCommand([]string{"/bin/sleep", "in\x00finity"}),
-		"NUL in value":  sandbox.WithEnv("FOO", "a\x00b"),
-		"bad env name":  sandbox.WithEnv("1FOO", "x"),
+		"NUL in value":    sandbox.WithEnv("FOO", "a\x00b"),
+		"bad env name":    sandbox.WithEnv("1FOO", "x"),
+		"relative egress": sandbox.WithEgressSocket("egress.sock"),
+		"NUL in egress":   sandbox.WithEgressSocket("/a\x00b"),
 	} {
 		t.Run(name, func(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)

@@ -25,6 +25,16 @@ import (
 
 // ExecRequest is one command to run in a session.
 type ExecRequest struct {
+	// CallID names the tool call; the supervisor attributes every exec
+	// of the command's processes to it.
+	CallID string
+	// Background lets processes the command starts outlive it (a dev
+	// server); they stay traced. Otherwise they are killed when it ends.
+	Background bool
+	// Untraced runs the command without tracing or exec checks. Only
+	// benchmarks set it, to measure what tracing costs; the runner never
+	// does.
+	Untraced bool
 	// Argv is the command and its arguments; no shell is added.
 	Argv []string
 	// Cwd is the working directory: relative to the workspace, or absolute
@@ -54,16 +64,38 @@ type ExecResult struct {
 	Duration        time.Duration
 	// TimedOut is set when the request's time-out killed the command.
 	TimedOut bool
-	// KilledReason is "timeout" or "cancelled" when the watchdog killed it.
+	// KilledReason is "timeout", "cancelled" or "exec_denied" when the
+	// sandbox killed it.
 	KilledReason string
+	// Signal is the signal that ended the command's first process, 0 if
+	// it exited.
+	Signal int
+	// UserTime, SystemTime and MaxRSSKB are the command's rusage.
+	UserTime, SystemTime time.Duration
+	MaxRSSKB             int64
+	// Leftovers is how many processes outlived the command and were killed.
+	Leftovers int
+	// PidsLimit: the command's processes reached the sandbox's process limit.
+	PidsLimit bool
+	// Denied lists the programs the runner refused to let start.
+	Denied []DeniedExec
 }
 
-// Exec runs req in the session's container. A command that runs past its
-// time-out is killed and reported with TimedOut and a nil error. When ctx
-// ends first the command is killed too, and the result comes back with
-// KilledReason "cancelled" and an error wrapping ctx.Err(). Requests that
-// break the profile are refused with ErrInvalidRequest before anything runs.
-func (s *Session) Exec(ctx context.Context, req ExecRequest) (ExecResult, error) {
+// DeniedExec is a program the exec check refused: it was killed before
+// its first instruction.
+type DeniedExec struct {
+	PID    int
+	Argv   []string
+	Reason string
+}
+
+// PodmanExec runs req with a podman exec of its own, outside the
+// supervisor: nothing it starts is traced or checked. It remains only as
+// the baseline the runner benchmark compares the supervisor with. A command
+// that runs past its time-out is killed and reported with TimedOut and a
+// nil error. When ctx ends first the command is killed too, and the result
+// comes back with KilledReason "cancelled" and an error wrapping ctx.Err().
+func (s *Session) PodmanExec(ctx context.Context, req ExecRequest) (ExecResult, error) {
 	res := ExecResult{ExitCode: -1}
 	s.mu.Lock()
 	closed := s.closed

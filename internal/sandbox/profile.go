@@ -54,6 +54,11 @@ type Profile struct {
 	// OutputLimit caps the bytes of stdout and of stderr each that an
 	// ExecResult keeps; their full length and sha256 are always reported.
 	OutputLimit Size `yaml:"output_limit"`
+	// Background lets processes a call starts outlive it (an agent
+	// starting a dev server); they stay traced and their execs are checked
+	// under the call that started them. Off by default: a call's leftover
+	// processes are killed when it ends.
+	Background bool `yaml:"background"`
 
 	sha string
 }

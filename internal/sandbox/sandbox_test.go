@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -50,9 +51,9 @@ func TestExecOutputAndExitCode(t *testing.T) {
 			want := tt.want
 			want.StdoutLen, want.StderrLen = int64(len(want.Stdout)), int64(len(want.Stderr))
 			want.StdoutSHA256, want.StderrSHA256 = sum(want.Stdout), sum(want.Stderr)
-			ignore := cmpopts.IgnoreFields(sandbox.ExecResult{}, "Duration")
+			ignore := cmpopts.IgnoreFields(sandbox.ExecResult{}, "Duration", "UserTime", "SystemTime", "MaxRSSKB")
 			if tt.want.ExitCode == 127 {
-				ignore = cmpopts.IgnoreFields(sandbox.ExecResult{}, "Duration", "Stderr", "StderrLen", "StderrSHA256", "Stdout", "StdoutLen", "StdoutSHA256")
+				ignore = cmpopts.IgnoreFields(sandbox.ExecResult{}, "Duration", "UserTime", "SystemTime", "MaxRSSKB", "Stderr", "StderrLen", "StderrSHA256", "Stdout", "StdoutLen", "StdoutSHA256")
 			}
 			if diff := cmp.Diff(want, got, ignore, cmpopts.EquateEmpty()); diff != "" {
 				t.Errorf("exec (-want +got):\n%s", diff)
@@ -106,7 +107,7 @@ sys.stderr.write("e" * 5000)'`)
 		Stdout: full[:1024], StdoutLen: int64(len(full)), StdoutSHA256: sum(full), StdoutTruncated: true,
 		Stderr: []byte(strings.Repeat("e", 1024)), StderrLen: 5000, StderrSHA256: sum([]byte(strings.Repeat("e", 5000))), StderrTruncated: true,
 	}
-	if diff := cmp.Diff(want, res, cmpopts.IgnoreFields(sandbox.ExecResult{}, "Duration")); diff != "" {
+	if diff := cmp.Diff(want, res, cmpopts.IgnoreFields(sandbox.ExecResult{}, "Duration", "UserTime", "SystemTime", "MaxRSSKB")); diff != "" {
 		t.Errorf("capped output (-want +got):\n%s", diff)
 	}
 }
@@ -143,13 +144,13 @@ func TestCleanupLeftovers(t *testing.T) {
 	other := newClient(t) // another runner's session must survive
 	ctx := context.Background()
 	ws := newWorkspace(t, nil)
-	var want []string
+	var want []sandbox.Leftover
 	for i := 0; i < 2; i++ {
-		s, err := c.Start(ctx, "leftover", sandbox.DefaultProfile(), ws)
+		s, err := c.Start(ctx, fmt.Sprintf("leftover-%d", i), sandbox.DefaultProfile(), ws, sandbox.WithExecChecker(allowAll))
 		if err != nil {
 			t.Fatal(err)
 		}
-		want = append(want, s.Name())
+		want = append(want, sandbox.Leftover{Name: s.Name(), Session: s.ID()})
 	}
 	keep := startSession(t, other, sandbox.DefaultProfile(), ws)
 
@@ -157,7 +158,7 @@ func TestCleanupLeftovers(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if diff := cmp.Diff(want, got, cmpopts.SortSlices(func(a, b string) bool { return a < b })); diff != "" {
+	if diff := cmp.Diff(want, got, cmpopts.SortSlices(func(a, b sandbox.Leftover) bool { return a.Name < b.Name })); diff != "" {
 		t.Errorf("removed (-want +got):\n%s", diff)
 	}
 	if res := run(t, keep, "true"); res.ExitCode != 0 {

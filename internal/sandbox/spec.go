@@ -11,25 +11,19 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
-	"time"
 
 	"github.com/containers/podman/v5/pkg/specgen"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 )
 
-// initScript is the container's main process: it sleeps for ever and, as
-// PID 1, reaps the orphans that killed execs leave behind (zombies would
-// otherwise count against nproc until the session ends).
-const initScript = `trap 'exit 0' TERM; while :; do sleep 86400 & wait $!; done`
+const rlimInfinity = ^uint64(0)
 
 func (c *Client) spec(name, sessionID, image string, p *Profile, ws string, prot protectedSet, sc startConfig) *specgen.SpecGenerator {
 	f, t := false, true
 	s := specgen.NewSpecGenerator(image, false)
 	s.Name = name
-	s.Command = []string{"/bin/bash", "-c", initScript}
-	if len(sc.command) > 0 {
-		s.Command = sc.command
-	}
+	// PID 1 is the supervisor (see supervisorCommand).
+	s.Command = sc.command
 	s.Hostname = "sandbox"
 	s.Labels = map[string]string{
 		LabelSession: sessionID,
@@ -65,7 +59,9 @@ func (c *Client) spec(name, sessionID, image string, p *Profile, ws string, prot
 		{Type: "nofile", Soft: r.NoFile, Hard: r.NoFile},
 		{Type: "nproc", Soft: r.NProc, Hard: r.NProc},
 		{Type: "as", Soft: uint64(r.AS), Hard: uint64(r.AS)},
-		{Type: "cpu", Soft: uint64(time.Duration(r.CPU) / time.Second), Hard: uint64(time.Duration(r.CPU) / time.Second)},
+		// The CPU limit is the supervisor's to apply to each call (it is
+		// per process, and the supervisor lives as long as the session).
+		{Type: "cpu", Soft: rlimInfinity, Hard: rlimInfinity},
 		{Type: "fsize", Soft: uint64(r.FSize), Hard: uint64(r.FSize)},
 		{Type: "core", Soft: 0, Hard: 0},
 	}

@@ -134,6 +134,13 @@ type Checker interface {
 	CheckExec(ctx context.Context, c *Check) Verdict
 }
 
+// Recorder is implemented by a Checker that records execs the supervisor
+// ran on a reusable verdict (Check.Recorded). It is called in the order
+// the execs happened and must not block for long.
+type Recorder interface {
+	RecordExec(ctx context.Context, c *Check)
+}
+
 // CheckerFunc adapts a function to Checker.
 type CheckerFunc func(ctx context.Context, c *Check) Verdict
 
@@ -149,6 +156,10 @@ func WithLogger(l *slog.Logger) ConnOption { return func(c *Conn) { c.log = l } 
 // WithNProc tells the supervisor the sandbox's process limit.
 func WithNProc(n int) ConnOption { return func(c *Conn) { c.nproc = n } }
 
+// WithIdentify names the programs whose copies the supervisor must
+// recognise (see Welcome.Identify).
+func WithIdentify(names []string) ConnOption { return func(c *Conn) { c.identify = names } }
+
 // WithNoticeHandler receives the supervisor's notices (leftover kills,
 // internal failures).
 func WithNoticeHandler(f func(Notice)) ConnOption { return func(c *Conn) { c.onNotice = f } }
@@ -160,6 +171,7 @@ type Conn struct {
 	checker  Checker
 	log      *slog.Logger
 	nproc    int
+	identify []string
 	onNotice func(Notice)
 	hello    Hello
 
@@ -205,7 +217,7 @@ func (c *Conn) handshake(ctx context.Context) error {
 		return fmt.Errorf("supervisor: protocol version %d, this runner speaks %d", m.Hello.Version, ProtocolVersion)
 	}
 	c.hello = *m.Hello
-	return c.w.write(&Msg{Type: MsgWelcome, Welcome: &Welcome{Version: ProtocolVersion, NProc: c.nproc}})
+	return c.w.write(&Msg{Type: MsgWelcome, Welcome: &Welcome{Version: ProtocolVersion, NProc: c.nproc, Identify: c.identify}})
 }
 
 // Hello is what the supervisor said when it connected.
@@ -288,6 +300,12 @@ func (c *Conn) serve() error {
 				return fmt.Errorf("%w: check without body", ErrFrame)
 			}
 			chk := m.Check
+			if chk.Recorded {
+				if r, ok := c.checker.(Recorder); ok {
+					r.RecordExec(c.ctx, chk)
+				}
+				continue
+			}
 			// Checks may wait for a human; each gets its own goroutine so
 			// one pending approval does not stop the others.
 			go c.check(chk)
@@ -330,6 +348,7 @@ type Request struct {
 	OutputLimit int
 	CPUSeconds  uint64
 	Background  bool
+	Untraced    bool // see Exec.Untraced: benchmarks only
 	// OnOutput, when set, receives the kept output as it arrives.
 	OnOutput func(stream int, b []byte)
 }
@@ -369,7 +388,8 @@ func (c *Conn) Run(ctx context.Context, req Request) (*Result, error) {
 	c.mu.Unlock()
 	x := &Exec{ID: id, CallID: req.CallID, Argv: req.Argv, Cwd: req.Cwd, Env: req.Env,
 		Stdin: req.Stdin, HasStdin: req.Stdin != nil, TimeoutMS: req.Timeout.Milliseconds(),
-		OutputLimit: req.OutputLimit, CPUSeconds: req.CPUSeconds, Background: req.Background}
+		OutputLimit: req.OutputLimit, CPUSeconds: req.CPUSeconds, Background: req.Background,
+		Untraced: req.Untraced}
 	if err := c.w.write(&Msg{Type: MsgExec, Exec: x}); err != nil {
 		c.mu.Lock()
 		delete(c.calls, id)

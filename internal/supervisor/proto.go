@@ -64,6 +64,12 @@ type Welcome struct {
 	// NProc is the sandbox's process limit, so the supervisor can report
 	// a call that reached it.
 	NProc int `json:"nproc,omitempty"`
+	// Identify names programs (git, curl, python3, …) whose copies the
+	// supervisor must recognise: it hashes each as found on the sandbox's
+	// PATH (and git's exec path) at start, and an exec of a file on a
+	// writable file system with the same content is reported under the
+	// program's name (Check.Identity).
+	Identify []string `json:"identify,omitempty"`
 }
 
 // Exec asks the supervisor to run one tool call's command.
@@ -88,6 +94,10 @@ type Exec struct {
 	// their execs keep the call's id. Otherwise they are killed when the
 	// call's first process exits.
 	Background bool `json:"background,omitempty"`
+	// Untraced runs the command without ptrace: nothing it starts is
+	// checked. It exists only to measure the price of tracing; the runner
+	// never sets it.
+	Untraced bool `json:"untraced,omitempty"`
 }
 
 // Out is a piece of a call's output, within its OutputLimit.
@@ -154,6 +164,17 @@ type Check struct {
 	ArgvTruncated bool   `json:"argv_truncated,omitempty"`
 	Exe           string `json:"exe"`
 	Cwd           string `json:"cwd"`
+	// Identity is the program an executable on a writable file system is
+	// a byte-for-byte copy of (see Welcome.Identify); "" when none. An
+	// executable on the read-only image is what its path says.
+	Identity string `json:"identity,omitempty"`
+	// Recorded: the same exec (argv, executable, cwd) was allowed earlier
+	// in this call with a verdict the runner marked reusable, so the
+	// program runs at once; the runner only records it and does not
+	// answer. Reason and Rule are that verdict's.
+	Recorded bool   `json:"recorded,omitempty"`
+	Reason   string `json:"reason,omitempty"`
+	Rule     string `json:"rule,omitempty"`
 	// Root is the call's own first program; Background a process that
 	// outlived its call.
 	Root       bool `json:"root,omitempty"`
@@ -165,6 +186,11 @@ type Verdict struct {
 	ID     uint64 `json:"id"`
 	Allow  bool   `json:"allow"`
 	Reason string `json:"reason,omitempty"`
+	Rule   string `json:"rule,omitempty"`
+	// Reuse: the policy alone allowed this exact exec (no approval, no
+	// session state), so the same argv, executable and cwd may run again
+	// in this call without asking; it is still recorded (Check.Recorded).
+	Reuse bool `json:"reuse,omitempty"`
 }
 
 // Notice kinds.

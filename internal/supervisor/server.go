@@ -8,9 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
-	"os/signal"
 	"sync"
-	"syscall"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -156,12 +154,19 @@ const (
 	killExecDenied = "exec_denied"
 )
 
-// notifySIGCHLD returns a channel that gets a value whenever a child
-// changes state; one pending value is enough to wake the wait loop.
-func notifySIGCHLD() (chan os.Signal, func()) {
-	ch := make(chan os.Signal, 1)
-	signal.Notify(ch, syscall.SIGCHLD)
-	return ch, func() { signal.Stop(ch) }
+// doorbellEnv marks the supervisor binary started as the tracer's doorbell.
+const doorbellEnv = "AGENTAUDIT_SUPERVISOR_DOORBELL"
+
+// Doorbell reports whether this process was started as the supervisor's
+// doorbell, and if so never returns: it waits for signals, which its
+// tracer intercepts. The supervisor's main calls it first.
+func Doorbell() {
+	if os.Getenv(doorbellEnv) != "1" {
+		return
+	}
+	for {
+		_ = unix.Pause()
+	}
 }
 
 // once-guarded helper for closing things from several goroutines.

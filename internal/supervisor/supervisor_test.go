@@ -23,6 +23,7 @@ import (
 const envSocket = "AGENTAUDIT_TEST_SUPERVISOR_SOCKET"
 
 func TestMain(m *testing.M) {
+	Doorbell()
 	if sock := os.Getenv(envSocket); sock != "" {
 		if err := Run(context.Background(), Config{Socket: sock}); err != nil {
 			fmt.Fprintln(os.Stderr, err)
@@ -51,6 +52,13 @@ func (l *checkLog) CheckExec(ctx context.Context, c *Check) Verdict {
 	return rule(c)
 }
 
+// RecordExec implements Recorder: a reused verdict's exec.
+func (l *checkLog) RecordExec(_ context.Context, c *Check) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.checks = append(l.checks, *c)
+}
+
 func (l *checkLog) argvs() [][]string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -70,7 +78,12 @@ type harness struct {
 
 // startSupervisor runs the supervisor as a child process of the test and
 // connects to it.
-func startSupervisor(t *testing.T, rule func(c *Check) Verdict) *harness {
+func startSupervisor(t testing.TB, rule func(c *Check) Verdict) *harness {
+	t.Helper()
+	return startSupervisorWith(t, rule)
+}
+
+func startSupervisorWith(t testing.TB, rule func(c *Check) Verdict, opts ...ConnOption) *harness {
 	t.Helper()
 	dir := filepath.Join(t.TempDir(), "sup")
 	ln, err := Listen(dir, -1, -1)
@@ -88,8 +101,8 @@ func startSupervisor(t *testing.T, rule func(c *Check) Verdict) *harness {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	h.conn, err = ln.Accept(ctx, func() int { return cmd.Process.Pid }, h.checks,
-		WithLogger(slog.New(slog.NewTextHandler(testWriter{t}, nil))),
-		WithNoticeHandler(func(n Notice) { h.notices <- n }))
+		append([]ConnOption{WithLogger(slog.New(slog.NewTextHandler(testWriter{t}, nil))),
+			WithNoticeHandler(func(n Notice) { h.notices <- n })}, opts...)...)
 	if err != nil {
 		cmd.Process.Kill()
 		t.Fatal(err)
@@ -108,7 +121,7 @@ func startSupervisor(t *testing.T, rule func(c *Check) Verdict) *harness {
 	return h
 }
 
-type testWriter struct{ t *testing.T }
+type testWriter struct{ t testing.TB }
 
 func (w testWriter) Write(p []byte) (int, error) {
 	w.t.Log(strings.TrimSpace(string(p)))
@@ -327,4 +340,52 @@ func TestSecondConnectionRefused(t *testing.T) {
 
 func netDial(path string) (interface{ Close() error }, error) {
 	return net.Dial("unix", path)
+}
+
+func TestCopyOfAKnownProgramIsIdentified(t *testing.T) {
+	dir := t.TempDir()
+	h := startSupervisorWith(t, nil, WithIdentify([]string{"true", "ls"}))
+	trueBin, err := exec.LookPath("true")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := run(t, h, Request{Argv: []string{"bash", "-c", "cp " + trueBin + " ./renamed && ./renamed && " + trueBin}, Cwd: dir})
+	if r.ExitCode != 0 {
+		t.Fatalf("exit %+v %s", r.Exit, r.Stderr)
+	}
+	got := map[string]string{}
+	for _, c := range h.checks.checks {
+		got[filepath.Base(c.Exe)] = c.Identity
+	}
+	// The copy on a writable file system is named for what it is; the
+	// test's own temporary directory is writable, and so may be /usr here,
+	// so only the copy is asserted.
+	if got["renamed"] != "true" {
+		t.Errorf("identities %v: the copy of true was not recognised", got)
+	}
+}
+
+func TestReusableVerdictsAreRecordedNotAsked(t *testing.T) {
+	h := startSupervisor(t, func(c *Check) Verdict {
+		// Allowed for reuse, except touch, which is asked each time.
+		return Verdict{Allow: true, Reuse: filepath.Base(c.Exe) != "touch"}
+	})
+	dir := t.TempDir()
+	r := run(t, h, Request{Argv: []string{"bash", "-c", "for i in 1 2 3 4; do /bin/true; touch x; done; /bin/true --other"}, Cwd: dir})
+	if r.ExitCode != 0 {
+		t.Fatalf("exit %+v %s", r.Exit, r.Stderr)
+	}
+	type row struct {
+		Prog     string
+		Recorded bool
+	}
+	var got []row
+	for _, c := range h.checks.checks {
+		got = append(got, row{filepath.Base(c.Argv[0]), c.Recorded})
+	}
+	want := []row{{"bash", false}, {"true", false}, {"touch", false}, {"true", true}, {"touch", false},
+		{"true", true}, {"touch", false}, {"true", true}, {"touch", false}, {"true", false}}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("checks (-want +got):\n%s", diff)
+	}
 }

@@ -15,6 +15,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -24,6 +25,9 @@ import (
 // maxCmdline bounds how much of a process's command line is read for a
 // check; a longer one is reported truncated.
 const maxCmdline = 256 << 10
+
+// maxReuse bounds the reusable verdicts kept per call.
+const maxReuse = 4096
 
 // supervisorTasks is a margin for the supervisor's own threads when it
 // compares the traced tasks with the sandbox's process limit.
@@ -41,6 +45,7 @@ type task struct {
 	// first process, the attach stop of the others).
 	started  bool
 	checking uint64 // the pending check's id, 0 when none
+	checkKey string // what a reusable verdict for the pending check is kept under
 	frozen   bool   // stopped by a hold
 	stopSent bool   // a hold's SIGSTOP is on its way
 	bg       bool   // outlived its call
@@ -64,6 +69,8 @@ type call struct {
 	readers   sync.WaitGroup
 	timer     *time.Timer
 	finished  bool
+	// reuse holds the verdicts the runner marked reusable, by exec.
+	reuse map[string]Verdict
 }
 
 // tracer owns every traced process. All of its state is touched only by
@@ -83,50 +90,149 @@ type tracer struct {
 	holding  bool
 	heldWait bool
 	heldAt   time.Time
+	ident    *identifier
+	bell     atomic.Int64 // the doorbell's pid
+	bells    map[int]bool // the doorbell's threads
 }
 
 func newTracer(w *wire, welcome *Welcome, log *slog.Logger) *tracer {
 	return &tracer{
 		w: w, welcome: welcome, log: log, reqs: make(chan func(), 1024),
 		tasks: map[int]*task{}, calls: map[uint64]*call{}, checks: map[uint64]*task{}, early: map[int]bool{},
+		ident: newIdentifier(welcome.Identify, os.Getenv("PATH")), bells: map[int]bool{},
 	}
 }
 
-// do runs f on the tracer's thread.
-func (t *tracer) do(f func()) { t.reqs <- f }
+// do runs f on the tracer's thread and wakes it.
+func (t *tracer) do(f func()) {
+	t.reqs <- f
+	t.ring()
+}
 
 // loop waits for traced processes and requests until ctx ends, then kills
 // every traced process.
+//
+// The tracer thread blocks in wait4 itself: every ptrace stop reaches it
+// without a detour through the runtime's signal handling. To hand it a
+// request (a start, a verdict, a hold), do rings a doorbell: a child the
+// tracer keeps traced and idle, whose signal-delivery stop makes wait4
+// return.
 func (t *tracer) loop(ctx context.Context) error {
 	// Never unlocked: the thread is the tracer for the supervisor's life.
 	runtime.LockOSThread()
-	sig, stop := notifySIGCHLD()
+	if err := t.spawnBell(); err != nil {
+		return err
+	}
+	stop := context.AfterFunc(ctx, t.ring)
 	defer stop()
-	tick := time.NewTicker(100 * time.Millisecond)
-	defer tick.Stop()
 	for {
-		t.reap()
-		select {
-		case f := <-t.reqs:
-			f()
-		case <-sig:
-		case <-tick.C:
-			t.heldTimeout()
-		case <-ctx.Done():
+		for drained := false; !drained; {
+			select {
+			case f := <-t.reqs:
+				f()
+			default:
+				drained = true
+			}
+		}
+		if ctx.Err() != nil {
 			t.killAll()
 			// Reap what is dead already; EXITKILL takes the rest when the
 			// supervisor exits.
 			deadline := time.Now().Add(time.Second)
 			for len(t.tasks) > 0 && time.Now().Before(deadline) {
-				t.reap()
+				t.reapNoHang()
 				time.Sleep(5 * time.Millisecond)
 			}
+			_ = unix.Kill(int(t.bell.Load()), unix.SIGKILL)
 			return nil
 		}
+		var ws unix.WaitStatus
+		var ru unix.Rusage
+		pid, err := unix.Wait4(-1, &ws, unix.WALL, &ru)
+		switch {
+		case errors.Is(err, unix.EINTR):
+			continue
+		case err != nil:
+			// No child at all (ECHILD) cannot happen while the bell lives;
+			// it died between two waits: ring a new one.
+			if err := t.spawnBell(); err != nil {
+				return err
+			}
+			continue
+		}
+		if t.bells[pid] {
+			t.bellEvent(pid, ws)
+			continue
+		}
+		t.event(pid, ws, &ru)
 	}
 }
 
-func (t *tracer) reap() {
+// spawnBell starts the doorbell: this binary again, which only waits
+// (Doorbell), traced by the tracer thread with every thread it makes, so
+// whichever of its threads takes the doorbell's signal stops for the
+// tracer.
+func (t *tracer) spawnBell() error {
+	exe, err := os.Executable()
+	if err != nil {
+		exe = "/proc/self/exe"
+	}
+	pid, err := syscall.ForkExec(exe, []string{"sandbox-supervisor-doorbell"}, &syscall.ProcAttr{
+		Env: []string{doorbellEnv + "=1"},
+		Sys: &syscall.SysProcAttr{Ptrace: true, Setpgid: true, Pdeathsig: syscall.SIGKILL},
+	})
+	if err != nil {
+		return fmt.Errorf("supervisor: start the doorbell: %w", err)
+	}
+	var ws unix.WaitStatus
+	if _, err := unix.Wait4(pid, &ws, unix.WALL, nil); err != nil {
+		return fmt.Errorf("supervisor: doorbell: %w", err)
+	}
+	_ = unix.PtraceSetOptions(pid, unix.PTRACE_O_EXITKILL|unix.PTRACE_O_TRACECLONE)
+	t.bells[pid] = true
+	t.bell.Store(int64(pid))
+	_ = unix.PtraceCont(pid, 0)
+	return nil
+}
+
+// ring wakes the tracer thread from wait4.
+func (t *tracer) ring() {
+	if pid := t.bell.Load(); pid > 0 {
+		_ = unix.Kill(int(pid), unix.SIGUSR1)
+	}
+}
+
+// bellEvent handles a stop or exit of one of the doorbell's threads: a
+// new thread is followed, every signal is swallowed (the doorbell only
+// exists to be stopped), and a doorbell that something killed is replaced.
+func (t *tracer) bellEvent(tid int, ws unix.WaitStatus) {
+	if ws.Stopped() {
+		if ws.StopSignal() == unix.SIGTRAP && ws.TrapCause() == unix.PTRACE_EVENT_CLONE {
+			if msg, err := unix.PtraceGetEventMsg(tid); err == nil {
+				t.bells[int(msg)] = true
+				// Its attach stop may have come first.
+				if t.early[int(msg)] {
+					delete(t.early, int(msg))
+					_ = unix.PtraceCont(int(msg), 0)
+				}
+			}
+		}
+		_ = unix.PtraceCont(tid, 0)
+		return
+	}
+	delete(t.bells, tid)
+	if int64(tid) != t.bell.Load() {
+		return // one of its threads
+	}
+	t.log.Warn("supervisor: the doorbell died; starting another", "pid", tid)
+	t.bell.Store(0)
+	if err := t.spawnBell(); err != nil {
+		t.log.Error("supervisor: no doorbell", "err", err)
+	}
+}
+
+// reapNoHang handles every state change already pending.
+func (t *tracer) reapNoHang() {
 	for {
 		var ws unix.WaitStatus
 		var ru unix.Rusage
@@ -136,6 +242,9 @@ func (t *tracer) reap() {
 		}
 		if pid <= 0 || err != nil {
 			return
+		}
+		if t.bells[pid] {
+			continue
 		}
 		t.event(pid, ws, &ru)
 	}
@@ -283,12 +392,27 @@ func (t *tracer) onExec(tk *task) {
 	cwd, _ := os.Readlink("/proc/" + strconv.Itoa(pid) + "/cwd")
 	root := tk.root && !tk.execd
 	tk.execd = true
+	identity := t.ident.identify(pid)
+	key := execKey(argv, trunc, exe, cwd, identity)
+	chk := &Check{ExecID: tk.c.x.ID, CallID: tk.c.x.CallID, PID: pid, PPID: readPPID(pid),
+		Argv: argv, ArgvTruncated: trunc, Exe: exe, Cwd: cwd, Root: root, Background: tk.bg, Identity: identity}
+	if v, ok := tk.c.reuse[key]; ok && !root {
+		// Allowed before in this call by the policy alone: it runs now,
+		// and the runner records it.
+		chk.Recorded, chk.Reason, chk.Rule = true, v.Reason, v.Rule
+		if err := t.w.write(&Msg{Type: MsgCheck, Check: chk}); err != nil {
+			t.log.Warn("supervisor: exec not recorded; killing", "pid", pid, "err", err)
+			_ = unix.Kill(pid, unix.SIGKILL)
+			return
+		}
+		t.resumeOrFreeze(tk)
+		return
+	}
 	t.checkSeq++
 	id := t.checkSeq
-	tk.checking = id
+	chk.ID = id
+	tk.checking, tk.checkKey = id, key
 	t.checks[id] = tk
-	chk := &Check{ID: id, ExecID: tk.c.x.ID, CallID: tk.c.x.CallID, PID: pid, PPID: readPPID(pid),
-		Argv: argv, ArgvTruncated: trunc, Exe: exe, Cwd: cwd, Root: root, Background: tk.bg}
 	if err := t.w.write(&Msg{Type: MsgCheck, Check: chk}); err != nil {
 		// No verdict can come: the program does not run.
 		t.log.Warn("supervisor: check not sent; killing", "pid", pid, "err", err)
@@ -296,6 +420,24 @@ func (t *tracer) onExec(tk *task) {
 		tk.checking = 0
 		_ = unix.Kill(pid, unix.SIGKILL)
 	}
+}
+
+// execKey identifies an exec for reusing a verdict: everything the policy
+// judges.
+func execKey(argv []string, trunc bool, exe, cwd, identity string) string {
+	if trunc {
+		return "" // never reused
+	}
+	var b strings.Builder
+	for _, s := range []string{exe, cwd, identity} {
+		b.WriteString(s)
+		b.WriteByte(0)
+	}
+	for _, a := range argv {
+		b.WriteString(a)
+		b.WriteByte(0)
+	}
+	return b.String()
 }
 
 // verdict applies the runner's answer to a check.
@@ -306,6 +448,9 @@ func (t *tracer) verdict(v Verdict) {
 	}
 	delete(t.checks, v.ID)
 	tk.checking = 0
+	if v.Allow && v.Reuse && tk.checkKey != "" && len(tk.c.reuse) < maxReuse {
+		tk.c.reuse[tk.checkKey] = v
+	}
 	if !v.Allow {
 		argv, _ := readCmdline(tk.tid)
 		tk.c.denied = append(tk.c.denied, DeniedExec{PID: tk.tid, Argv: argv, Reason: v.Reason})
@@ -328,7 +473,7 @@ func (t *tracer) start(x *Exec) {
 			Stdout: StreamSum{SHA256: emptySHA}, Stderr: StreamSum{SHA256: emptySHA}})
 		return
 	}
-	c := &call{x: x, tasks: map[int]*task{}}
+	c := &call{x: x, tasks: map[int]*task{}, reuse: map[string]Verdict{}}
 	limit := max(x.OutputLimit, 0)
 	c.out = newCapture(limit, func(b []byte) { t.sendOut(x.ID, 1, b) })
 	c.err = newCapture(limit, func(b []byte) { t.sendOut(x.ID, 2, b) })
@@ -358,7 +503,7 @@ func (t *tracer) start(x *Exec) {
 		// Its own process group, so a terminal signal from the supervisor
 		// reaches it and not the supervisor; the kill paths use the traced
 		// set, not the group, since the program can leave the group.
-		Sys: &syscall.SysProcAttr{Ptrace: true, Setpgid: true},
+		Sys: &syscall.SysProcAttr{Ptrace: !x.Untraced, Setpgid: true},
 	}
 	c.start = time.Now()
 	pid, err := syscall.ForkExec(path, x.Argv, attr)
@@ -380,7 +525,7 @@ func (t *tracer) start(x *Exec) {
 		return
 	}
 	c.root = pid
-	tk := &task{tid: pid, tgid: pid, c: c, root: true}
+	tk := &task{tid: pid, tgid: pid, c: c, root: true, started: x.Untraced}
 	t.tasks[pid] = tk
 	c.tasks[pid] = tk
 	t.calls[x.ID] = c
@@ -518,6 +663,7 @@ func (t *tracer) hold() {
 		_ = unix.Tgkill(tk.tgid, tk.tid, unix.SIGSTOP)
 	}
 	t.heldWait, t.heldAt = true, time.Now()
+	time.AfterFunc(1100*time.Millisecond, func() { t.do(t.heldTimeout) })
 	t.heldCheck()
 }
 
