@@ -97,8 +97,30 @@ func exampleChain(t testing.TB) []namedEvent {
 		Decision: DecisionAllow, ReasonCode: ReasonAllowlisted, RuleID: "dev-tools/go-test",
 		Justification: "go test runs inside the sandbox without network", ApprovalMode: ApprovalModeNone, Risk: RiskLow, EvalMicros: 41,
 	}, append(sys, WithToolCall("toolu_01A09q90qw90lq917835lq9"), WithParent(req.EventID), WithPolicy(policy, policySHA))...)
+	goTest := append(sys, WithToolCall("toolu_01A09q90qw90lq917835lq9"), WithPolicy(policy, policySHA))
+	sh := emit("process.exec", runnerIDs, runner, ProcessExec{
+		PID: 2, PPID: 1, Argv: []string{"bash", "-lc", "go test ./internal/payments/... -run 'TestRefund|TestChargeback' -count=1 2>&1 | tail -n 50"},
+		Exe: "/usr/bin/bash", Cwd: "/workspace", Decision: DecisionAllow, ReasonCode: ReasonAllowlisted, RuleID: "dev-tools/go-test", Root: true,
+	}, append(goTest, WithParent(req.EventID))...)
+	gocmd := emit("process.exec.child", runnerIDs, runner, ProcessExec{
+		PID: 3, PPID: 2, Argv: []string{"go", "test", "./internal/payments/...", "-run", "TestRefund|TestChargeback", "-count=1"},
+		Exe: "/usr/local/go/bin/go", Cwd: "/workspace", Decision: DecisionAllow, ReasonCode: ReasonAllowlisted, RuleID: "dev-tools/go-test",
+	}, append(goTest, WithParent(sh.EventID))...)
+	testBin := emit("process.exec.test-binary", runnerIDs, runner, ProcessExec{
+		PID: 31, PPID: 3, Argv: []string{"/tmp/go-build2817/b001/payments.test", "-test.paniconexit0", "-test.timeout=10m0s", "-test.run=TestRefund|TestChargeback", "-test.count=1"},
+		Exe: "/tmp/go-build2817/b001/payments.test", Cwd: "/workspace/internal/payments", Decision: DecisionAllow, ReasonCode: ReasonAllowlisted, RuleID: "dev-tools/go-test-binary",
+	}, append(goTest, WithParent(gocmd.EventID))...)
+	pushArgv := []string{"git", "push", "origin", "HEAD:refs/heads/main"}
+	denied := emit("process.exec.denied", runnerIDs, runner, ProcessExec{
+		PID: 37, PPID: 31, Argv: pushArgv, Exe: "/usr/bin/git", Cwd: "/workspace/internal/payments",
+		Decision: DecisionDeny, ReasonCode: ReasonDeniedByRule, RuleID: "exec/nested-git-push",
+	}, append(goTest, WithParent(testBin.EventID))...)
+	emit("sandbox.violation.exec", runnerIDs, runner, SandboxViolation{
+		Kind: ViolationExec, Detail: "exec of /usr/bin/git (git push) from inside a test denied; the exec failed with EPERM", Path: "/usr/bin/git",
+		ReasonCode: ReasonDeniedByRule, PID: 37, Argv: pushArgv,
+	}, append(sys, WithToolCall("toolu_01A09q90qw90lq917835lq9"), WithParent(denied.EventID))...)
 	emit("tool_call.completed", runnerIDs, runner, ToolCallCompleted{
-		ExitCode: 1, DurationMS: 8421,
+		ExitCode: 1, DurationMS: 8421, Rusage: &ResourceUsage{UserMS: 14210, SystemMS: 2380, MaxRSSKB: 412288},
 		Stdout: Output{Length: 1893, SHA256: "2c26b46b68ffc68ff99b453c1d30413413422d706483bfa0f98a5e886266e7ae", Text: "--- FAIL: TestRefund/partial (0.02s)\n    refund_test.go:88: got 4999, want 5000\nFAIL\n", Truncated: true},
 		Stderr: Output{Length: 0, SHA256: "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"},
 	}, append(sys, WithToolCall("toolu_01A09q90qw90lq917835lq9"), WithParent(req.EventID))...)
@@ -129,6 +151,14 @@ func exampleChain(t testing.TB) []namedEvent {
 	emit("policy.decision.approved", runnerIDs, runner, PolicyDecision{
 		Decision: DecisionAllow, ReasonCode: ReasonApproved, RuleID: "deploy/git-push", ApprovalMode: ApprovalModeOnce, Risk: RiskHigh, EvalMicros: 12,
 	}, append(sys, WithToolCall("toolu_01B7xk2n9p4s8d1f6g3h5j0kw"), WithApproval(apr.EventID), WithParent(push.EventID), WithPolicy(policy, policySHA))...)
+	gitPush := emit("process.exec.push", runnerIDs, runner, ProcessExec{
+		PID: 2, PPID: 1, Argv: []string{"git", "push", "origin", "fix/refund-rounding"}, Exe: "/usr/bin/git", Cwd: "/workspace",
+		Decision: DecisionAllow, ReasonCode: ReasonApproved, RuleID: "deploy/git-push", Root: true,
+	}, append(sys, WithToolCall("toolu_01B7xk2n9p4s8d1f6g3h5j0kw"), WithApproval(apr.EventID), WithParent(push.EventID), WithPolicy(policy, policySHA))...)
+	emit("process.exec.push-helper", runnerIDs, runner, ProcessExec{
+		PID: 3, PPID: 2, Argv: []string{"/usr/lib/git-core/git-remote-https", "origin", "https://git.acme.example/acme/payments-api.git"},
+		Exe: "/usr/lib/git-core/git-remote-https", Cwd: "/workspace", Decision: DecisionAllow, ReasonCode: ReasonKnownSafe,
+	}, append(sys, WithToolCall("toolu_01B7xk2n9p4s8d1f6g3h5j0kw"), WithApproval(apr.EventID), WithParent(gitPush.EventID), WithPolicy(policy, policySHA))...)
 	eg := emit("net.egress", runnerIDs, runner, NetEgress{
 		Phase: PhaseDecision, Host: "git.acme.example", Port: 443, ResolvedIP: "203.0.113.10", Method: "CONNECT", SNI: "git.acme.example",
 		Decision: DecisionAllow, ReasonCode: ReasonAllowlisted, RuleID: "egress/acme-git",
@@ -138,8 +168,12 @@ func exampleChain(t testing.TB) []namedEvent {
 		Decision: DecisionAllow, ReasonCode: ReasonAllowlisted, RuleID: "egress/acme-git", StatusCode: 200,
 		BytesSent: 48213, BytesReceived: 9312, DurationMS: 1840,
 	}, append(sys, WithToolCall("toolu_01B7xk2n9p4s8d1f6g3h5j0kw"), WithParent(eg.EventID))...)
+	emit("sandbox.violation.leftover", runnerIDs, runner, SandboxViolation{
+		Kind: ViolationLeftover, Detail: "1 process left running by the call was killed when it ended", PID: 5,
+		Argv: []string{"git", "credential-cache--daemon", "/tmp/.git-credential-cache/socket"}, Count: 1,
+	}, append(sys, WithToolCall("toolu_01B7xk2n9p4s8d1f6g3h5j0kw"), WithParent(gitPush.EventID))...)
 	emit("tool_call.completed.push", runnerIDs, runner, ToolCallCompleted{
-		ExitCode: 0, DurationMS: 2290,
+		ExitCode: 0, DurationMS: 2290, Rusage: &ResourceUsage{UserMS: 84, SystemMS: 31, MaxRSSKB: 18640}, LeftoversKilled: 1,
 		Stdout: Output{Length: 0, SHA256: "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"},
 		Stderr: Output{Length: 112, SHA256: "3a6eb0790f39ac87c94f3856b2dd2c5d110e6811602261a9a923d3bb23adc8b7", Text: "To git.acme.example:acme/payments-api.git\n * [new branch]      fix/refund-rounding -> fix/refund-rounding\n"},
 	}, append(sys, WithToolCall("toolu_01B7xk2n9p4s8d1f6g3h5j0kw"), WithParent(push.EventID))...)
@@ -174,8 +208,156 @@ func exampleChain(t testing.TB) []namedEvent {
 	}, WithActor(ActorHuman, "bob@acme.example"), WithParent(held.EventID))
 	emit("session.ended", runnerIDs, runner, SessionEnded{
 		Reason: EndCompleted, DurationMS: uint64(now.Sub(t0) / time.Millisecond),
-		Counts: SessionCounts{ToolCalls: 3, Allowed: 2, Asked: 1, Denied: 1, ApprovalsGranted: 1, EgressAllowed: 1, Violations: 1},
+		Counts: SessionCounts{ToolCalls: 3, Allowed: 2, Asked: 1, Denied: 1, ApprovalsGranted: 1, EgressAllowed: 1, Violations: 3, Execs: 6, ExecsDenied: 1},
 	}, sys...)
+
+	// A second session whose runner dies during a call: a call killed at
+	// its time limit, a background process that outlived its call, then
+	// a call that never completes. A later runner reads the session back,
+	// resumes the dead runner's chain and records the lost call and the
+	// session's end on it.
+	const (
+		lostSession = "sess-01JQ5B2W4N8R6T0Y3C7V9XK1MF"
+		lostRunner  = "runner-dev-eu1-2b9c"
+		laterRunner = "runner-dev-eu1-9d04"
+		lostPolicy  = "default-dev"
+	)
+	lostIDs, laterIDs := ids(21), ids(22)
+	emitIn := func(name string, ids *IDGen, sessionID, emitter string, p Payload, opts ...Option) *Envelope {
+		t.Helper()
+		base := []Option{WithIDs(ids), WithTime(tick(53 * time.Millisecond)), WithTenant(tenant), WithSession(sessionID, emitter)}
+		env, err := New(p, append(base, opts...)...)
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		key := env.Key().String()
+		if chains[key] == nil {
+			chains[key] = NewChain(env.Key())
+		}
+		if err := chains[key].Stamp(env); err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		out = append(out, namedEvent{name, env})
+		return env
+	}
+	lostSys := []Option{WithActor(ActorSystem, lostRunner)}
+	codex := []Option{WithActor(ActorAgent, "codex@ci-runner-7"), WithAgent("codex", "0.21.0")}
+	tick(2 * time.Minute)
+	lostStart := now
+	emitIn("session.started.lost", lostIDs, lostSession, lostRunner, SessionStarted{
+		Workspace: "/srv/agentaudit/workspaces/acme/ledger-c", SandboxProfile: "default-dev",
+		SandboxProfileSHA256: "5e884898da28047151d0e56f8dc6292773603d0d6aabbdd62a11ef721d1542d8",
+		Image:                "localhost/agentaudit-sandbox:bookworm-2025.03", Operator: "ci@acme.example", Mode: "exec", RunnerVersion: "0.5.0",
+	}, WithActor(ActorHuman, "ci@acme.example"), WithAgent("codex", "0.21.0"))
+	const slowCall = "call_7QmZ2xT9vB4nR8kD1sF6hJ3w"
+	slow := emitIn("tool_call.requested.timeout", lostIDs, lostSession, lostRunner, ToolCallRequested{
+		ToolName: "shell", Arguments: ToolArguments{Argv: []string{"make", "-j8", "test"}, Cwd: "/workspace", TimeoutMS: 60000},
+		ArgumentsSHA256: "0263829989b6fd954f72baaf2fc64bc2e2f01d692d4de72986ea808f6e99813f",
+	}, append(codex, WithToolCall(slowCall))...)
+	emitIn("policy.decision.timeout", lostIDs, lostSession, lostRunner, PolicyDecision{
+		Decision: DecisionAllow, ReasonCode: ReasonAllowlisted, RuleID: "dev-tools/make", ApprovalMode: ApprovalModeNone, Risk: RiskLow, EvalMicros: 22,
+	}, append(lostSys, WithToolCall(slowCall), WithParent(slow.EventID), WithPolicy(lostPolicy, policySHA))...)
+	mk := emitIn("process.exec.timeout", lostIDs, lostSession, lostRunner, ProcessExec{
+		PID: 2, PPID: 1, Argv: []string{"make", "-j8", "test"}, Exe: "/usr/bin/make", Cwd: "/workspace",
+		Decision: DecisionAllow, ReasonCode: ReasonAllowlisted, RuleID: "dev-tools/make", Root: true,
+	}, append(lostSys, WithToolCall(slowCall), WithParent(slow.EventID), WithPolicy(lostPolicy, policySHA))...)
+	emitIn("sandbox.violation.pids", lostIDs, lostSession, lostRunner, SandboxViolation{
+		Kind: ViolationPids, Detail: "fork failed with EAGAIN: the sandbox's limit of 256 processes was reached", PID: 2,
+		Argv: []string{"make", "-j8", "test"}, Count: 256,
+	}, append(lostSys, WithToolCall(slowCall), WithParent(mk.EventID))...)
+	emitIn("sandbox.violation.memory", lostIDs, lostSession, lostRunner, SandboxViolation{
+		Kind: ViolationMemory, Detail: "cc1: out of memory allocating 268435456 bytes (address-space limit 2 GiB)", PID: 57,
+		Argv: []string{"/usr/libexec/gcc/x86_64-linux-gnu/12/cc1", "-quiet", "-O2", "src/parser.c", "-o", "/tmp/ccQ1x2.s"},
+	}, append(lostSys, WithToolCall(slowCall), WithParent(mk.EventID))...)
+	tick(60 * time.Second)
+	emitIn("sandbox.violation.timeout", lostIDs, lostSession, lostRunner, SandboxViolation{
+		Kind: ViolationTimeout, Detail: "the call exceeded its 60000 ms limit; its processes were killed with SIGKILL", PID: 2,
+		Argv: []string{"make", "-j8", "test"}, Count: 14, ReasonCode: ReasonTimeout,
+	}, append(lostSys, WithToolCall(slowCall), WithParent(mk.EventID))...)
+	emitIn("tool_call.completed.timeout", lostIDs, lostSession, lostRunner, ToolCallCompleted{
+		ExitCode: -1, DurationMS: 60004, TimedOut: true, KilledReason: KillTimeout, ReasonCode: ReasonTimeout, Signal: 9,
+		Rusage: &ResourceUsage{UserMS: 201450, SystemMS: 18220, MaxRSSKB: 2096128},
+		Stdout: Output{Length: 48213, SHA256: "ca978112ca1bbdcafac231b39a23dc4da786eff8147c4e72b9807785afee48bb", Text: "cc -O2 -c src/lexer.c -o build/lexer.o\ncc -O2 -c src/parser.c -o build/parser.o\n", Truncated: true},
+		Stderr: Output{Length: 77, SHA256: "3e23e8160039594a33894f6564e1b1348bbd7a0088d42c4acb73eeaed59c009d", Text: "cc: fatal error: Killed signal terminated program cc1\ncompilation terminated.\n"},
+	}, append(lostSys, WithToolCall(slowCall), WithParent(slow.EventID))...)
+	emitIn("process.exec.background", lostIDs, lostSession, lostRunner, ProcessExec{
+		PID: 41, PPID: 1, Argv: []string{"ccache", "--cleanup"}, Exe: "/usr/bin/ccache", Cwd: "/workspace",
+		Decision: DecisionAllow, ReasonCode: ReasonKnownSafe, Background: true,
+	}, append(lostSys, WithToolCall(slowCall), WithPolicy(lostPolicy, policySHA))...)
+	const lostCall = "call_9LpX4cV7bN2mK5jH8gF1dS3a"
+	lostReq := emitIn("tool_call.requested.lost", lostIDs, lostSession, lostRunner, ToolCallRequested{
+		ToolName: "shell", Arguments: ToolArguments{Argv: []string{"make", "bench"}, Cwd: "/workspace", TimeoutMS: 300000},
+		ArgumentsSHA256: "7d865e959b2466918c9863afca942d0fb89d7c9ac0c99bafc3749504ded97730",
+	}, append(codex, WithToolCall(lostCall))...)
+	emitIn("policy.decision.lost", lostIDs, lostSession, lostRunner, PolicyDecision{
+		Decision: DecisionAllow, ReasonCode: ReasonAllowlisted, RuleID: "dev-tools/make", ApprovalMode: ApprovalModeNone, Risk: RiskLow, EvalMicros: 19,
+	}, append(lostSys, WithToolCall(lostCall), WithParent(lostReq.EventID), WithPolicy(lostPolicy, policySHA))...)
+	emitIn("process.exec.lost", lostIDs, lostSession, lostRunner, ProcessExec{
+		PID: 88, PPID: 1, Argv: []string{"make", "bench"}, Exe: "/usr/bin/make", Cwd: "/workspace",
+		Decision: DecisionAllow, ReasonCode: ReasonAllowlisted, RuleID: "dev-tools/make", Root: true,
+	}, append(lostSys, WithToolCall(lostCall), WithParent(lostReq.EventID), WithPolicy(lostPolicy, policySHA))...)
+	// The runner dies here. A later runner finds the sandbox without it,
+	// reads the session back and continues the dead runner's chain from
+	// its tip (Producer.Resume does this for a producer).
+	k := ChainKey{SessionID: lostSession, RunnerID: lostRunner}
+	seq, hash := chains[k.String()].Head()
+	chains[k.String()] = ResumeChain(k, seq, hash)
+	tick(7 * time.Minute)
+	later := []Option{WithActor(ActorSystem, laterRunner)}
+	emitIn("tool_call.completed.lost", laterIDs, lostSession, lostRunner, ToolCallCompleted{
+		ExitCode: -1, DurationMS: 0, KilledReason: KillRunnerLost, ReasonCode: ReasonSandboxError,
+		Error:  "runner runner-dev-eu1-2b9c died during the call; its outcome is unknown",
+		Stdout: Output{SHA256: "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"},
+		Stderr: Output{SHA256: "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"},
+	}, append(later, WithToolCall(lostCall), WithParent(lostReq.EventID))...)
+	emitIn("session.ended.lost", laterIDs, lostSession, lostRunner, SessionEnded{
+		Reason: EndRunnerLost, DurationMS: uint64(now.Sub(lostStart) / time.Millisecond),
+		Counts: SessionCounts{ToolCalls: 2, Allowed: 2, Violations: 3, Execs: 3},
+		Error:  "runner runner-dev-eu1-2b9c lost: its sandbox was found without it by runner-dev-eu1-9d04",
+	}, later...)
+
+	// A third session whose sandbox supervisor dies: the sandbox's
+	// processes die with it (fail closed) and the session fails.
+	const (
+		failedSession = "sess-01JQ5C8H2K6P0S4V7X1Z3B5DNR"
+		failedRunner  = "runner-dev-eu1-5e1d"
+		failedCall    = "call_3TgY6uJ1kL9oP2aS5dF8hK4z"
+	)
+	failedIDs := ids(23)
+	failedSys := []Option{WithActor(ActorSystem, failedRunner)}
+	tick(time.Minute)
+	failedStart := now
+	emitIn("session.started.failed", failedIDs, failedSession, failedRunner, SessionStarted{
+		Workspace: "/srv/agentaudit/workspaces/acme/ingest-rs", SandboxProfile: "default-dev",
+		SandboxProfileSHA256: "5e884898da28047151d0e56f8dc6292773603d0d6aabbdd62a11ef721d1542d8",
+		Image:                "localhost/agentaudit-sandbox:bookworm-2025.03", Operator: "alice@acme.example", Mode: "mcp", RunnerVersion: "0.5.0",
+	}, WithActor(ActorHuman, "alice@acme.example"), WithAgent("claude-code", "1.0.31"))
+	build := emitIn("tool_call.requested.failed", failedIDs, failedSession, failedRunner, ToolCallRequested{
+		ToolName: "shell", Arguments: ToolArguments{Argv: []string{"cargo", "build", "--release"}, Cwd: "/workspace", TimeoutMS: 600000},
+		ArgumentsSHA256: "9b74c9897bac770ffc029102a200c5de4f0f1e0e6e0d0b1b1b7e5a8a7f0c1d2e",
+	}, append(agent, WithToolCall(failedCall))...)
+	emitIn("policy.decision.failed", failedIDs, failedSession, failedRunner, PolicyDecision{
+		Decision: DecisionAllow, ReasonCode: ReasonAllowlisted, RuleID: "dev-tools/cargo", ApprovalMode: ApprovalModeNone, Risk: RiskLow, EvalMicros: 17,
+	}, append(failedSys, WithToolCall(failedCall), WithParent(build.EventID), WithPolicy(policy, policySHA))...)
+	cargo := emitIn("process.exec.failed", failedIDs, failedSession, failedRunner, ProcessExec{
+		PID: 2, PPID: 1, Argv: []string{"cargo", "build", "--release"}, Exe: "/usr/local/cargo/bin/cargo", Cwd: "/workspace",
+		Decision: DecisionAllow, ReasonCode: ReasonAllowlisted, RuleID: "dev-tools/cargo", Root: true,
+	}, append(failedSys, WithToolCall(failedCall), WithParent(build.EventID), WithPolicy(policy, policySHA))...)
+	tick(12 * time.Second)
+	emitIn("sandbox.violation.supervisor", failedIDs, failedSession, failedRunner, SandboxViolation{
+		Kind: ViolationSupervisor, Detail: "the sandbox supervisor (PID 1) was killed by SIGSEGV; the sandbox's processes died with it",
+		Count: 9, ReasonCode: ReasonSandboxError,
+	}, append(failedSys, WithToolCall(failedCall), WithParent(cargo.EventID))...)
+	emitIn("tool_call.completed.failed", failedIDs, failedSession, failedRunner, ToolCallCompleted{
+		ExitCode: -1, DurationMS: 12018, ReasonCode: ReasonSandboxError, Signal: 9, Error: "sandbox supervisor died",
+		Stdout: Output{Length: 312, SHA256: "b5bb9d8014a0f9b1d61e21e796d78dccdf1352f23cd32812f4850b878ae4944c", Text: "   Compiling serde v1.0.219\n   Compiling tokio v1.44.1\n", Truncated: true},
+		Stderr: Output{SHA256: "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"},
+	}, append(failedSys, WithToolCall(failedCall), WithParent(build.EventID))...)
+	emitIn("session.ended.failed", failedIDs, failedSession, failedRunner, SessionEnded{
+		Reason: EndSandboxFailed, DurationMS: uint64(now.Sub(failedStart) / time.Millisecond),
+		Counts: SessionCounts{ToolCalls: 1, Allowed: 1, Violations: 1, Execs: 1},
+		Error:  "sandbox supervisor died",
+	}, failedSys...)
 	return out
 }
 
@@ -223,6 +405,16 @@ func invalidExamples() []invalidExample {
 		{File: "count-negative", From: "session.ended", Pointer: "/payload/counts/tool_calls", Keyword: "minimum", set: -1, Why: "counts are not negative"},
 		{File: "decided-at-offset", From: "approval.decided", Pointer: "/payload/decided_at", Keyword: "pattern", set: "2025-03-14T10:27:34.000000+01:00", Why: "timestamps are UTC"},
 		{File: "argv-not-strings", From: "tool_call.requested.push", Pointer: "/payload/arguments/argv/2", Keyword: "type", set: 3, Why: "argv items are strings"},
+		{File: "exec-pid-zero", From: "process.exec", Pointer: "/payload/pid", Keyword: "minimum", set: 0, Why: "process ids start at 1"},
+		{File: "exec-argv-missing", From: "process.exec.child", Pointer: "/payload/argv", Keyword: "required", del: true, Why: "every exec records its argv, even an empty one"},
+		{File: "exec-arg-too-long", From: "process.exec.denied", Pointer: "/payload/argv/0", Keyword: "maxLength", set: strings.Repeat("g", 4097), Why: "arguments are cut to 4096 bytes"},
+		{File: "exec-decision-unknown", From: "process.exec.push", Pointer: "/payload/decision", Keyword: "enum", set: "audit", Why: "an exec is allowed, asked or denied"},
+		{File: "violation-kind-unknown", From: "sandbox.violation.exec", Pointer: "/payload/kind", Keyword: "enum", set: "oom", Why: "violation kinds are a closed list"},
+		{File: "violation-count-zero", From: "sandbox.violation.leftover", Pointer: "/payload/count", Keyword: "minimum", set: 0, Why: "a count is reported only when something was counted"},
+		{File: "signal-too-large", From: "tool_call.completed.timeout", Pointer: "/payload/signal", Keyword: "maximum", set: 65, Why: "Linux signals are 1..64"},
+		{File: "rusage-extra-field", From: "tool_call.completed.timeout", Pointer: "/payload/rusage/cpu_ms", Keyword: "additionalProperties", set: 1, Why: "rusage is closed"},
+		{File: "end-reason-unknown", From: "session.ended.lost", Pointer: "/payload/reason", Keyword: "enum", set: "crashed", Why: "end reasons are a closed list"},
+		{File: "killed-reason-unknown", From: "tool_call.completed.lost", Pointer: "/payload/killed_reason", Keyword: "enum", set: "runner_died", Why: "kill reasons are a closed list"},
 	}
 }
 

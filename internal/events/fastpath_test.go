@@ -165,10 +165,10 @@ func TestCanonicalInput(t *testing.T) {
 		{"65 ASCII", strings.Replace(good, `"1.0.31"`, `"`+strings.Repeat("v", 65)+`"`, 1), "/agent/version", CodeMaxLength},
 		{"64 escaped", strings.Replace(good, `"1.0.31"`, `"`+strings.Repeat(`\u00e9`, 64)+`"`, 1), "", ""},
 		{"hash too long", strings.Replace(good, `"hash":"`, `"hash":"0`, 1), "/hash", CodePattern},
-		{"hash upper case", strings.Replace(good, `"hash":"6`, `"hash":"F`, 1), "/hash", CodePattern},
+		{"hash upper case", strings.Replace(good, hashStart(good), `"hash":"F`, 1), "/hash", CodePattern},
 		{"schema 1.10", strings.Replace(good, `"1.0"`, `"1.10"`, 1), "", ""},
 		{"schema 1.01", strings.Replace(good, `"1.0"`, `"1.01"`, 1), "/schema_version", CodePattern},
-		{"fraction", strings.Replace(good, `"seq":5`, `"seq":5.0`, 1), "/seq", CodeType},
+		{"fraction", strings.Replace(good, seqMember(good), seqMember(good)+".0", 1), "/seq", CodeType},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

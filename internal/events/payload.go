@@ -15,6 +15,7 @@ const (
 	TypeAlertRaised       = "alert.raised"
 	TypeSessionHeld       = "session.held"
 	TypeSessionReleased   = "session.released"
+	TypeProcessExec       = "process.exec"
 )
 
 // EventTypes lists every v1 event type.
@@ -23,6 +24,7 @@ var EventTypes = []string{
 	TypePolicyDecision, TypeApprovalRequested, TypeApprovalDecided,
 	TypeToolCallCompleted, TypeNetEgress, TypeSandboxViolation,
 	TypeAlertRaised, TypeSessionHeld, TypeSessionReleased,
+	TypeProcessExec,
 }
 
 // Payload is the type-specific body of an event. Each implementation mirrors
@@ -58,6 +60,8 @@ func newPayload(eventType string) Payload {
 		return &SessionHeld{}
 	case TypeSessionReleased:
 		return &SessionReleased{}
+	case TypeProcessExec:
+		return &ProcessExec{}
 	}
 	return nil
 }
@@ -101,6 +105,10 @@ type SessionCounts struct {
 	EgressAllowed    uint64 `json:"egress_allowed"`
 	EgressDenied     uint64 `json:"egress_denied"`
 	Violations       uint64 `json:"violations"`
+	// Execs counts process.exec events, ExecsDenied those with decision
+	// deny; both are left out when zero (runners without a supervisor).
+	Execs       uint64 `json:"execs,omitempty"`
+	ExecsDenied uint64 `json:"execs_denied,omitempty"`
 }
 
 // Session end reasons.
@@ -111,6 +119,11 @@ const (
 	EndHeld         = "held"
 	EndError        = "error"
 	EndShutdown     = "shutdown"
+	// EndRunnerLost: a later runner start found the session's sandbox
+	// without its runner and recorded this end on the dead runner's chain.
+	EndRunnerLost = "runner_lost"
+	// EndSandboxFailed: the sandbox supervisor died; the session failed.
+	EndSandboxFailed = "sandbox_failed"
 )
 
 // SessionEnded closes a session.
@@ -118,7 +131,8 @@ type SessionEnded struct {
 	Reason     string        `json:"reason"`
 	DurationMS uint64        `json:"duration_ms"`
 	Counts     SessionCounts `json:"counts"`
-	// Error is a short description when Reason is error.
+	// Error is a short description when Reason is error, runner_lost or
+	// sandbox_failed.
 	Error string `json:"error,omitempty"`
 }
 
@@ -233,7 +247,22 @@ const (
 	KillOutputLimit = "output_limit"
 	KillCancelled   = "cancelled"
 	KillSessionHeld = "session_held"
+	// KillRunnerLost: the runner died during the call; a later runner
+	// recorded the completion (exit code -1, reason sandbox_error).
+	KillRunnerLost = "runner_lost"
+	// KillExecDenied: the call was stopped because an exec inside it was
+	// denied; ReasonCode is the exec's reason.
+	KillExecDenied = "exec_denied"
 )
+
+// ResourceUsage is what a call's processes used (getrusage of the top
+// process and the descendants it waited for).
+type ResourceUsage struct {
+	UserMS   uint64 `json:"user_ms"`
+	SystemMS uint64 `json:"system_ms"`
+	// MaxRSSKB is the largest resident set of one process, in KiB.
+	MaxRSSKB uint64 `json:"max_rss_kb"`
+}
 
 // ToolCallCompleted records how an executed tool call ended.
 type ToolCallCompleted struct {
@@ -246,6 +275,12 @@ type ToolCallCompleted struct {
 	Stderr       Output     `json:"stderr"`
 	ReasonCode   ReasonCode `json:"reason_code,omitempty"`
 	Error        string     `json:"error,omitempty"`
+	// Signal is the signal that ended the top process (0: none).
+	Signal int            `json:"signal,omitempty"`
+	Rusage *ResourceUsage `json:"rusage,omitempty"`
+	// LeftoversKilled counts the processes the call left running that were
+	// killed when it ended.
+	LeftoversKilled uint64 `json:"leftovers_killed,omitempty"`
 }
 
 // EventType implements Payload.
@@ -287,15 +322,37 @@ const (
 	ViolationNetwork    = "network"
 	ViolationCapability = "capability"
 	ViolationEscape     = "escape"
+	// ViolationExec: an exec was denied.
+	ViolationExec = "exec"
+	// ViolationTimeout: a call was killed at its time limit.
+	ViolationTimeout = "timeout"
+	// ViolationMemory: a process ran out of memory or address space.
+	ViolationMemory = "memory"
+	// ViolationPids: the process limit (nproc/pids) was hit.
+	ViolationPids = "pids"
+	// ViolationLeftover: processes a call left running were killed when it
+	// ended.
+	ViolationLeftover = "leftover"
+	// ViolationSupervisor: the sandbox supervisor failed or died.
+	ViolationSupervisor = "supervisor"
 )
 
-// SandboxViolation records an attempt to leave the sandbox's limits.
+// SandboxViolation records an attempt to leave the sandbox's limits, a limit
+// the sandbox enforced on a call, or the failure of its supervisor. Path is
+// also a protected path whose change was reverted (ViolationPath).
 type SandboxViolation struct {
 	Kind       string     `json:"kind"`
 	Detail     string     `json:"detail"`
 	Path       string     `json:"path,omitempty"`
 	Syscall    string     `json:"syscall,omitempty"`
 	ReasonCode ReasonCode `json:"reason_code,omitempty"`
+	// PID and Argv name the process involved (Argv bounded by BoundArgv).
+	PID           int      `json:"pid,omitempty"`
+	Argv          []string `json:"argv,omitempty"`
+	ArgvTruncated bool     `json:"argv_truncated,omitempty"`
+	// Count is how many: processes killed (timeout, leftover, supervisor)
+	// or running at the limit (pids).
+	Count uint64 `json:"count,omitempty"`
 }
 
 // EventType implements Payload.
@@ -348,3 +405,35 @@ type SessionReleased struct {
 
 // EventType implements Payload.
 func (SessionReleased) EventType() string { return TypeSessionReleased }
+
+// ProcessExec records one program started inside a sandbox: the supervisor
+// traced the exec and the runner ruled on it before the program ran. The
+// envelope's ToolCallID names the call whose process tree made the exec,
+// ApprovalID the approval that authorised it, ParentEventID (optionally)
+// the process.exec of the parent process.
+type ProcessExec struct {
+	// PID and PPID are in the sandbox's PID namespace; PPID is 0 when the
+	// parent is outside it.
+	PID  int `json:"pid"`
+	PPID int `json:"ppid"`
+	// Argv is the real argv, argv[0] first, bounded by BoundArgv;
+	// ArgvTruncated says BoundArgv cut it.
+	Argv          []string `json:"argv"`
+	ArgvTruncated bool     `json:"argv_truncated"`
+	// Exe is the resolved path of the executable; Cwd the process's
+	// working directory (empty when it could not be read).
+	Exe        string     `json:"exe"`
+	Cwd        string     `json:"cwd,omitempty"`
+	Decision   Decision   `json:"decision"`
+	ReasonCode ReasonCode `json:"reason_code"`
+	// RuleID is the matched exec rule; empty when none matched.
+	RuleID string `json:"rule_id,omitempty"`
+	// Background: the exec was made by a process that outlived the call
+	// that started it.
+	Background bool `json:"background"`
+	// Root: this is the call's own top process, not a descendant.
+	Root bool `json:"root"`
+}
+
+// EventType implements Payload.
+func (ProcessExec) EventType() string { return TypeProcessExec }

@@ -2,7 +2,8 @@ package events
 
 // DecodePayloadFast decodes e.Payload like DecodePayload, but reads the
 // payload types of the hot path (tool_call.requested, policy.decision,
-// tool_call.completed, net.egress) with the package's own JSON tree instead
+// tool_call.completed, net.egress, process.exec) with the package's own
+// JSON tree instead
 // of encoding/json's reflection, which costs a detector a fifth of its time.
 // Whenever the input is anything but the plain shape of its schema (an
 // unknown or differently-cased key, a null, a number that does not fit)
@@ -10,7 +11,7 @@ package events
 // encoding/json gives.
 func (e *Envelope) DecodePayloadFast() (Payload, error) {
 	switch e.EventType {
-	case TypeToolCallRequested, TypePolicyDecision, TypeToolCallCompleted, TypeNetEgress:
+	case TypeToolCallRequested, TypePolicyDecision, TypeToolCallCompleted, TypeNetEgress, TypeProcessExec:
 	default:
 		return e.DecodePayload()
 	}
@@ -30,6 +31,8 @@ func (e *Envelope) DecodePayloadFast() (Payload, error) {
 		p = d.toolCallCompleted(0)
 	case TypeNetEgress:
 		p = d.netEgress(0)
+	case TypeProcessExec:
+		p = d.processExec(0)
 	}
 	if d.bail {
 		return e.DecodePayload()
@@ -241,6 +244,65 @@ func (d *fastDecoder) toolCallCompleted(i int) *ToolCallCompleted {
 			p.ReasonCode = ReasonCode(d.str(v))
 		case "error":
 			p.Error = d.str(v)
+		case "signal":
+			p.Signal = int(d.integer(v, minInt, maxInt))
+		case "rusage":
+			if p.Rusage == nil {
+				p.Rusage = &ResourceUsage{}
+			}
+			d.rusage(v, p.Rusage)
+		case "leftovers_killed":
+			p.LeftoversKilled = d.uinteger(v, maxInt64)
+		default:
+			return false
+		}
+		return true
+	})
+	return p
+}
+
+func (d *fastDecoder) rusage(i int, u *ResourceUsage) {
+	d.object(i, func(k string, v int) bool {
+		switch k {
+		case "user_ms":
+			u.UserMS = d.uinteger(v, maxInt64)
+		case "system_ms":
+			u.SystemMS = d.uinteger(v, maxInt64)
+		case "max_rss_kb":
+			u.MaxRSSKB = d.uinteger(v, maxInt64)
+		default:
+			return false
+		}
+		return true
+	})
+}
+
+func (d *fastDecoder) processExec(i int) *ProcessExec {
+	p := &ProcessExec{}
+	d.object(i, func(k string, v int) bool {
+		switch k {
+		case "pid":
+			p.PID = int(d.integer(v, minInt, maxInt))
+		case "ppid":
+			p.PPID = int(d.integer(v, minInt, maxInt))
+		case "argv":
+			p.Argv = d.strings(v)
+		case "argv_truncated":
+			p.ArgvTruncated = d.boolean(v)
+		case "exe":
+			p.Exe = d.str(v)
+		case "cwd":
+			p.Cwd = d.str(v)
+		case "decision":
+			p.Decision = Decision(d.str(v))
+		case "reason_code":
+			p.ReasonCode = ReasonCode(d.str(v))
+		case "rule_id":
+			p.RuleID = d.str(v)
+		case "background":
+			p.Background = d.boolean(v)
+		case "root":
+			p.Root = d.boolean(v)
 		default:
 			return false
 		}

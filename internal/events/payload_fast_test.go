@@ -69,6 +69,19 @@ func TestDecodePayloadFastEdges(t *testing.T) {
 		{TypeNetEgress, `{"port":-0,"status_code":65535}`},
 		{TypeNetEgress, `{"port":443 }  `},
 		{TypeNetEgress, `{"host":"a"} x`},
+		{TypeToolCallCompleted, `{"exit_code":-1,"signal":9,"rusage":{"user_ms":1,"system_ms":2,"max_rss_kb":3},"leftovers_killed":2}`},
+		{TypeToolCallCompleted, `{"rusage":{"user_ms":1},"rusage":{"system_ms":2}}`}, // duplicates merge into one struct
+		{TypeToolCallCompleted, `{"rusage":null,"signal":-1}`},
+		{TypeToolCallCompleted, `{"rusage":{"cpu_ms":1}}`},
+		{TypeToolCallCompleted, `{"signal":9223372036854775808}`},
+		{TypeProcessExec, `{"argv":["git","push"],"argv_truncated":false,"background":false,"cwd":"/workspace","decision":"deny","exe":"/usr/bin/git","pid":37,"ppid":31,"reason_code":"denied_by_rule","root":false,"rule_id":"exec/x"}`},
+		{TypeProcessExec, `{"argv":[],"pid":1,"ppid":0,"root":true}`},
+		{TypeProcessExec, `{"argv":null,"pid":1}`},
+		{TypeProcessExec, `{"argv":["a\u00e9\n","\ud83d\ude00"],"argv":["b"]}`},
+		{TypeProcessExec, `{"pid":1.0}`},
+		{TypeProcessExec, `{"pid":"1"}`},
+		{TypeProcessExec, `{"Pid":1,"PID":2}`},
+		{TypeProcessExec, `{"background":1}`},
 		{TypeSessionStarted, `{"workspace":"/w"}`}, // not a fast type
 	} {
 		t.Run(strings.ReplaceAll(tc.payload, "/", "_"), func(t *testing.T) {
@@ -88,7 +101,9 @@ func FuzzDecodePayloadFast(f *testing.F) {
 	f.Add(uint8(1), []byte(`{"decision":"allow","eval_us":-0}`))
 	f.Add(uint8(2), []byte(`{"exit_code":-1,"stdout":{"length":1}}`))
 	f.Add(uint8(3), []byte(`{"port":80,"Port":81}`))
-	types := []string{TypeToolCallRequested, TypePolicyDecision, TypeToolCallCompleted, TypeNetEgress}
+	f.Add(uint8(2), []byte(`{"signal":15,"rusage":{"user_ms":1,"max_rss_kb":-0},"leftovers_killed":1}`))
+	f.Add(uint8(4), []byte(`{"pid":2,"ppid":1,"argv":["sh","-c","x\"y"],"exe":"/bin/sh","root":true,"background":false}`))
+	types := []string{TypeToolCallRequested, TypePolicyDecision, TypeToolCallCompleted, TypeNetEgress, TypeProcessExec}
 	f.Fuzz(func(t *testing.T, which uint8, payload []byte) {
 		for i, typ := range types {
 			if which != 0 && int(which)%len(types) != i {

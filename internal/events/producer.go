@@ -240,9 +240,30 @@ func (p *Producer) slot(k ChainKey) *chainSlot {
 
 // Forget drops the chain state of a finished session.
 func (p *Producer) Forget(sessionID string) {
+	p.ForgetChain(ChainKey{SessionID: sessionID, RunnerID: p.runnerID})
+}
+
+// ForgetChain drops the state of chain k, for example a chain continued
+// with Resume once the lost session's end is recorded.
+func (p *Producer) ForgetChain(k ChainKey) {
 	p.chainsMu.Lock()
 	defer p.chainsMu.Unlock()
-	delete(p.chains, ChainKey{SessionID: sessionID, RunnerID: p.runnerID})
+	delete(p.chains, k)
+}
+
+// Resume continues chain k from its tip: the next event stamped on k gets
+// seq+1 and prev_hash hash. A runner uses it to record the end of a session
+// whose runner process died, on that runner's chain, so the chain stays
+// gapless: seq and hash are those of k's last event as ReadSession
+// returned it. k's RunnerID need not be the producer's own (events for k
+// carry k's runner_id). Call Resume before any Emit or EmitAfter on k: it
+// replaces whatever the producer had stamped on k, and a chain resumed
+// anywhere but at its real tip verifies as broken. seq 0 starts k afresh.
+func (p *Producer) Resume(k ChainKey, seq uint64, hash string) {
+	s := p.slot(k)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.chain = ResumeChain(k, seq, hash)
 }
 
 // Emit validates e, stamps it on its chain and returns once Kafka has

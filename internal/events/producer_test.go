@@ -63,6 +63,10 @@ func sampleEvent(t testing.TB, typ, sid string, i int) *Envelope {
 		p = SessionHeld{Reason: "detection hold", RuleID: "cred-then-egress", By: Actor{Type: ActorRule, ID: "cred-then-egress"}}
 	case TypeSessionReleased:
 		p = SessionReleased{Reason: "reviewed", By: Actor{Type: ActorHuman, ID: "alice"}}
+	case TypeProcessExec:
+		argv, cut := BoundArgv([]string{"git", "status", fmt.Sprint(i)})
+		p = ProcessExec{PID: 2 + i, PPID: 1, Argv: argv, ArgvTruncated: cut, Exe: "/usr/bin/git", Cwd: "/workspace",
+			Decision: DecisionAllow, ReasonCode: ReasonKnownSafe, Root: true}
 	default:
 		t.Fatalf("no sample for %s", typ)
 	}

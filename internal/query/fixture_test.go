@@ -136,20 +136,49 @@ func newPipeline(t testing.TB) *pipeline {
 	return p
 }
 
-// emit stamps and sends one event on the chain of (session, runner).
-func (p *pipeline) emit(runner string, pl events.Payload, opts ...events.Option) *events.Envelope {
+// producer returns the producer of emitter runner, started on first use.
+func (p *pipeline) producer(runner string) *events.Producer {
 	p.t.Helper()
-	ctx := context.Background()
 	pr := p.producers[runner]
 	if pr == nil {
 		var err error
-		pr, err = events.NewProducer(ctx, p.brokers, runner, events.WithTopics(p.topics),
+		pr, err = events.NewProducer(context.Background(), p.brokers, runner, events.WithTopics(p.topics),
 			events.WithEnsureTopics(1, 1), events.WithAckTimeout(10*time.Second))
 		if err != nil {
 			p.t.Fatalf("producer %s: %v", runner, err)
 		}
 		p.producers[runner] = pr
 	}
+	return pr
+}
+
+// resume makes runner continue chain k, the way a runner that finds a
+// session whose runner died does: it reads the session back from Kafka
+// and resumes the chain from its last event there.
+func (p *pipeline) resume(runner string, k events.ChainKey) {
+	p.t.Helper()
+	pr := p.producer(runner)
+	evs, err := pr.ReadSession(context.Background(), k.SessionID)
+	if err != nil {
+		p.t.Fatalf("read session %s back: %v", k.SessionID, err)
+	}
+	var tip *events.Envelope
+	for _, e := range evs {
+		if e.Key() == k {
+			tip = e
+		}
+	}
+	if tip == nil {
+		p.t.Fatalf("chain %s not found in Kafka", k)
+	}
+	pr.Resume(k, tip.Seq, tip.Hash)
+}
+
+// emit stamps and sends one event on the chain of (session, runner).
+func (p *pipeline) emit(runner string, pl events.Payload, opts ...events.Option) *events.Envelope {
+	p.t.Helper()
+	ctx := context.Background()
+	pr := p.producer(runner)
 	env, err := events.New(pl, append([]events.Option{events.WithIDs(p.ids)}, opts...)...)
 	if err != nil {
 		p.t.Fatal(err)

@@ -102,6 +102,10 @@ func TestReports(t *testing.T) {
 			{"sandbox/metadata-probe", "high", "1", "1", "1", "1", "2026-01-05 10:02:05", "2026-01-05 10:02:05"},
 			{"egress/denied-burst", "medium", "1", "2", "1", "0", "2026-01-05 11:05:00", "2026-01-05 11:05:00"},
 		}},
+		// Every allowed call of the scenario completed.
+		{"dangling_calls", Period{day.AddDate(0, 0, -1), day.AddDate(0, 0, 1)}, nil, [][]string{
+			{"tenant", "session_id", "runner_id", "tool_call_id", "tool_name", "command", "requested_at", "allowed_at", "session_ended", "end_reason", "finding"},
+		}},
 		{"chain_breaks", period, nil, [][]string{
 			{"tenant", "session_id", "runner_id", "kind", "event_id", "expected_seq", "got_seq", "detail", "source"},
 		}},
@@ -184,8 +188,9 @@ func TestFailOnFindings(t *testing.T) {
 	}{
 		{"unapproved_actions", true, ErrFindings, 1},
 		{"unapproved_actions", false, nil, 0},
-		{"chain_breaks", true, nil, 0}, // intact chains: no findings
-		{"activity", true, nil, 0},     // not a findings report
+		{"chain_breaks", true, nil, 0},   // intact chains: no findings
+		{"dangling_calls", true, nil, 0}, // every allowed call completed
+		{"activity", true, nil, 0},       // not a findings report
 	}
 	for _, tc := range tests {
 		err := RunReport(context.Background(), cfg, ReportCommand{Name: tc.report, Period: period, FailOnFindings: tc.fail},

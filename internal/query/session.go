@@ -16,7 +16,8 @@ const timelineSQL = `SELECT
     decision, reason_code, rule_id, approval_mode, risk, kind, reason, summary, requester,
     approval_outcome, approval_scope, approver, egress_phase, host, port, resolved_ip,
     status_code, bytes_sent, bytes_received, exit_code, duration_ms, timed_out, killed_reason,
-    severity, alert_action, alert_count, syscall, by_id, workspace, image, sandbox_profile, operator, error
+    severity, alert_action, alert_count, syscall, by_id, workspace, image, sandbox_profile, operator, error,
+    pid, ppid, exe, background, root_process, signal, process_count
 FROM events FINAL
 WHERE session_id = @session
 ORDER BY event_time, event_time_us, runner_id, seq`
@@ -91,7 +92,20 @@ func describe(s func(string) string) string {
 			add(" TIMED OUT")
 		}
 		opt("killed", s("killed_reason"))
+		opt("signal", s("signal"))
+		opt("leftovers killed", s("process_count"))
 		opt("error", s("error"))
+	case "process.exec":
+		add("EXEC %s %s: %s (pid %s, parent %s", strings.ToUpper(s("decision")), s("exe"), s("command"), s("pid"), s("ppid"))
+		if s("root_process") == "1" {
+			add(", the call's top process")
+		}
+		if s("background") == "1" {
+			add(", in the background")
+		}
+		add(") %s", s("reason_code"))
+		opt("rule", s("rule_id"))
+		opt("approval", s("approval_id"))
 	case "net.egress":
 		if s("egress_phase") == "closed" {
 			add("egress closed %s:%s sent %s received %s bytes", s("host"), s("port"), s("bytes_sent"), s("bytes_received"))
@@ -104,6 +118,9 @@ func describe(s func(string) string) string {
 		add("VIOLATION %s: %s", s("kind"), s("summary"))
 		opt("path", s("path"))
 		opt("syscall", s("syscall"))
+		opt("pid", s("pid"))
+		opt("command", s("command"))
+		opt("count", s("process_count"))
 	case "alert.raised":
 		add("ALERT %s %s: %s (%s matches, action %s)", strings.ToUpper(s("severity")), s("rule_id"), s("summary"), s("alert_count"), s("alert_action"))
 	case "session.held":

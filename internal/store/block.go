@@ -138,6 +138,16 @@ var eventColDefs = []colDef{
 	{kind: kString, s: func(r *EventRow) string { return r.Operator }},                                         // operator
 	{kind: kString, s: func(r *EventRow) string { return r.Mode }},                                             // mode
 	{kind: kString, s: func(r *EventRow) string { return r.ClientName }},                                       // client_name
+	{kind: kUInt32, u: func(r *EventRow) uint64 { return uint64(r.PID) }},                                      // pid
+	{kind: kUInt32, u: func(r *EventRow) uint64 { return uint64(r.PPID) }},                                     // ppid
+	{kind: kString, s: func(r *EventRow) string { return r.Exe }},                                              // exe
+	{kind: kUInt8, u: func(r *EventRow) uint64 { return uint64(b2u(r.Background)) }},                           // background
+	{kind: kUInt8, u: func(r *EventRow) uint64 { return uint64(b2u(r.RootProcess)) }},                          // root_process
+	{kind: kUInt8, u: func(r *EventRow) uint64 { return uint64(r.Signal) }},                                    // signal
+	{kind: kUInt64, u: func(r *EventRow) uint64 { return r.UserMS }},                                           // user_ms
+	{kind: kUInt64, u: func(r *EventRow) uint64 { return r.SystemMS }},                                         // system_ms
+	{kind: kUInt64, u: func(r *EventRow) uint64 { return r.MaxRSSKB }},                                         // max_rss_kb
+	{kind: kUInt64, u: func(r *EventRow) uint64 { return r.ProcessCount }},                                     // process_count
 	{kind: kString, s: func(r *EventRow) string { return unsafe.String(unsafe.SliceData(r.Raw), len(r.Raw)) }}, // raw
 	{kind: kString, s: func(r *EventRow) string { return r.Source.Topic }},                                     // source_topic
 	{kind: kInt32, u: func(r *EventRow) uint64 { return uint64(int64(r.Source.Partition)) }},                   // source_partition

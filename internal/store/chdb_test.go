@@ -103,7 +103,7 @@ func TestChdbMigrations(t *testing.T) {
 		t.Errorf("event_ts = %s", got)
 	}
 	for _, tbl := range []string{"events", "dlq_events", "chain_breaks", "schema_migrations", "schema_lock",
-		"tool_calls", "approvals", "egress", "alerts", "sessions"} {
+		"tool_calls", "approvals", "egress", "alerts", "sessions", "execs"} {
 		got := chdbQuery(t, s, fmt.Sprintf("SELECT count() FROM %s.%s", db, tbl))
 		t.Logf("%s: %s rows", tbl, got)
 	}
@@ -135,6 +135,25 @@ func TestChdbMigrations(t *testing.T) {
 	}
 	if diff := cmp.Diff(expectedToolCalls(t, rows), calls); diff != "" {
 		t.Errorf("tool_calls on chDB (-want +got):\n%s", diff)
+	}
+	// Migration 0011: the execs view and the supervisor's columns.
+	var execs, signals int
+	for _, r := range rows {
+		if r.EventType == "process.exec" {
+			execs++
+		}
+		if r.Signal != 0 && r.UserMS+r.SystemMS+r.MaxRSSKB > 0 {
+			signals++
+		}
+	}
+	if got := chdbQuery(t, s, "SELECT count(), sum(root_process) > 0, sum(background) > 0 FROM "+db+".execs"); got != strconv.Itoa(execs)+"\t1\t1" {
+		t.Errorf("execs on chDB: %q, want %d execs, some root, some background", got, execs)
+	}
+	if got := chdbQuery(t, s, "SELECT count() FROM "+db+".events FINAL WHERE signal != 0 AND user_ms + system_ms + max_rss_kb > 0"); got != strconv.Itoa(signals) {
+		t.Errorf("events with a signal and rusage on chDB: %s, want %d", got, signals)
+	}
+	if got := chdbQuery(t, s, "SELECT sum(execs), sum(execs_denied) FROM "+db+".sessions"); got != strconv.Itoa(execs)+"\t1" {
+		t.Errorf("sessions' execs on chDB: %q", got)
 	}
 	if got := chdbQuery(t, s, "SELECT status, approver FROM "+db+".approvals"); !strings.HasPrefix(got, "approved\t") {
 		t.Errorf("approvals on chDB: %q", got)

@@ -207,6 +207,12 @@ func flattenPayload(r *EventRow, eventType string, payload []byte) error {
 		}
 	}
 	u := func(dst *uint64, raw string) { v, e := u64(raw); set(e); *dst = v }
+	u32 := func(dst *uint32, raw string) { v, e := strconv.ParseUint(raw, 10, 32); set(e); *dst = uint32(v) }
+	argvLine := func(raw string) string {
+		a, e := strArray(raw)
+		set(e)
+		return bound(commandLine(a, ""), MaxCommandLen)
+	}
 	t := func(dst *time.Time, raw string) { v, e := ts(raw); set(e); *dst = v }
 	id := func(dst *uint64, raw string) { v, e := optID(str(raw)); set(e); *dst = v }
 	var each func(k, v string)
@@ -365,6 +371,24 @@ func flattenPayload(r *EventRow, eventType string, payload []byte) error {
 				r.ReasonCode = str(v)
 			case "error":
 				r.Error = str(v)
+			case "signal":
+				n, e := strconv.ParseUint(v, 10, 8)
+				set(e)
+				r.Signal = uint8(n)
+			case "rusage":
+				set(members(v, func(k, v string) error {
+					switch k {
+					case "user_ms":
+						u(&r.UserMS, v)
+					case "system_ms":
+						u(&r.SystemMS, v)
+					case "max_rss_kb":
+						u(&r.MaxRSSKB, v)
+					}
+					return nil
+				}))
+			case "leftovers_killed":
+				u(&r.ProcessCount, v)
 			}
 		}
 	case events.TypeNetEgress:
@@ -415,6 +439,37 @@ func flattenPayload(r *EventRow, eventType string, payload []byte) error {
 				r.Syscall = str(v)
 			case "reason_code":
 				r.ReasonCode = str(v)
+			case "pid":
+				u32(&r.PID, v)
+			case "argv":
+				r.Command = argvLine(v)
+			case "count":
+				u(&r.ProcessCount, v)
+			}
+		}
+	case events.TypeProcessExec:
+		each = func(k, v string) {
+			switch k {
+			case "pid":
+				u32(&r.PID, v)
+			case "ppid":
+				u32(&r.PPID, v)
+			case "argv":
+				r.Command = argvLine(v)
+			case "exe":
+				r.Exe = str(v)
+			case "cwd":
+				r.Cwd = str(v)
+			case "decision":
+				r.Decision = str(v)
+			case "reason_code":
+				r.ReasonCode = str(v)
+			case "rule_id":
+				r.RuleID = str(v)
+			case "background":
+				r.Background = v == "true"
+			case "root":
+				r.RootProcess = v == "true"
 			}
 		}
 	case events.TypeAlertRaised:

@@ -47,12 +47,22 @@ func flattenTyped(r *EventRow, p events.Payload) error {
 		r.StdoutLength, r.StdoutSHA256 = p.Stdout.Length, p.Stdout.SHA256
 		r.StderrLength, r.StderrSHA256 = p.Stderr.Length, p.Stderr.SHA256
 		r.ReasonCode, r.Error = string(p.ReasonCode), p.Error
+		r.Signal, r.ProcessCount = uint8(p.Signal), p.LeftoversKilled
+		if p.Rusage != nil {
+			r.UserMS, r.SystemMS, r.MaxRSSKB = p.Rusage.UserMS, p.Rusage.SystemMS, p.Rusage.MaxRSSKB
+		}
 	case *events.NetEgress:
 		r.EgressPhase, r.Host, r.Port, r.ResolvedIP, r.Method, r.SNI = p.Phase, p.Host, p.Port, p.ResolvedIP, p.Method, p.SNI
 		r.Decision, r.ReasonCode, r.RuleID, r.StatusCode = string(p.Decision), string(p.ReasonCode), p.RuleID, p.StatusCode
 		r.BytesSent, r.BytesReceived, r.DurationMS = p.BytesSent, p.BytesReceived, p.DurationMS
 	case *events.SandboxViolation:
 		r.Kind, r.Summary, r.Path, r.Syscall, r.ReasonCode = p.Kind, p.Detail, p.Path, p.Syscall, string(p.ReasonCode)
+		r.PID, r.ProcessCount, r.Command = uint32(p.PID), p.Count, bound(commandLine(p.Argv, ""), MaxCommandLen)
+	case *events.ProcessExec:
+		r.PID, r.PPID, r.Exe, r.Cwd = uint32(p.PID), uint32(p.PPID), p.Exe, p.Cwd
+		r.Command = bound(commandLine(p.Argv, ""), MaxCommandLen)
+		r.Decision, r.ReasonCode, r.RuleID = string(p.Decision), string(p.ReasonCode), p.RuleID
+		r.Background, r.RootProcess = p.Background, p.Root
 	case *events.AlertRaised:
 		r.RuleID, r.RuleVersion, r.Severity, r.GroupKey = p.RuleID, p.RuleVersion, string(p.Severity), p.GroupKey
 		r.AlertCount, r.Suppressed, r.FirstSeen, r.LastSeen = p.Count, p.Suppressed, p.FirstSeen.Time, p.LastSeen.Time

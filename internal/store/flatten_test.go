@@ -46,7 +46,8 @@ func payloadPart(r EventRow) EventRow {
 		Suppressed: r.Suppressed, AlertAction: r.AlertAction, FirstSeen: r.FirstSeen, LastSeen: r.LastSeen,
 		MatchedEventIDs: r.MatchedEventIDs, RefEventID: r.RefEventID, ByID: r.ByID, Workspace: r.Workspace, Image: r.Image,
 		SandboxProfile: r.SandboxProfile, SandboxProfileSHA256: r.SandboxProfileSHA256, Operator: r.Operator, Mode: r.Mode,
-		ClientName: r.ClientName,
+		ClientName: r.ClientName, PID: r.PID, PPID: r.PPID, Exe: r.Exe, Background: r.Background, RootProcess: r.RootProcess,
+		Signal: r.Signal, UserMS: r.UserMS, SystemMS: r.SystemMS, MaxRSSKB: r.MaxRSSKB, ProcessCount: r.ProcessCount,
 	}
 }
 

@@ -6,7 +6,9 @@ import (
 	"encoding/hex"
 	"fmt"
 	"os"
+	"regexp"
 	"slices"
+	"strings"
 	"time"
 
 	chschema "github.com/agentaudit/agentaudit/deploy/clickhouse"
@@ -111,6 +113,10 @@ func (s *Store) migrate(ctx context.Context) ([]Applied, []Skipped, error) {
 		stmts := m.Statements(s.db)
 		for i, stmt := range stmts {
 			if err := s.conn.Exec(ctx, stmt); err != nil {
+				if addsExistingColumn(stmt, err) {
+					s.log.Info("column exists already; statement done by an earlier run", "version", m.Version, "statement", i+1)
+					continue
+				}
 				return out, skipped, fmt.Errorf("store: migration %s statement %d: %w", m.File, i+1, err)
 			}
 		}
@@ -122,6 +128,20 @@ func (s *Store) migrate(ctx context.Context) ([]Applied, []Skipped, error) {
 		out = append(out, a)
 	}
 	return out, skipped, nil
+}
+
+// addColumnRE matches an ALTER TABLE that adds exactly one column.
+var addColumnRE = regexp.MustCompile(`(?is)^ALTER\s+TABLE\s+\S+\s+ADD\s+COLUMN\s+[^,;]+$`)
+
+// addsExistingColumn reports that stmt adds one column and failed because
+// the column exists. The 18.16 server has no ADD COLUMN IF NOT EXISTS, so
+// a portable migration adds each column with a statement of its own, and a
+// rerun of a migration that failed after such a statement (ClickHouse DDL
+// is not transactional) finds the column there: that statement is done.
+func addsExistingColumn(stmt string, err error) bool {
+	c, ok := ErrorCode(err)
+	return ok && c == CodeIllegalColumn && addColumnRE.MatchString(strings.TrimSpace(stmt)) &&
+		strings.Contains(err.Error(), "already exists")
 }
 
 // gate returns why m cannot run on this server, or "".

@@ -103,6 +103,18 @@ type EventRow struct {
 	Operator             string
 	Mode                 string
 	ClientName           string
+	// Migration 0011: process.exec, and the supervisor's fields of
+	// tool_call.completed and sandbox.violation.
+	PID          uint32
+	PPID         uint32
+	Exe          string
+	Background   bool
+	RootProcess  bool
+	Signal       uint8
+	UserMS       uint64
+	SystemMS     uint64
+	MaxRSSKB     uint64
+	ProcessCount uint64
 
 	Raw        []byte
 	Source     Source
@@ -124,6 +136,7 @@ var eventColumns = []string{
 	"severity", "rule_version", "group_key", "alert_count", "suppressed", "alert_action",
 	"first_seen", "last_seen", "matched_event_ids", "ref_event_id", "by_id",
 	"workspace", "image", "sandbox_profile", "sandbox_profile_sha256", "operator", "mode", "client_name",
+	"pid", "ppid", "exe", "background", "root_process", "signal", "user_ms", "system_ms", "max_rss_kb", "process_count",
 	"raw", "source_topic", "source_partition", "source_offset", "ingested_at",
 }
 
@@ -155,6 +168,7 @@ func (r *EventRow) values(now time.Time) []any {
 		r.Severity, r.RuleVersion, r.GroupKey, r.AlertCount, r.Suppressed, r.AlertAction,
 		dt(r.FirstSeen), dt(r.LastSeen), ids, r.RefEventID, r.ByID,
 		r.Workspace, r.Image, r.SandboxProfile, r.SandboxProfileSHA256, r.Operator, r.Mode, r.ClientName,
+		r.PID, r.PPID, r.Exe, b2u(r.Background), b2u(r.RootProcess), r.Signal, r.UserMS, r.SystemMS, r.MaxRSSKB, r.ProcessCount,
 		string(r.Raw), r.Source.Topic, r.Source.Partition, r.Source.Offset, dt(ing),
 	}
 }

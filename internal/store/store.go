@@ -40,6 +40,8 @@ const (
 	CodeReadonly        int32 = 164
 	CodeNotEnoughRights int32 = 497
 	CodeAccessDenied    int32 = 516
+	// CodeIllegalColumn: among others, ADD COLUMN of a column that exists.
+	CodeIllegalColumn int32 = 44
 )
 
 // ErrorCode returns the ClickHouse server error code inside err, if any.

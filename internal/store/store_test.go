@@ -147,7 +147,7 @@ func TestMigrateFromEmptyThenNoop(t *testing.T) {
 		t.Errorf("server %s: expected the modern migrations to be skipped", ver)
 	}
 	tables := strs(t, s, "SELECT name FROM system.tables WHERE database = ? ORDER BY name", s.db)
-	wantTables := []string{"alerts", "approvals", "chain_breaks", "dlq_events", "egress", "events",
+	wantTables := []string{"alerts", "approvals", "chain_breaks", "dlq_events", "egress", "events", "execs",
 		"schema_lock", "schema_migrations", "sessions", "tool_calls"}
 	if diff := cmp.Diff(wantTables, tables); diff != "" {
 		t.Errorf("tables (-want +got):\n%s", diff)
@@ -438,12 +438,190 @@ func TestInsertEveryTypeAndReadViews(t *testing.T) {
 	if alertRule != al.RuleID || !cmp.Equal(matched, al.MatchedEventIDs) {
 		t.Errorf("alert = %s %v, want %s %v", alertRule, matched, al.RuleID, al.MatchedEventIDs)
 	}
-	var sessTools, sessDenials, sessEvents uint64
-	if err := s.conn.QueryRow(ctx, "SELECT tool_calls, denials, events FROM "+s.db+".sessions").Scan(&sessTools, &sessDenials, &sessEvents); err != nil {
+	// sessions: one row per session, counted from its events.
+	type sessionRow struct {
+		ID, EndReason                                              string
+		ToolCalls, Denials, Violations, Events, Execs, ExecsDenied uint64
+	}
+	var wantSessions []sessionRow
+	for _, r := range rows {
+		if r.EventType == events.TypeSessionStarted {
+			wantSessions = append(wantSessions, sessionRow{ID: r.SessionID})
+		}
+	}
+	sort.Slice(wantSessions, func(i, j int) bool { return wantSessions[i].ID < wantSessions[j].ID })
+	for i := range wantSessions {
+		w := &wantSessions[i]
+		for _, r := range rows {
+			if r.SessionID != w.ID {
+				continue
+			}
+			w.Events++
+			switch r.EventType {
+			case events.TypeSessionEnded:
+				w.EndReason = r.Reason
+			case events.TypeToolCallRequested:
+				w.ToolCalls++
+			case events.TypePolicyDecision:
+				if r.Decision == "deny" {
+					w.Denials++
+				}
+			case events.TypeSandboxViolation:
+				w.Violations++
+			case events.TypeProcessExec:
+				w.Execs++
+				if r.Decision == "deny" {
+					w.ExecsDenied++
+				}
+			}
+		}
+	}
+	sr, err := s.conn.Query(ctx, "SELECT session_id, end_reason, tool_calls, denials, violations, events, execs, execs_denied FROM "+s.db+".sessions ORDER BY session_id")
+	if err != nil {
 		t.Fatal(err)
 	}
-	if sessTools != 3 || sessDenials != 1 || sessEvents != uint64(len(rows)) {
-		t.Errorf("sessions: tool_calls %d denials %d events %d; want 3 1 %d", sessTools, sessDenials, sessEvents, len(rows))
+	var sessions []sessionRow
+	for sr.Next() {
+		var x sessionRow
+		if err := sr.Scan(&x.ID, &x.EndReason, &x.ToolCalls, &x.Denials, &x.Violations, &x.Events, &x.Execs, &x.ExecsDenied); err != nil {
+			t.Fatal(err)
+		}
+		sessions = append(sessions, x)
+	}
+	sr.Close()
+	if diff := cmp.Diff(wantSessions, sessions); diff != "" {
+		t.Errorf("sessions (-want +got):\n%s", diff)
+	}
+	if len(sessions) != 3 || sessions[0].ToolCalls != 3 || sessions[0].Execs != 6 || sessions[0].ExecsDenied != 1 {
+		t.Errorf("sessions = %+v; want the examples' three, the first with 3 calls and 6 execs, 1 denied", sessions)
+	}
+}
+
+// TestSupervisorColumns: the columns of migration 0011 hold what each
+// example flattens to, and the execs view lists every process.exec.
+func TestSupervisorColumns(t *testing.T) {
+	ctx := context.Background()
+	s := migrated(t)
+	rows := exampleRows(t)
+	if err := s.InsertEvents(ctx, rows); err != nil {
+		t.Fatal(err)
+	}
+	type cols struct {
+		EventID                          uint64
+		Command, Exe                     string
+		PID, PPID                        uint32
+		Background, RootProcess, Signal  uint8
+		UserMS, SystemMS, MaxRSSKB, Proc uint64
+	}
+	var want []cols
+	for _, r := range rows {
+		want = append(want, cols{r.EventID, r.Command, r.Exe, r.PID, r.PPID, b2u(r.Background), b2u(r.RootProcess), r.Signal,
+			r.UserMS, r.SystemMS, r.MaxRSSKB, r.ProcessCount})
+	}
+	sort.Slice(want, func(i, j int) bool { return want[i].EventID < want[j].EventID })
+	q, err := s.conn.Query(ctx, `SELECT event_id, command, exe, pid, ppid, background, root_process, signal,
+	       user_ms, system_ms, max_rss_kb, process_count FROM `+s.db+`.events FINAL ORDER BY event_id`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []cols
+	for q.Next() {
+		var c cols
+		if err := q.Scan(&c.EventID, &c.Command, &c.Exe, &c.PID, &c.PPID, &c.Background, &c.RootProcess, &c.Signal,
+			&c.UserMS, &c.SystemMS, &c.MaxRSSKB, &c.Proc); err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, c)
+	}
+	q.Close()
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("supervisor columns (-rows +table):\n%s", diff)
+	}
+	var execs []string
+	for _, r := range rows {
+		if r.EventType == events.TypeProcessExec {
+			execs = append(execs, fmt.Sprintf("%d %s %s %s %d/%d", r.EventID, r.Decision, r.Exe, r.Command, r.PID, r.PPID))
+		}
+	}
+	sort.Strings(execs)
+	if n := len(execs); n != 10 {
+		t.Errorf("examples hold %d process.exec events, want 10", n)
+	}
+	vq, err := s.conn.Query(ctx, "SELECT event_id, decision, exe, command, pid, ppid FROM "+s.db+".execs ORDER BY event_id")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var view []string
+	for vq.Next() {
+		var id uint64
+		var dec, exe, cmd string
+		var pid, ppid uint32
+		if err := vq.Scan(&id, &dec, &exe, &cmd, &pid, &ppid); err != nil {
+			t.Fatal(err)
+		}
+		view = append(view, fmt.Sprintf("%d %s %s %s %d/%d", id, dec, exe, cmd, pid, ppid))
+	}
+	vq.Close()
+	sort.Strings(view)
+	if diff := cmp.Diff(execs, view); diff != "" {
+		t.Errorf("execs view (-events +view):\n%s", diff)
+	}
+}
+
+// TestMigrateRerunsAddColumn: a migration that failed after adding some of
+// its columns runs again in full; the 18.16 server has no ADD COLUMN IF
+// NOT EXISTS, so Migrate takes "column exists" from such a statement as
+// done.
+func TestMigrateRerunsAddColumn(t *testing.T) {
+	ctx := context.Background()
+	s := open(t, testDB(t))
+	all, err := chschema.All()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var m0011 chschema.Migration
+	for _, m := range all {
+		switch m.Version {
+		case 1:
+			for _, stmt := range m.Statements(s.db) {
+				if err := s.conn.Exec(ctx, stmt); err != nil {
+					t.Fatal(err)
+				}
+			}
+		case 11:
+			m0011 = m
+		}
+	}
+	// The first two columns of 0011 were added before the failure.
+	for _, stmt := range m0011.Statements(s.db)[:2] {
+		if err := s.conn.Exec(ctx, stmt); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := s.Migrate(ctx); err != nil {
+		t.Fatalf("Migrate after a half-applied 0011: %v", err)
+	}
+	got := strs(t, s, "SELECT name FROM system.columns WHERE database = ? AND table = 'events' AND default_kind != 'MATERIALIZED'", s.db)
+	if diff := cmp.Diff(eventColumns, got); diff != "" {
+		t.Errorf("columns (-store +table):\n%s", diff)
+	}
+	// Anything else that fails is still a failure.
+	for _, tc := range []struct {
+		stmt string
+		err  error
+		want bool
+	}{
+		{"ALTER TABLE " + s.db + ".events ADD COLUMN pid UInt32 AFTER client_name", s.conn.Exec(ctx, "ALTER TABLE "+s.db+".events ADD COLUMN pid UInt32 AFTER client_name"), true},
+		{"ALTER TABLE " + s.db + ".events ADD COLUMN pid UInt32, ADD COLUMN zz UInt8", s.conn.Exec(ctx, "ALTER TABLE "+s.db+".events ADD COLUMN pid UInt32, ADD COLUMN zz UInt8"), false},
+		{"ALTER TABLE " + s.db + ".nope ADD COLUMN pid UInt32", s.conn.Exec(ctx, "ALTER TABLE "+s.db+".nope ADD COLUMN pid UInt32"), false},
+		{"CREATE TABLE " + s.db + ".events (a UInt8) ENGINE = Log", s.conn.Exec(ctx, "CREATE TABLE "+s.db+".events (a UInt8) ENGINE = Log"), false},
+	} {
+		if tc.err == nil {
+			t.Fatalf("%s: no error", tc.stmt)
+		}
+		if got := addsExistingColumn(tc.stmt, tc.err); got != tc.want {
+			t.Errorf("addsExistingColumn(%s, %v) = %v, want %v", tc.stmt, tc.err, got, tc.want)
+		}
 	}
 }
 
@@ -527,8 +705,8 @@ func expectedToolCalls(t *testing.T, rows []EventRow) []toolCallRow {
 		out = append(out, *c)
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].ToolCallID < out[j].ToolCallID })
-	if len(out) != 3 {
-		t.Fatalf("examples hold %d tool calls, want 3", len(out))
+	if len(out) != 6 {
+		t.Fatalf("examples hold %d tool calls, want 6", len(out))
 	}
 	return out
 }
