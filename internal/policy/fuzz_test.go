@@ -2,6 +2,7 @@ package policy
 
 import (
 	"errors"
+	"path"
 	"strings"
 	"testing"
 )
@@ -13,6 +14,13 @@ var commandSeeds = []string{
 	"echo ${x:-$(y)}", "echo $((1+(2*3)))", "bash <(curl -s x)", "(cd a && (cd b; make))",
 	"[[ a < b && c ]]", "f() { :; }", "case x in a) ;; esac", "echo 'unterminated", "rm -rf /*",
 	"env -S 'git push'", "timeout -k 5 10 nice -n 1 sudo -u x env A=1 git -C d push", "eval 'eval \"git push\"'",
+	"ls \r# ; git push", "git $'push\\0x'", "[[ x -eq 1 ]]", "x='a[$(id)]'; echo $((x))", "echo ${x@P} ${!y} ${z:1:2}",
+	"select x in a; do ls; done", "alias a=b", "{fd}>x git push", "set -k; shopt -s extglob", "(( x++ ))",
+	"git -c alias.p=push -c 'alias.q=!git p' q", "git -c core.hooksPath=x commit", "/usr/lib/git-core/git-push",
+	"taskset -c 0 flock -w 1 /tmp/l -c 'script -qc \"git push\" /dev/null'", "setpriv --nnp unshare -r chroot / ls",
+	"perl -ne 'print' f", "awk -F: -v x=1 '$1 > 2 {print | \"sh\"}' f", "sed -n -e '1e id' -e 'w .env' f",
+	"sh x.sh; bash < y; { cat; sh; }", "cp -t .git/hooks x; sort -o .env y; curl -sSLo .env z; tar xzf a -C .git",
+	"find . -delete; rm -rf ./*; rm -rf ..", "printf -v 'a[$(id)]' x; read 'b[1]'", "npx -c 'git push'; uv run ls",
 }
 
 // FuzzParseCommand checks that the shell lexer and parser never panic and
@@ -65,26 +73,33 @@ func FuzzEvaluate(f *testing.F) {
 			call.Argv = strings.Fields(command[5:])
 		}
 		for m, p := range policies {
-			d := p.Evaluate(call)
-			switch d.Verdict {
-			case Allow, Ask, Deny:
-			default:
-				t.Fatalf("%s: verdict %q", m, d.Verdict)
-			}
-			if !reasonCodes[d.ReasonCode] {
-				t.Fatalf("%s: reason %q is not a known code", m, d.ReasonCode)
-			}
-			if d.PolicySHA256 != p.SHA256() || d.PolicyID != p.ID() {
-				t.Fatalf("%s: decision not stamped: %+v", m, d)
-			}
-			if m == Never && d.Verdict == Ask {
-				t.Fatalf("never mode asked: %+v", d)
-			}
-			if d.ReasonCode == ReasonInvalidArguments && d.Verdict == Allow {
-				t.Fatalf("%s: allowed invalid arguments: %+v", m, d)
-			}
+			checkDecision(t, p, m, p.Evaluate(call))
 		}
 	})
+}
+
+// checkDecision fails unless d is well formed: a known verdict and reason
+// code, stamped with the policy, no ask in mode never, and nothing the
+// policy could not analyse allowed.
+func checkDecision(t *testing.T, p *Policy, m Mode, d Decision) {
+	t.Helper()
+	switch d.Verdict {
+	case Allow, Ask, Deny:
+	default:
+		t.Fatalf("%s: verdict %q", m, d.Verdict)
+	}
+	if !reasonCodes[d.ReasonCode] {
+		t.Fatalf("%s: reason %q is not a known code", m, d.ReasonCode)
+	}
+	if d.PolicySHA256 != p.SHA256() || d.PolicyID != p.ID() {
+		t.Fatalf("%s: decision not stamped: %+v", m, d)
+	}
+	if m == Never && d.Verdict == Ask {
+		t.Fatalf("never mode asked: %+v", d)
+	}
+	if d.ReasonCode == ReasonInvalidArguments && d.Verdict == Allow {
+		t.Fatalf("%s: allowed invalid arguments: %+v", m, d)
+	}
 }
 
 // FuzzLoadPolicy checks that loading never panics and that a policy that
@@ -112,6 +127,64 @@ func FuzzLoadPolicy(f *testing.F) {
 		for _, c := range []ToolCall{sh("git push"), sh("ls"), {Tool: "write_file", Paths: []string{".env"}, Write: true}} {
 			if d := p.Evaluate(c); d.PolicySHA256 == "" {
 				t.Fatalf("decision not stamped: %+v", d)
+			}
+		}
+	})
+}
+
+// FuzzEvaluateExec checks that EvaluateExec never panics, that its
+// decisions are well formed, and that it is never less strict than the
+// command-string policy deciding the same argv as a tool call. There is
+// one sound exception: the string asks about code an interpreter reads
+// from a file or stdin (sh x.sh), which the exec level leaves to the execs
+// that code makes; there EvaluateExec must be at least as strict as the
+// string policy with that question taken out.
+func FuzzEvaluateExec(f *testing.F) {
+	for _, s := range commandSeeds {
+		f.Add(strings.Join(strings.Fields(s), "\x00"), "", "/workspace")
+		f.Add("bash\x00-c\x00"+s, "/usr/bin/bash", "/workspace/src")
+	}
+	f.Add("git-push\x00origin", "/usr/lib/git-core/git", "/workspace")
+	f.Add("ls\x00push", "/usr/bin/git", "/tmp")
+	f.Add("git\x00-c\x00alias.p=!sh -c 'git push'\x00p", "", "")
+	f.Add("perl\x00-e\x00system('git push')", "/usr/bin/perl", "/workspace")
+	f.Add("awk\x00BEGIN{system(\"x\")}", "/usr/bin/mawk", "/workspace")
+	f.Add("sed\x00-i\x00s/a/b/w .env\x00f", "", "/workspace")
+	f.Add("find\x00.\x00-delete", "", "/workspace")
+	f.Add("", "/usr/bin/ls", "/")
+	f.Add("\x00", "", "relative")
+	policies := map[Mode]*Policy{}
+	for _, m := range []Mode{Untrusted, OnRequest, Never} {
+		policies[m] = mustDefault(f, WithApprovalMode(m))
+	}
+	f.Fuzz(func(t *testing.T, args, exe, cwd string) {
+		var argv []string
+		if args != "" {
+			argv = strings.Split(args, "\x00")
+		}
+		c := ExecCall{Argv: argv, Exe: exe, Cwd: cwd}
+		for m, p := range policies {
+			checkDecision(t, p, m, p.EvaluateExec(c))
+			if len(argv) == 0 {
+				continue
+			}
+			// The same argv as a tool call, from the same directory: a
+			// tool call's relative cwd is relative to the workspace.
+			call := ToolCall{Tool: ShellTool, Argv: argv, Cwd: cwd}
+			same := c
+			if !path.IsAbs(cwd) {
+				same.Cwd = path.Join(DefaultWorkspace, cwd)
+			}
+			got := p.EvaluateExec(same)
+			ref := p.Evaluate(call)
+			if got.Verdict.strictness() >= ref.Verdict.strictness() {
+				continue
+			}
+			deferred := p.finish(p.evaluate(call, m, expander{exec: true}), m)
+			if ref.ReasonCode != ReasonInvalidArguments && !(m == Never && ref.ReasonCode == ReasonNeverAsk) ||
+				got.Verdict.strictness() < deferred.Verdict.strictness() {
+				t.Fatalf("%s: EvaluateExec(%q, exe %q, cwd %q) = %s %s (%s), less strict than Evaluate = %s %s (%s); without unseen code %s",
+					m, argv, exe, same.Cwd, got.Verdict, got.ReasonCode, got.Justification, ref.Verdict, ref.ReasonCode, ref.Justification, deferred.Verdict)
 			}
 		}
 	})

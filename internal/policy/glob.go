@@ -162,3 +162,40 @@ func matchArgSegs(pat, segs []string) bool {
 	}
 	return len(segs) == 0
 }
+
+// PathMatcher matches workspace-relative paths against globs in the
+// policy's dialect (see protected_paths): segments separated by "/", each
+// a path.Match pattern, "**" for any number of segments, and a glob
+// without a slash matching a base name at any depth.
+type PathMatcher struct {
+	globs []glob
+}
+
+// NewPathMatcher compiles globs, such as Policy.ProtectedPaths returns.
+func NewPathMatcher(globs []string) (*PathMatcher, error) {
+	m := &PathMatcher{}
+	for _, s := range globs {
+		g, err := compileGlob(s)
+		if err != nil {
+			return nil, fmt.Errorf("%w: %v", ErrInvalidPolicy, err)
+		}
+		m.globs = append(m.globs, g)
+	}
+	return m, nil
+}
+
+// Match reports whether a workspace-relative path (forward slashes) matches
+// one of the globs. The path is cleaned first; an absolute path or one that
+// leaves the workspace matches nothing.
+func (m *PathMatcher) Match(rel string) bool {
+	c, ok := workspaceRel(rel)
+	if !ok {
+		return false
+	}
+	for _, g := range m.globs {
+		if g.match(c) {
+			return true
+		}
+	}
+	return false
+}

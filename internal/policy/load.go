@@ -253,9 +253,12 @@ func parse(name string, data []byte, opts ...Option) (p *Policy, err error) {
 			examples = append(examples, ex...)
 		}
 	}
+	// Examples say which rule decides a call; the approval mode only
+	// changes verdicts afterwards, so they are checked as on-request. They
+	// are written for the workspace at its default mount point.
+	ws := p.workspace
+	p.workspace = DefaultWorkspace
 	for _, ex := range examples {
-		// Examples say which rule decides a call; the approval mode only
-		// changes verdicts afterwards, so they are checked as on-request.
 		d := p.evaluateIn(ex.call, OnRequest)
 		got := "not_match"
 		if d.RuleID == ex.rule {
@@ -266,6 +269,7 @@ func parse(name string, data []byte, opts ...Option) (p *Policy, err error) {
 			OK: got == ex.want, Decision: d, Line: ex.line, Column: ex.column,
 		})
 	}
+	p.workspace = ws
 	return p, nil
 }
 
@@ -543,6 +547,8 @@ func (l *loader) rule(n *yaml.Node) (*rule, []example, error) {
 			var b bool
 			b, err = l.boolean(v)
 			r.piped = &b
+		case "wipes_workspace":
+			r.wipesWorkspace, err = l.boolean(v)
 		case "paths":
 			r.paths, err = l.globs(v)
 		case "write":

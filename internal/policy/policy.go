@@ -1,4 +1,5 @@
-// Package policy decides whether an agent's tool call may run: allow, ask or deny, with a reason.
+// Package policy decides whether an agent's tool call, and each program it
+// starts, may run: allow, ask or deny, with a reason.
 //
 // A policy is a YAML file (see default.yaml, the shipped one) with an id,
 // a version, an approval_mode (untrusted, on-request or never),
@@ -6,24 +7,57 @@
 // A rule matches on tool (names or path.Match patterns), prefix (an argv
 // prefix whose elements are a word or a list of alternatives, as in Codex's
 // execpolicy), args (patterns any argument matches), outside_workspace,
-// piped (stdin is another command's output), paths (globs over the files a
-// file tool touches or a command writes) and write; it carries a decision,
-// a justification and a reason code, and match / not_match examples that
+// wipes_workspace (the program deletes every file in the workspace: rm -r
+// of its root or of *, find from the root with -delete), piped (stdin is
+// another command's output), paths (globs over the files a file tool
+// touches or a command writes) and write; it carries a decision, a
+// justification and a reason code, and match / not_match examples that
 // must hold for the file to load.
 //
-// Shell strings are parsed, not matched as text: wrappers (env, sudo,
-// timeout, nice, xargs, find -exec, sh -c, eval …) are looked through, and
-// each program in a chain, pipeline or substitution is decided on its own;
-// the strictest decision wins. Words known only at run time ($X, $(…),
-// globs) can make an ask or deny rule match, which then asks, but never
-// make an allow rule match. What cannot be analysed asks with reason
-// invalid_arguments.
+// Two questions are asked. Evaluate decides a tool call: the command
+// string is the early, readable question an approver sees. EvaluateExec
+// decides one exec inside the sandbox, on the real argv, the executable
+// and the working directory, before the program runs; the sandbox
+// supervisor asks it for every program every call starts, and that is the
+// boundary. Both use the same rules.
+//
+// Shell strings are parsed as bash parses them (tool calls run with
+// bash -c), not matched as text: wrappers (env, sudo, timeout, nice,
+// taskset, flock, setpriv, script -c, xargs, find -exec, sh -c, eval …)
+// are looked through where their argv layout is certain, git-X is git X,
+// git -c alias.X=… X is what the alias runs, and each program in a chain,
+// pipeline or substitution is decided on its own; the strictest decision
+// wins. Words known only at run time ($X, $(…), globs) can make an ask or
+// deny rule match, which then asks, but never make an allow rule match.
+//
+// The policy fails safe: what it does not fully model asks with reason
+// invalid_arguments and is never allowed. That covers bash it does not
+// model (select, coproc, alias, trap, (( )), arithmetic on variables,
+// ${!x} and ${x@P}, a carriage return outside quotes, set -k …), programs
+// named at run time, wrappers with options it does not know (su, parallel,
+// socat, strace …), variables that change which code runs (PATH,
+// LD_PRELOAD, BASH_ENV, GIT_CONFIG_* …), git configuration that runs
+// programs (-c core.hooksPath, --config-env, a subcommand it does not know,
+// which may be an alias), and inline code in a language it does not judge
+// (perl -e, python -c, node -e, an awk program that calls system() or pipes,
+// a sed script with e). Code read from a file or stdin (sh x.sh, python
+// x.py, source x, … | sh) asks in a command string, because the string does
+// not show it; EvaluateExec decides such an interpreter alone, because each
+// program that code starts is an exec of its own, and every #! script
+// reaches the exec level as "interpreter script". Running a workspace
+// program directly (./build.sh, make, go test) is decided as that program
+// at both levels: what it starts is decided exec by exec.
 //
 // First matching rule wins. An allow is still raised to ask when the call
 // writes a protected path, and, in untrusted mode, when the program is not
-// known safe. With no matching rule: a protected write asks, a known-safe
-// program is allowed, anything else is denied (default_deny). In never mode
-// every ask becomes a deny with reason never_ask.
+// known safe. Writes are redirections and the files that common programs
+// name (cp -t, tee, sed -i and w, sort -o, curl -o, dd of=, tar -x -C,
+// git config …). With no matching rule: a protected write asks, a
+// known-safe program is allowed, anything else is denied (default_deny).
+// In never mode every ask becomes a deny with reason never_ask.
+//
+// ProtectedPaths and NewPathMatcher give a file-system guard the protected
+// globs in the policy's own dialect.
 package policy
 
 import (
@@ -172,6 +206,17 @@ type Policy struct {
 	examples  []ExampleResult
 }
 
+// ProtectedPaths returns the protected_paths globs as written: the
+// defaults (unless default_protected_paths is false) and then the file's.
+// NewPathMatcher compiles them for a file-system guard.
+func (p *Policy) ProtectedPaths() []string {
+	out := make([]string, len(p.protected))
+	for i, g := range p.protected {
+		out[i] = g.src
+	}
+	return out
+}
+
 // ID is the policy's id field.
 func (p *Policy) ID() string { return p.id }
 
@@ -228,6 +273,7 @@ type rule struct {
 	piped            *bool
 	paths            []glob
 	write            *bool
+	wipesWorkspace   bool
 	decision         Verdict
 	justification    string
 	reason           string
@@ -247,13 +293,7 @@ func (p *Policy) Evaluate(call ToolCall) Decision {
 }
 
 func (p *Policy) evaluateIn(call ToolCall, mode Mode) Decision {
-	d := p.evaluate(call, mode)
-	if mode == Never && d.Verdict == Ask {
-		d.Justification = fmt.Sprintf("approval mode never: would ask (%s): %s", d.ReasonCode, d.Justification)
-		d.Verdict, d.ReasonCode = Deny, ReasonNeverAsk
-	}
-	d.PolicyID, d.PolicySHA256 = p.id, p.sha256
-	return d
+	return p.finish(p.evaluate(call, mode, expander{}), mode)
 }
 
 // env is what evaluation knows about the call beyond its units.
@@ -271,7 +311,7 @@ type cwd struct {
 	unknown bool
 }
 
-func (p *Policy) evaluate(call ToolCall, mode Mode) Decision {
+func (p *Policy) evaluate(call ToolCall, mode Mode, x expander) Decision {
 	e := &env{call: call, mode: mode, cwds: []cwd{p.resolveCwd(call.Cwd)}}
 	if call.Tool == ShellTool && !call.IsCommand() {
 		return invalid(errors.New("shell call without a command"))
@@ -288,10 +328,10 @@ func (p *Policy) evaluate(call ToolCall, mode Mode) Decision {
 	}
 	var units []unit
 	if len(call.Argv) > 0 {
-		units = unitsFromArgv(call.Argv)
+		units = x.argv(call.Argv)
 	} else {
 		var err error
-		units, err = unitsFromCommand(call.Command, 0)
+		units, err = x.command(call.Command, 0)
 		if err != nil {
 			return invalid(err)
 		}
@@ -299,8 +339,14 @@ func (p *Policy) evaluate(call ToolCall, mode Mode) Decision {
 	if len(units) == 0 {
 		return invalid(errors.New("the command runs nothing"))
 	}
-	// The strictest program decides; among equals, a decision a rule made
-	// outranks one the approval mode derived, then the first wins.
+	d, _ := p.decideUnits(e, units)
+	return d
+}
+
+// decideUnits decides each program and returns the strictest decision
+// with its rank; among equals, a decision a rule made outranks one the
+// approval mode derived, then the first wins.
+func (p *Policy) decideUnits(e *env, units []unit) (Decision, int) {
 	var best Decision
 	bestRank := -1
 	for i := range units {
@@ -315,7 +361,7 @@ func (p *Policy) evaluate(call ToolCall, mode Mode) Decision {
 		}
 		p.trackCd(e, u)
 	}
-	return best
+	return best, bestRank
 }
 
 func invalid(err error) Decision {
@@ -425,6 +471,15 @@ func (r *rule) match(p *Policy, e *env, u *unit) tri {
 			return no
 		}
 		res = minTri(res, p.argsOutside(e, u))
+		if res == no {
+			return no
+		}
+	}
+	if r.wipesWorkspace {
+		if u == nil {
+			return no
+		}
+		res = minTri(res, p.wipesWorkspace(e, u))
 		if res == no {
 			return no
 		}
@@ -677,6 +732,9 @@ func workspaceRel(p string) (string, bool) {
 
 func (p *Policy) locate(w word, c cwd) location {
 	t := w.text
+	if w.rootRel {
+		c = cwd{rel: "."}
+	}
 	switch {
 	case w.dynamic:
 		if strings.HasPrefix(t, "$HOME") || strings.HasPrefix(t, "${HOME}") {
@@ -876,4 +934,139 @@ func (s safeEntry) matches(argv []word) bool {
 func globArgMay(a word, f argGlob) bool {
 	ok, _ := path.Match(a.pat, f.src)
 	return ok
+}
+
+// wipesWorkspace says whether a program deletes the whole workspace: rm
+// -r of its root or of every name in it (., ./*, *, .. from a
+// subdirectory), or find starting at the root with -delete or -exec rm and
+// no test that picks files by name, path, time, size or owner.
+func (p *Policy) wipesWorkspace(e *env, u *unit) tri {
+	if len(u.argv) == 0 {
+		return no
+	}
+	switch u.name() {
+	case "rm":
+		return p.rmWipes(e, u.argv[1:])
+	case "find":
+		return p.findWipes(e, u.argv[1:])
+	}
+	return no
+}
+
+func (p *Policy) rmWipes(e *env, args []word) tri {
+	recursive := no
+	var ops []word
+	end := false
+	for _, a := range args {
+		switch {
+		case a.dynamic && !end:
+			// an option or an operand, known only at run time
+			recursive = maxTri(recursive, maybe)
+			ops = append(ops, a)
+		case end || !strings.HasPrefix(a.text, "-") || a.text == "-":
+			ops = append(ops, a)
+		case a.text == "--":
+			end = true
+		case a.text == "--recursive" || (!strings.HasPrefix(a.text, "--") && strings.ContainsAny(a.text, "rR")):
+			recursive = yes
+		}
+	}
+	if recursive == no {
+		return no
+	}
+	best := no
+	for _, op := range ops {
+		if t := p.namesRoot(e, op); t > best {
+			best = t
+		}
+	}
+	return minTri(recursive, best)
+}
+
+// namesRoot says whether a word names the workspace root or every name in
+// it.
+func (p *Policy) namesRoot(e *env, w word) tri {
+	best := no
+	for _, c := range e.cwds {
+		loc := p.locate(w, c)
+		switch {
+		case loc.outside:
+		case loc.unknown:
+			best = maxTri(best, maybe)
+		case loc.glob != "":
+			if loc.dir == "." && allNames[loc.glob] {
+				return yes
+			}
+		case loc.rel == ".":
+			return yes
+		}
+	}
+	return best
+}
+
+// allNames are globs that match every name in a directory but dot files.
+var allNames = map[string]bool{"*": true, "?*": true, "**": true}
+
+// findSelects are find tests that pick some files, so that -delete does
+// not take everything.
+var findSelects = setOf(`-name -iname -path -ipath -wholename -iwholename -regex -iregex -lname -ilname -newer -anewer
+-cnewer -newerXY -mtime -mmin -ctime -cmin -atime -amin -size -user -group -uid -gid -perm -inum -samefile -links
+-empty -nouser -nogroup -used -context -maxdepth`)
+
+func (p *Policy) findWipes(e *env, args []word) tri {
+	var starts []word
+	i := 0
+	for ; i < len(args); i++ {
+		t := args[i].text
+		if t == "-H" || t == "-L" || t == "-P" || strings.HasPrefix(t, "-O") {
+			continue
+		}
+		if t == "-D" {
+			i++
+			continue
+		}
+		break
+	}
+	for ; i < len(args); i++ {
+		a := args[i]
+		if !a.dynamic && (strings.HasPrefix(a.text, "-") || a.text == "(" || a.text == "!") {
+			break
+		}
+		starts = append(starts, a)
+	}
+	deletes := false
+	for k := i; k < len(args); k++ {
+		a := args[k]
+		if a.dynamic {
+			continue
+		}
+		switch {
+		case findSelects[a.text] || strings.HasPrefix(a.text, "-newer"):
+			return no
+		case a.text == "-delete":
+			deletes = true
+		case a.text == "-exec" || a.text == "-execdir" || a.text == "-ok" || a.text == "-okdir":
+			if k+1 < len(args) && !args[k+1].dynamic && path.Base(args[k+1].text) == "rm" {
+				deletes = true
+			}
+		}
+	}
+	if !deletes {
+		return no
+	}
+	if len(starts) == 0 {
+		starts = []word{literalWord(".")}
+	}
+	best := no
+	for _, s := range starts {
+		best = maxTri(best, p.namesRoot(e, s))
+	}
+	return best
+}
+
+func maxTri(a, b tri) tri {
+	if a > b {
+		return a
+	}
+	return b
 }

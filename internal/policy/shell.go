@@ -6,12 +6,18 @@ import (
 	"strings"
 )
 
-// The shell lexer reads what an agent asks a shell to run. Its input is
-// untrusted, so it resolves only what it can know without running anything
-// and marks the rest: a word that holds an expansion is dynamic, a word with
-// an unquoted glob is a pattern. Constructs it does not model (case, function
-// definitions, command substitutions inside here-documents) are errors, and
-// an error means the call is never allowed silently.
+// The shell lexer reads what an agent asks a shell to run, in bash's dialect
+// (shell commands run with bash -c). Its input is untrusted, so it resolves
+// only what it can know without running anything and marks the rest: a word
+// that holds an expansion is dynamic, a word with an unquoted glob is a
+// pattern. Constructs it does not model are errors, and an error means the
+// call is never allowed silently: case, select, coproc, function
+// definitions, (( … )) and $[ … ] arithmetic, arithmetic that names a
+// variable (bash evaluates a variable's value as an expression, and
+// a[$(cmd)] in it runs cmd), ${…} forms that expand a value again
+// (${!x}, ${x@P}) or evaluate arithmetic (subscripts, offsets), a carriage
+// return outside quotes (bash reads it as part of a word, so "ls\r#" is
+// not a comment), and command substitutions inside here-documents.
 
 const (
 	// maxCommandLen bounds a command string; longer ones are not analysed.
@@ -38,6 +44,7 @@ type word struct {
 	quoted  bool      // some part was quoted or escaped
 	procSub bool      // has <(…) or >(…)
 	subs    [][]token // command and process substitutions inside the word
+	rootRel bool      // a path relative to the workspace root, not the cwd (.git/config)
 }
 
 func literalWord(s string) word {
@@ -99,7 +106,7 @@ func lex(src string, depth int) ([]token, error) {
 // operators, longest first so that the first prefix that matches is right.
 var operators = []string{
 	"<<<", "<<-", "&>>",
-	"&&", "||", "|&", ";;", "<<", ">>", "<&", ">&", "<>", ">|", "&>",
+	"&&", "||", "|&", ";;", "((", "<<", ">>", "<&", ">&", "<>", ">|", "&>",
 	";", "&", "|", "(", ")", "<", ">",
 }
 
@@ -116,7 +123,7 @@ func (lx *lexer) run(inSub bool) ([]token, error) {
 	var toks []token
 	parens := 0
 	for {
-		for lx.pos < len(lx.src) && (lx.src[lx.pos] == ' ' || lx.src[lx.pos] == '\t' || lx.src[lx.pos] == '\r') {
+		for lx.pos < len(lx.src) && (lx.src[lx.pos] == ' ' || lx.src[lx.pos] == '\t') {
 			lx.pos++
 		}
 		if lx.pos >= len(lx.src) {
@@ -153,6 +160,8 @@ func (lx *lexer) run(inSub bool) ([]token, error) {
 			switch op {
 			case "(":
 				parens++
+			case "((":
+				parens += 2
 			case ")":
 				if inSub && parens == 0 {
 					return toks, nil
@@ -232,9 +241,14 @@ func (lx *lexer) readHeredocs() error {
 				found = true
 				break
 			}
-			if !h.quoted && (strings.Contains(line, "$(") || strings.Contains(line, "`")) {
-				// The body would run commands we do not analyse.
-				return shellErrorf("command substitution inside a here-document")
+			if !h.quoted {
+				if strings.Contains(strings.ReplaceAll(line, "$((", ""), "$(") || strings.Contains(line, "`") {
+					// The body would run commands we do not analyse.
+					return shellErrorf("command substitution inside a here-document")
+				}
+				if err := checkExpansions(line); err != nil {
+					return err
+				}
 			}
 		}
 		if !found {
@@ -279,8 +293,13 @@ func (lx *lexer) word() (word, bool, error) {
 	for lx.pos < len(lx.src) {
 		c := lx.src[lx.pos]
 		switch c {
-		case ' ', '\t', '\r', '\n', ';', '&', '|', '(', ')':
+		case ' ', '\t', '\n', ';', '&', '|', '(', ')':
 			return lx.finish(&b, start)
+		case '\r':
+			// bash reads a carriage return as part of the word ("push\r" is
+			// not "push", and "\r#" starts no comment); nothing legitimate
+			// needs one outside quotes.
+			return word{}, false, shellErrorf("carriage return outside quotes")
 		case '<', '>':
 			if lx.pos+1 < len(lx.src) && lx.src[lx.pos+1] == '(' {
 				subStart := lx.pos
@@ -354,10 +373,26 @@ func (lx *lexer) finish(b *wordBuilder, start int) (word, bool, error) {
 		w.dynamic = true
 	}
 	raw := lx.src[start:lx.pos]
-	if lx.pos < len(lx.src) && (lx.src[lx.pos] == '<' || lx.src[lx.pos] == '>') && raw != "" && allDigits(raw) {
+	if lx.pos < len(lx.src) && (lx.src[lx.pos] == '<' || lx.src[lx.pos] == '>') && raw != "" && (allDigits(raw) || isFdName(raw)) {
+		// "2>" and "{fd}>" are one redirection; the word only picks the
+		// descriptor, and it is not the command's name.
 		return w, true, nil
 	}
 	return w, false, nil
+}
+
+// isFdName reports bash's {name} before a redirection, which allocates a
+// descriptor.
+func isFdName(raw string) bool {
+	if len(raw) < 3 || raw[0] != '{' || raw[len(raw)-1] != '}' || !isNameStart(raw[1]) {
+		return false
+	}
+	for i := 2; i < len(raw)-1; i++ {
+		if !isNameByte(raw[i]) {
+			return false
+		}
+	}
+	return true
 }
 
 func allDigits(s string) bool {
@@ -430,27 +465,16 @@ func (lx *lexer) dollar(b *wordBuilder, inDouble bool) error {
 		b.w.subs = append(b.w.subs, toks)
 		b.dyn(lx.src[start:lx.pos])
 	case next == '{':
-		depth := 0
-		i := lx.pos + 1
-		for ; i < len(lx.src); i++ {
-			switch lx.src[i] {
-			case '\\':
-				i++
-			case '{':
-				depth++
-			case '}':
-				depth--
-			}
-			if depth == 0 {
-				break
-			}
-		}
-		if i >= len(lx.src) {
+		i := matchBrace(lx.src, lx.pos+1)
+		if i < 0 {
 			return shellErrorf("unterminated ${")
 		}
 		raw := lx.src[start : i+1]
-		if strings.Contains(raw, "$(") || strings.Contains(raw, "`") {
+		if strings.Contains(strings.ReplaceAll(raw, "$((", ""), "$(") || strings.Contains(raw, "`") {
 			return shellErrorf("command substitution inside ${…}")
+		}
+		if err := checkParam(raw); err != nil {
+			return err
 		}
 		b.dyn(raw)
 		lx.pos = i + 1
@@ -465,6 +489,9 @@ func (lx *lexer) dollar(b *wordBuilder, inDouble bool) error {
 	case next == '"' && !inDouble:
 		lx.pos++
 		return lx.double(b)
+	case next == '[':
+		// $[ … ] is bash's old arithmetic expansion.
+		return shellErrorf("$[ … ] arithmetic is not supported")
 	case isNameStart(next):
 		i := lx.pos + 1
 		for i < len(lx.src) && isNameByte(lx.src[i]) {
@@ -498,6 +525,9 @@ func (lx *lexer) arithmetic(b *wordBuilder) error {
 				}
 				if strings.Contains(raw[3:], "$(") || strings.Contains(raw, "`") {
 					return shellErrorf("command substitution inside $((…))")
+				}
+				if err := checkArith(raw[3 : len(raw)-2]); err != nil {
+					return err
 				}
 				b.dyn(raw)
 				lx.pos = i + 1
@@ -551,12 +581,19 @@ func (lx *lexer) backtick(b *wordBuilder, inDouble bool) error {
 
 // ansiC decodes the body of $'…' up to its closing quote and returns the
 // text and how many bytes it consumed, the quote included.
+//
+// Like bash, a NUL (\0, \x00, \u0000) ends the text: what follows it up to
+// the closing quote is dropped ($'push\0x' is "push").
 func ansiC(s string) (string, int, error) {
 	var b strings.Builder
 	for i := 0; i < len(s); i++ {
 		c := s[i]
 		if c == '\'' {
-			return b.String(), i + 1, nil
+			text := b.String()
+			if nul := strings.IndexByte(text, 0); nul >= 0 {
+				text = text[:nul]
+			}
+			return text, i + 1, nil
 		}
 		if c != '\\' || i+1 >= len(s) {
 			b.WriteByte(c)
@@ -611,7 +648,17 @@ func ansiC(s string) (string, int, error) {
 			i += n - 1
 		case 'c':
 			if i+1 < len(s) {
-				b.WriteByte(s[i+1] & 0x1f)
+				switch ctl := s[i+1]; ctl {
+				case '?':
+					b.WriteByte(0x7f)
+				case '\\':
+					b.WriteByte(0x1c)
+					if i+2 < len(s) && s[i+2] == '\\' {
+						i++ // bash reads \c\\ as one control-backslash
+					}
+				default:
+					b.WriteByte(ctl & 0x1f)
+				}
 				i++
 			}
 		case '\\', '\'', '"', '?':
@@ -651,9 +698,10 @@ type redirect struct {
 
 // simpleCmd is one simple command: the words that run and their redirections.
 type simpleCmd struct {
-	args   []word
-	redirs []redirect
-	piped  bool // stdin comes from another command or inline data
+	args    []word
+	assigns []word // NAME=value words before the command name
+	redirs  []redirect
+	piped   bool // stdin comes from another command or inline data
 }
 
 var keywords = map[string]bool{
@@ -680,8 +728,9 @@ func parseTokens(toks []token, out *[]simpleCmd) error {
 	pipedNext := false
 	needCmd := false
 	parens := 0
+	empty := func() bool { return len(cur.args) == 0 && len(cur.redirs) == 0 && len(cur.assigns) == 0 }
 	finish := func() {
-		if len(cur.args) > 0 || len(cur.redirs) > 0 {
+		if !empty() {
 			cur.piped = cur.piped || pipedNext
 			*out = append(*out, cur)
 			pipedNext = false
@@ -711,7 +760,12 @@ func parseTokens(toks []token, out *[]simpleCmd) error {
 				switch {
 				case keywords[w.text]:
 					continue
-				case w.text == "for" || w.text == "select":
+				case w.text == "select":
+					return shellErrorf("select is not supported")
+				case w.text == "for":
+					if i+1 < len(toks) && toks[i+1].kind == tkOp && toks[i+1].op == "((" {
+						return shellErrorf("arithmetic for loops are not supported")
+					}
 					// Skip the loop header up to "do"; its words only name
 					// the values, and their substitutions were parsed above.
 					j := i + 1
@@ -752,11 +806,15 @@ func parseTokens(toks []token, out *[]simpleCmd) error {
 					if j >= len(toks) {
 						return shellErrorf("[[ without ]]")
 					}
+					if err := checkCondArith(cur.args); err != nil {
+						return err
+					}
 					i = j
 					continue
 				}
 			}
 			if len(cur.args) == 0 && isAssignment(w) {
+				cur.assigns = append(cur.assigns, w)
 				continue
 			}
 			if w.procSub {
@@ -771,12 +829,12 @@ func parseTokens(toks []token, out *[]simpleCmd) error {
 				finish()
 			}
 		case op == ";" || op == "&":
-			if needCmd && len(cur.args) == 0 && len(cur.redirs) == 0 {
+			if needCmd && empty() {
 				return shellErrorf("missing command before %q", op)
 			}
 			finish()
 		case op == "&&" || op == "||" || op == "|" || op == "|&":
-			if needCmd && len(cur.args) == 0 && len(cur.redirs) == 0 {
+			if needCmd && empty() {
 				return shellErrorf("missing command before %q", op)
 			}
 			finish()
@@ -784,9 +842,14 @@ func parseTokens(toks []token, out *[]simpleCmd) error {
 			if op == "|" || op == "|&" {
 				pipedNext = true
 			}
+		case op == "((":
+			return shellErrorf("arithmetic commands (( … )) are not supported")
 		case op == "(":
 			if len(cur.args) > 0 {
 				return shellErrorf("function definitions are not supported")
+			}
+			if len(cur.assigns) > 0 {
+				return shellErrorf("array assignments are not supported")
 			}
 			parens++
 		case op == ")":
@@ -814,27 +877,85 @@ func parseTokens(toks []token, out *[]simpleCmd) error {
 	if parens != 0 {
 		return shellErrorf("unbalanced (")
 	}
-	if needCmd && len(cur.args) == 0 && len(cur.redirs) == 0 {
+	if needCmd && empty() {
 		return shellErrorf("command ends with an operator")
 	}
 	finish()
 	return nil
 }
 
-// isAssignment reports NAME=value before the command name.
-func isAssignment(w word) bool {
-	eq := strings.IndexByte(w.text, '=')
-	if eq <= 0 {
-		return false
-	}
-	name := strings.TrimSuffix(w.text[:eq], "+")
-	if name == "" || !isNameStart(name[0]) {
-		return false
-	}
-	for i := 1; i < len(name); i++ {
-		if !isNameByte(name[i]) {
-			return false
+// checkCondArith checks a [[ … ]] command. Its arithmetic comparisons
+// (-eq, -lt …) evaluate both operands as expressions and -v evaluates a
+// subscript, so only numbers and numeric specials are accepted there.
+func checkCondArith(args []word) error {
+	for k, w := range args {
+		if w.quoted || w.dynamic {
+			continue
+		}
+		switch w.text {
+		case "-eq", "-ne", "-lt", "-le", "-gt", "-ge":
+			for _, j := range []int{k - 1, k + 1} {
+				if j < 1 || j >= len(args) || !numericWord(args[j]) {
+					return shellErrorf("[[ %s ]] evaluates operands as arithmetic; only numbers are supported", w.text)
+				}
+			}
+		case "-v":
+			if k+1 < len(args) && (args[k+1].dynamic || strings.Contains(args[k+1].text, "[")) {
+				return shellErrorf("[[ -v ]] of an array element evaluates its subscript")
+			}
 		}
 	}
-	return true
+	return nil
+}
+
+// numericWord reports a word whose value is a number whatever runs before:
+// an integer literal or $#, $?, $$, $!, ${#name}.
+func numericWord(w word) bool {
+	if !w.dynamic && !w.glob {
+		t := strings.TrimLeft(w.text, "+-")
+		return t != "" && allDigits(t)
+	}
+	if w.glob || len(w.subs) > 0 {
+		return false
+	}
+	switch w.text {
+	case "$#", "$?", "$$", "$!", "${#}":
+		return true
+	}
+	if strings.HasPrefix(w.text, "${#") && strings.HasSuffix(w.text, "}") {
+		name := w.text[3 : len(w.text)-1]
+		return name != "" && isNameStart(name[0]) && strings.Trim(name, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_") == ""
+	}
+	return false
+}
+
+// isAssignment reports NAME=value, NAME+=value or NAME[sub]=value before
+// the command name.
+func isAssignment(w word) bool {
+	t := w.text
+	if t == "" || !isNameStart(t[0]) {
+		return false
+	}
+	i := 1
+	for i < len(t) && isNameByte(t[i]) {
+		i++
+	}
+	if i < len(t) && t[i] == '[' {
+		depth := 0
+		for ; i < len(t); i++ {
+			if t[i] == '[' {
+				depth++
+			} else if t[i] == ']' {
+				depth--
+				if depth == 0 {
+					break
+				}
+			}
+		}
+		if i >= len(t) {
+			return false
+		}
+		i++
+	}
+	return strings.HasPrefix(t[i:], "=") || strings.HasPrefix(t[i:], "+=")
 }
