@@ -105,7 +105,7 @@ func TestExecWorkspaceOption(t *testing.T) {
 
 func TestProtectedPaths(t *testing.T) {
 	p := mustDefault(t)
-	want := []string{".git/hooks/**", ".git/config", ".env", ".env.*", ".git/**", ".github/workflows/**",
+	want := []string{".git/hooks/**", ".git/config", ".env", ".env.*", ".git/info/attributes", ".github/workflows/**",
 		".gitlab-ci.yml", ".gitmodules", ".envrc", ".npmrc", ".pypirc"}
 	if diff := cmp.Diff(want, p.ProtectedPaths()); diff != "" {
 		t.Errorf("ProtectedPaths mismatch (-want +got):\n%s", diff)
@@ -135,7 +135,7 @@ func TestPathMatcher(t *testing.T) {
 		got[rel] = m.Match(rel)
 	}
 	want := map[string]bool{
-		".git/hooks/pre-commit": true, ".git/config": true, ".git": false, ".git/objects/ab/cdef": true, ".env": true,
+		".git/hooks/pre-commit": true, ".git/config": true, ".git": false, ".git/objects/ab/cdef": false, ".env": true,
 		"src/.env": true, "config/.env.local": true, ".github/workflows/ci.yml": true, ".github/dependabot.yml": false,
 		"sub/.git/config": false, "./.envrc": true, "a/../.npmrc": true, "src/main.go": false, "../.env": false,
 		"/workspace/.env": false, "": false, ".": false, ".gitlab-ci.yml/x": false, "env": false,

@@ -94,7 +94,7 @@ func (ps *podmanSession) Done() <-chan struct{} { return ps.s.Done() }
 
 func (ps *podmanSession) Info() SandboxInfo {
 	return SandboxInfo{Profile: ps.p.Name, ProfileSHA256: ps.p.SHA256(), Image: ps.s.Image(), ImageID: ps.s.ImageID(),
-		Background: ps.p.Background}
+		Background: ps.p.Background, Protected: ps.p.Protected()}
 }
 
 func (ps *podmanSession) Close(ctx context.Context) error { return ps.s.Close(ctx) }

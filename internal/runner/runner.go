@@ -254,6 +254,14 @@ func (r *Runner) OpenSession(ctx context.Context, so SessionOptions) (*Session, 
 	s.sb = sb
 	info := sb.Info()
 	s.background = info.Background
+	if s.guard, err = openGuard(ws, r.policy, info.Protected); err != nil {
+		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+		defer cancel()
+		_ = sb.Close(cctx)
+		s.cancel()
+		s.closeEgress(cctx)
+		return nil, err
+	}
 	env, err := s.envelope(events.SessionStarted{
 		Workspace:            ws.Dir(),
 		SandboxProfile:       info.Profile,

@@ -63,6 +63,9 @@ type SandboxInfo struct {
 	ImageID       string // local image id, when known
 	// Background: a call's processes may outlive it (they stay traced).
 	Background bool
+	// Protected are the profile's protected globs (relative to the
+	// workspace); the session guards them with the policy's.
+	Protected []string
 }
 
 // ExecRequest is one command in the sandbox.

@@ -14,6 +14,7 @@ import (
 
 	"github.com/agentaudit/agentaudit/internal/approvals"
 	"github.com/agentaudit/agentaudit/internal/events"
+	"github.com/agentaudit/agentaudit/internal/fsguard"
 	"github.com/agentaudit/agentaudit/internal/policy"
 )
 
@@ -82,6 +83,9 @@ type Session struct {
 
 	// background: the sandbox profile lets a call's processes outlive it.
 	background bool
+	// guard keeps the protected paths as they were unless a call a human
+	// approved changed them.
+	guard *fsguard.Guard
 
 	mu           sync.Mutex
 	running      map[string]*callState // calls whose execs are being checked
@@ -296,11 +300,28 @@ func (s *Session) Call(ctx context.Context, c Call) (*Result, error) {
 	if reason == events.ReasonApproved && d.RuleID != "" {
 		cs.approved[d.RuleID] = true
 	}
+	writes := c.Tool == ToolShell || c.Tool == ToolWriteFile
+	if writes {
+		// What changed since the last call (a background process, say) was
+		// not this call's doing.
+		s.guardCheck("", "", false, "between calls")
+	}
 	s.addCall(cs)
 	res, err := s.execute(ctx, cs, c, t)
 	s.endCall(cs, s.background)
 	if res != nil {
 		res.Reason, res.RuleID = reason, d.RuleID
+	}
+	if writes {
+		approved := reason == events.ReasonApproved || reason == events.ReasonApprovedForSession
+		if reverted, _ := s.guardCheck(callID, decEnv.EventID, approved, "by the call"); len(reverted) > 0 && err == nil {
+			var paths []string
+			for _, r := range reverted {
+				paths = append(paths, SandboxPath(r.Path))
+			}
+			err = &DeniedError{Reason: events.ReasonProtectedPath, Detail: fmt.Sprintf(
+				"the call changed protected paths without an approval; they were put back: %s", strings.Join(paths, ", "))}
+		}
 	}
 	return res, err
 }
@@ -665,8 +686,11 @@ func (s *Session) execute(ctx context.Context, cs *callState, c Call, t target) 
 		if callErr != nil {
 			done.ExitCode, done.Error = 1, clip(callErr.Error(), 1024)
 			done.Stderr = s.output(streamOf([]byte(callErr.Error())))
-			if errors.Is(callErr, ErrPathChanged) {
+			switch {
+			case errors.Is(callErr, ErrPathChanged):
 				done.ReasonCode = events.ReasonPathOutsideWorkspace
+			case errors.Is(callErr, ErrHardLink):
+				done.ReasonCode = events.ReasonProtectedPath
 			}
 		}
 	}
@@ -688,6 +712,10 @@ func (s *Session) execute(ctx context.Context, cs *callState, c Call, t target) 
 	}
 	if errors.Is(callErr, ErrPathChanged) {
 		return nil, &DeniedError{Reason: events.ReasonPathOutsideWorkspace, Detail: callErr.Error()}
+	}
+	if errors.Is(callErr, ErrHardLink) {
+		return nil, &DeniedError{Reason: events.ReasonProtectedPath, Detail: callErr.Error() +
+			"; writing it would write its other names too, so nothing was written"}
 	}
 	if callErr != nil && !errors.Is(callErr, ErrSandbox) && errors.Is(callErr, fs.ErrNotExist) {
 		return nil, fmt.Errorf("%s: %s: no such file or directory", c.Tool, SandboxPath(t.path))
@@ -727,6 +755,8 @@ func (s *Session) Close(ctx context.Context, reason string) error {
 		s.mu.Unlock()
 		s.cancel()
 		s.calls.Wait()
+		// The last word on the protected paths, before the sandbox goes.
+		s.guardCheck("", "", false, "at session end")
 		s.completions.wait()
 		// The sandbox goes first, then its egress proxy, which records the
 		// close of every connection still open; session.ended comes last

@@ -29,6 +29,12 @@ var (
 	ErrBadPath = errors.New("runner: malformed path")
 )
 
+// ErrHardLink: write_file's target exists with more than one hard link.
+// Writing it would write every other name of the same file as well, a
+// protected path among them (`ln .git/config x` makes x such a name), so
+// the write is refused and the file is left untouched.
+var ErrHardLink = errors.New("runner: file has more than one hard link")
+
 const (
 	maxPathLen  = 4096
 	maxSymlinks = 40
@@ -245,7 +251,10 @@ func (w *Workspace) ReadFile(rel string, limit int64) (data []byte, size int64, 
 }
 
 // WriteFile replaces (or creates) the regular file rel with data. New
-// files and directories belong to the workspace owner.
+// files and directories belong to the workspace owner. An existing file
+// with more than one hard link is ErrHardLink; the link count is read from
+// the descriptor that is written, and the file is truncated only after
+// that check, so a refused file keeps its content.
 func (w *Workspace) WriteFile(rel string, data []byte, mkdirs bool) error {
 	if rel == "." {
 		return fmt.Errorf("runner: %s is a directory", SandboxWorkspace)
@@ -260,18 +269,27 @@ func (w *Workspace) WriteFile(rel string, data []byte, mkdirs bool) error {
 	fd, err := unix.Openat(dfd, name, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o644)
 	if errors.Is(err, unix.EEXIST) {
 		created = false
-		fd, err = unix.Openat(dfd, name, unix.O_WRONLY|unix.O_TRUNC|unix.O_NOFOLLOW|unix.O_CLOEXEC|unix.O_NONBLOCK, 0)
+		// No O_TRUNC: the file is checked before anything is changed.
+		fd, err = unix.Openat(dfd, name, unix.O_WRONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC|unix.O_NONBLOCK, 0)
 	}
 	if err != nil {
 		return openErr(rel, err)
 	}
 	f := os.NewFile(uintptr(fd), rel)
 	defer f.Close()
-	if fi, err := f.Stat(); err != nil || !fi.Mode().IsRegular() {
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil || st.Mode&unix.S_IFMT != unix.S_IFREG {
 		return fmt.Errorf("runner: %s is not a regular file", rel)
 	}
-	if created {
+	switch {
+	case created:
 		w.chown(fd)
+	case st.Nlink > 1:
+		return fmt.Errorf("%w: %s has %d links", ErrHardLink, rel, st.Nlink)
+	default:
+		if err := unix.Ftruncate(fd, 0); err != nil {
+			return fmt.Errorf("runner: truncate %s: %w", rel, err)
+		}
 	}
 	if _, err := f.Write(data); err != nil {
 		return err

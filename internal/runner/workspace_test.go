@@ -123,3 +123,64 @@ func FuzzResolve(f *testing.F) {
 		}
 	})
 }
+
+// TestWriteFileRefusesHardLink: a file with a second name (a protected one
+// among them, made with `ln .git/config x`) is not written through any of
+// its names, and keeps its content.
+func TestWriteFileRefusesHardLink(t *testing.T) {
+	cases := []struct {
+		name  string
+		link  [2]string // existing file, new name for it; empty: no link
+		write string
+		want  error
+	}{
+		{name: "alias of a protected file", link: [2]string{".git/config", "x"}, write: "x", want: ErrHardLink},
+		{name: "protected file itself", link: [2]string{".git/config", "x"}, write: ".git/config", want: ErrHardLink},
+		{name: "alias in a subdirectory", link: [2]string{".git/hooks/pre-commit", "src/hook"}, write: "src/hook", want: ErrHardLink},
+		{name: "single link", write: "src/main.go"},
+		{name: "new file", write: "src/new.go"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			w := newTestWorkspace(t)
+			mustWrite(t, filepath.Join(w.Dir(), ".git/config"), "[core]\n")
+			readString := func(t *testing.T, p string) string {
+				t.Helper()
+				b, err := os.ReadFile(p)
+				if err != nil {
+					t.Fatal(err)
+				}
+				return string(b)
+			}
+			before := map[string]string{}
+			if tc.link[0] != "" {
+				if err := os.Link(filepath.Join(w.Dir(), tc.link[0]), filepath.Join(w.Dir(), tc.link[1])); err != nil {
+					t.Fatal(err)
+				}
+				for _, p := range tc.link {
+					before[p] = readString(t, filepath.Join(w.Dir(), p))
+				}
+			}
+			err := w.WriteFile(tc.write, []byte("evil\n"), false)
+			if !errors.Is(err, tc.want) || (tc.want != nil) != (err != nil) {
+				t.Fatalf("WriteFile(%q) = %v, want %v", tc.write, err, tc.want)
+			}
+			if tc.want != nil {
+				if !strings.Contains(err.Error(), tc.write) {
+					t.Errorf("error %q does not name %s", err, tc.write)
+				}
+				after := map[string]string{}
+				for _, p := range tc.link {
+					after[p] = readString(t, filepath.Join(w.Dir(), p))
+				}
+				if diff := cmp.Diff(before, after); diff != "" {
+					t.Errorf("a refused write changed the file (-before +after):\n%s", diff)
+				}
+				return
+			}
+			if got := readString(t, filepath.Join(w.Dir(), tc.write)); got != "evil\n" {
+				t.Errorf("after WriteFile(%q): content %q", tc.write, got)
+			}
+		})
+	}
+}
