@@ -94,4 +94,3 @@ func FuzzPlainGitConfig(f *testing.F) {
 		}
 	})
 }
-
