@@ -29,7 +29,7 @@ type outcome struct {
 	OrdinaryExit    []int
 	OrdinaryReasons []events.ReasonCode
 	Notes           string
-	PythonSum       bool
+	PythonPlatform  bool
 
 	AllowedBody  string
 	DeniedStatus string
@@ -110,9 +110,9 @@ func TestDemo(t *testing.T) {
 	}
 
 	got := outcome{
-		Notes:       res.Ordinary[2].Stdout,
-		PythonSum:   strings.HasSuffix(res.Ordinary[3].Stdout, " sum: 45\n"),
-		AllowedBody: res.Allowed.Stdout, DeniedStatus: res.DeniedStatus, DeniedReason: res.DeniedReason,
+		Notes:          res.Ordinary[2].Stdout,
+		PythonPlatform: strings.HasPrefix(res.Ordinary[3].Stdout, "Linux-"),
+		AllowedBody:    res.Allowed.Stdout, DeniedStatus: res.DeniedStatus, DeniedReason: res.DeniedReason,
 		AskedKind: res.AskedApproval.Kind, AskedRule: res.AskedApproval.RuleID,
 		AskedStatus: res.AskedApproval.Status, AskedBody: res.Asked.Stdout,
 		ProtectedKind: res.ProtectedApproval.Kind, ProtectedRule: res.ProtectedApproval.RuleID,
@@ -140,7 +140,7 @@ func TestDemo(t *testing.T) {
 	want := outcome{
 		OrdinaryExit:    []int{0, 0, 0, 0},
 		OrdinaryReasons: []events.ReasonCode{allow, allow, allow, allow},
-		Notes:           "hello from the agent\n", PythonSum: true,
+		Notes:           "hello from the agent\n", PythonPlatform: true,
 		AllowedBody:  allowedBody,
 		DeniedStatus: "HTTP/1.1 403 Forbidden", DeniedReason: string(events.ReasonLoopbackAddress),
 		AskedKind: "egress", AskedRule: "demo-ask-server", AskedStatus: approvals.StatusApproved,

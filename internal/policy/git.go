@@ -315,11 +315,10 @@ func gitSubcommand(sub string, args []word) (writes []word, risks []error) {
 			writes = append(writes, word{text: ".git/hooks", pat: ".git/hooks", rootRel: true}, gitConfigFile)
 		}
 	case "init", "init-db":
-		dir := literalWord(".")
-		if ops := operands(args); len(ops) > 0 {
-			dir = ops[len(ops)-1]
-		}
-		writes = append(writes, unknownUnder(joinWord(dir, ".git")))
+		// A fresh repository is what git clone makes too: a plain config
+		// and sample hooks, which run nothing. The runner's file system
+		// guard accepts exactly that and puts back anything more; only a
+		// template, which can bring hooks, is a question here.
 		if o := opt("--template"); o != "" {
 			risks = append(risks, shellErrorf("git init --template copies hooks from a template"))
 		}
