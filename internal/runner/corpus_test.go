@@ -190,7 +190,7 @@ func corpus() []corpusCase {
 			[]string{"sub/.git/config"}, "reverted"),
 		pp("hooks deleted", sub, "rm -rf sub/.git/hooks", []string{"sub/.git/hooks/pre-commit.sample"}, "reverted"),
 		pp("git init with a hook in one call", "", "git init -q sub2 && echo 'echo pwned' > sub2/.git/hooks/post-commit",
-			[]string{"sub2/.git/hooks/post-commit"}, "refused"),
+			[]string{"sub2/.git/hooks/post-commit"}, "reverted"),
 		pp("repository copied in with a hook", "mkdir -p /tmp/r/.git/hooks && printf 'echo pwned\\n' > /tmp/r/.git/hooks/post-commit",
 			"cp -r /tmp/r sub6", []string{"sub6/.git/hooks/post-commit"}, "reverted"),
 		pp("clone then hook in one call", "", "git clone -q remote.git sub7 && cp /usr/bin/true sub7/.git/hooks/pre-push",
