@@ -7,13 +7,13 @@ import (
 	"log/slog"
 	"net"
 	"os"
-	"os/exec"
 	"os/signal"
-	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"github.com/agentaudit/agentaudit/internal/staticbin"
 )
 
 // Where the bridge lives inside a sandbox container. The runner
@@ -173,23 +173,9 @@ func reapChildren(ctx context.Context) {
 }
 
 // BuildBridge builds cmd/egress-bridge from the module at moduleDir into
-// out as a static binary (CGO_ENABLED=0, linux/amd64 or the host's arch,
-// stripped), mode 0755. Tests call it at run time; a runner deployment
-// builds it once at install (`make build` puts it in bin/) and points the
-// sandbox at that file. The go build cache makes repeat builds cheap.
+// out as a static binary (see staticbin.Build). The runner's sandboxes get
+// their bridge from the sandbox supervisor; this one serves netpol's own
+// tests of the bridge as a container's main process.
 func BuildBridge(ctx context.Context, moduleDir, out string) error {
-	abs, err := filepath.Abs(out)
-	if err != nil {
-		return err
-	}
-	cmd := exec.CommandContext(ctx, "go", "build", "-trimpath", "-ldflags=-s -w", "-o", abs, "./cmd/egress-bridge")
-	cmd.Dir = moduleDir
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux")
-	if b, err := cmd.CombinedOutput(); err != nil {
-		return fmt.Errorf("netpol: build egress-bridge: %w: %s", err, b)
-	}
-	if err := os.Chmod(abs, 0o755); err != nil {
-		return errors.Join(fmt.Errorf("netpol: build egress-bridge"), err)
-	}
-	return nil
+	return staticbin.Build(ctx, moduleDir, "./cmd/egress-bridge", out)
 }

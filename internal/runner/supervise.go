@@ -74,9 +74,8 @@ func (s *Session) callState(id string) *callState {
 // the verdict is given (audit before act).
 func (s *Session) CheckExec(ctx context.Context, c *supervisor.Check) supervisor.Verdict {
 	cs := s.callState(c.CallID)
-	argv, trunc := events.BoundArgv(c.Argv)
-	pe := events.ProcessExec{PID: c.PID, PPID: c.PPID, Argv: argv, ArgvTruncated: trunc || c.ArgvTruncated,
-		Exe: clip(c.Exe, 4096), Cwd: clip(c.Cwd, 4096), Background: c.Background, Root: c.Root}
+	pe := processExec(c)
+	argv := pe.Argv
 	callID, parent := c.CallID, ""
 	var approvalID string
 	decide := func(v policy.Verdict, reason events.ReasonCode, rule string) {
@@ -180,10 +179,8 @@ func (s *Session) CheckExec(ctx context.Context, c *supervisor.Check) supervisor
 // RecordExec records an exec the supervisor let run on a reusable verdict:
 // the same argv, executable and cwd the policy allowed earlier in the call.
 func (s *Session) RecordExec(_ context.Context, c *supervisor.Check) {
-	argv, trunc := events.BoundArgv(c.Argv)
-	pe := events.ProcessExec{PID: c.PID, PPID: c.PPID, Argv: argv, ArgvTruncated: trunc || c.ArgvTruncated,
-		Exe: clip(c.Exe, 4096), Cwd: clip(c.Cwd, 4096), Background: c.Background, Root: c.Root,
-		Decision: events.DecisionAllow, ReasonCode: events.ReasonCode(c.Reason), RuleID: c.Rule}
+	pe := processExec(c)
+	pe.Decision, pe.ReasonCode, pe.RuleID = events.DecisionAllow, events.ReasonCode(c.Reason), c.Rule
 	if !pe.ReasonCode.Valid() {
 		pe.ReasonCode = events.ReasonAllowlisted
 	}
@@ -198,6 +195,13 @@ func (s *Session) RecordExec(_ context.Context, c *supervisor.Check) {
 	}
 	s.count(func(n *events.SessionCounts) { n.Execs++ })
 	s.after(env)
+}
+
+// processExec is the record of what a check saw, bounded for the event.
+func processExec(c *supervisor.Check) events.ProcessExec {
+	argv, trunc := events.BoundArgv(c.Argv)
+	return events.ProcessExec{PID: c.PID, PPID: c.PPID, Argv: argv, ArgvTruncated: trunc || c.ArgvTruncated,
+		Exe: clip(c.Exe, 4096), Cwd: clip(c.Cwd, 4096), Background: c.Background, Root: c.Root}
 }
 
 // violation records a sandbox.violation after the fact and counts it.
