@@ -21,6 +21,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kfake"
 
 	"github.com/agentaudit/agentaudit/internal/events"
+	"github.com/agentaudit/agentaudit/internal/testenv"
 )
 
 // Tokens of the test approvers. The log tests assert none of them (nor
@@ -175,7 +176,7 @@ func (h *harness) start(hc harnessConfig, node int64, now func() time.Time) {
 	t := h.t
 	t.Helper()
 	ctx := context.Background()
-	log := slog.New(slog.NewJSONHandler(io.MultiWriter(h.logs, testWriter{t}), &slog.HandlerOptions{Level: slog.LevelDebug}))
+	log := slog.New(slog.NewJSONHandler(io.MultiWriter(h.logs, testenv.Writer{T: t}), &slog.HandlerOptions{Level: slog.LevelDebug}))
 	auth, err := NewAuthenticator(testApprovers(t), append([]AuthOption{WithAuthClock(now),
 		WithLimiter(NewLimiter(1000, time.Millisecond, 100, now))}, hc.auth...)...)
 	if err != nil {
@@ -221,13 +222,6 @@ func (h *harness) stop() {
 		h.t.Errorf("service Run: %v", err)
 	}
 	h.cancel = nil
-}
-
-type testWriter struct{ t testing.TB }
-
-func (w testWriter) Write(p []byte) (int, error) {
-	w.t.Log(strings.TrimRight(string(p), "\n"))
-	return len(p), nil
 }
 
 func (h *harness) now() time.Time {

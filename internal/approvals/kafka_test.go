@@ -371,7 +371,7 @@ func driveBrowser(t *testing.T, url, token, shot string, raise func() string) br
 	cmd := exec.CommandContext(ctx, "node", "inbox.mjs")
 	cmd.Dir = dir
 	cmd.Env = append(os.Environ(), "INBOX_URL="+url, "INBOX_TOKEN="+token, "SCREENSHOT="+shot)
-	cmd.Stderr = testWriter{t}
+	cmd.Stderr = testenv.Writer{T: t}
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
 		t.Fatal(err)

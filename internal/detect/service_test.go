@@ -80,15 +80,8 @@ func (e *svcEnv) config(group, id string) Config {
 		Brokers: e.brokers, Group: e.name + "." + group, RulesDir: "../../rules", RunnerID: id,
 		Topics: e.topics, StateTopic: e.name + ".state", RepartitionTopic: e.name + ".repartition",
 		RepartitionPartitions: 3, CreateTopics: true, Partitions: 3, MetricsAddr: "127.0.0.1:0",
-		Logger: slog.New(slog.NewTextHandler(tWriter{e.t}, &slog.HandlerOptions{Level: slog.LevelInfo})),
+		Logger: testenv.Logger(e.t, slog.LevelInfo),
 	}
-}
-
-type tWriter struct{ t testing.TB }
-
-func (w tWriter) Write(p []byte) (int, error) {
-	w.t.Log(strings.TrimSpace(string(p)))
-	return len(p), nil
 }
 
 // running is a service in a goroutine.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"sort"
 	"strings"
 	"testing"
@@ -85,7 +86,7 @@ func TestKafkaEveryEventType(t *testing.T) {
 	brokers := testenv.Kafka(t)
 	tp := uniqueTopics(t, brokers)
 	ctx := context.Background()
-	p, err := NewProducer(ctx, brokers, "runner-it", WithTopics(tp), WithProducerLogger(testLogger(t)))
+	p, err := NewProducer(ctx, brokers, "runner-it", WithTopics(tp), WithProducerLogger(testenv.Logger(t, slog.LevelDebug)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -134,7 +135,7 @@ func TestFaultKafkaStopAndSpool(t *testing.T) {
 	dir := t.TempDir()
 	open := func() *Producer {
 		p, err := NewProducer(ctx, brokers, "runner-fault", WithTopics(tp), WithAckTimeout(2*time.Second),
-			WithSpool(dir, 64<<20), WithProducerLogger(testLogger(t)))
+			WithSpool(dir, 64<<20), WithProducerLogger(testenv.Logger(t, slog.LevelDebug)))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -191,7 +192,7 @@ func TestFaultKafkaStopAndSpool(t *testing.T) {
 	// A new process resumes the spool and drains it before its own events.
 	// Its chains start afresh: a new runner process is a new emitter.
 	p2, err := NewProducer(ctx, brokers, "runner-fault-2", WithTopics(tp), WithAckTimeout(5*time.Second),
-		WithSpool(dir, 64<<20), WithProducerLogger(testLogger(t)))
+		WithSpool(dir, 64<<20), WithProducerLogger(testenv.Logger(t, slog.LevelDebug)))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -10,18 +10,27 @@ package events
 // it hands the payload to DecodePayload, so the result is always the one
 // encoding/json gives.
 func (e *Envelope) DecodePayloadFast() (Payload, error) {
+	if p, ok := e.decodeFast(); ok {
+		return p, nil
+	}
+	return e.DecodePayload()
+}
+
+// decodeFast is DecodePayloadFast without the fallback: ok is false when
+// the payload is not one the fast path reads exactly as encoding/json
+// would. It is separate so a test can see which path an input takes.
+func (e *Envelope) decodeFast() (p Payload, ok bool) {
 	switch e.EventType {
 	case TypeToolCallRequested, TypePolicyDecision, TypeToolCallCompleted, TypeNetEgress, TypeProcessExec:
 	default:
-		return e.DecodePayload()
+		return nil, false
 	}
 	t := treePool.Get().(*jtree)
 	defer treePool.Put(t)
 	if t.parse(e.Payload) != nil || t.nodes[0].kind != jObject {
-		return e.DecodePayload()
+		return nil, false
 	}
 	d := fastDecoder{t: t, all: string(t.data)}
-	var p Payload
 	switch e.EventType {
 	case TypeToolCallRequested:
 		p = d.toolCallRequested(0)
@@ -35,9 +44,9 @@ func (e *Envelope) DecodePayloadFast() (Payload, error) {
 		p = d.processExec(0)
 	}
 	if d.bail {
-		return e.DecodePayload()
+		return nil, false
 	}
-	return p, nil
+	return p, true
 }
 
 // fastDecoder reads values out of a parsed tree. bail records that the

@@ -44,6 +44,37 @@ func TestDecodePayloadFastExamples(t *testing.T) {
 	}
 }
 
+// TestDecodePayloadFastTakesFastPath guards the point of DecodePayloadFast.
+// Falling back to encoding/json is always correct, so without this test the
+// fast path could stop being taken with every other test still passing:
+// each canonical example of a hot-path type must be read by the fast
+// decoder, and every hot-path type must have one.
+func TestDecodePayloadFastTakesFastPath(t *testing.T) {
+	hot := map[string]int{TypeToolCallRequested: 0, TypePolicyDecision: 0, TypeToolCallCompleted: 0, TypeNetEgress: 0, TypeProcessExec: 0}
+	for name, b := range readExamples(t, "valid") {
+		env, err := Decode(b)
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		_, fast := env.decodeFast()
+		if _, ok := hot[env.EventType]; !ok {
+			if fast {
+				t.Errorf("%s: %s is not a hot-path type, yet the fast path read it", name, env.EventType)
+			}
+			continue
+		}
+		hot[env.EventType]++
+		if !fast {
+			t.Errorf("%s: DecodePayloadFast fell back to encoding/json on a canonical %s", name, env.EventType)
+		}
+	}
+	for typ, n := range hot {
+		if n == 0 {
+			t.Errorf("no canonical example of %s under schemas/examples/valid", typ)
+		}
+	}
+}
+
 func TestDecodePayloadFastEdges(t *testing.T) {
 	for _, tc := range []struct{ typ, payload string }{
 		{TypeToolCallRequested, `{"tool_name":"bash","arguments":{"command":"ls","argv":[],"env_keys":["A","B\u00e9"]},"arguments_sha256":"x","arguments_truncated":false}`},

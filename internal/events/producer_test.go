@@ -11,16 +11,9 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/agentaudit/agentaudit/internal/testenv"
 )
-
-// testLogger writes the producer's logs into the test log.
-func testLogger(t testing.TB) *slog.Logger {
-	return slog.New(slog.NewTextHandler(tWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
-}
-
-type tWriter struct{ t testing.TB }
-
-func (w tWriter) Write(p []byte) (int, error) { w.t.Log(string(p)); return len(p), nil }
 
 var testIDs = func() *IDGen {
 	g, err := NewIDGen(7)
@@ -103,7 +96,7 @@ func TestProducerKfakeRoundTrip(t *testing.T) {
 	}
 	defer c.Close()
 	ctx := context.Background()
-	p, err := NewProducer(ctx, c.ListenAddrs(), "runner-a", WithProducerLogger(testLogger(t)))
+	p, err := NewProducer(ctx, c.ListenAddrs(), "runner-a", WithProducerLogger(testenv.Logger(t, slog.LevelDebug)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -161,7 +154,7 @@ func TestProducerUnavailableFailsClosed(t *testing.T) {
 	c.Close()
 	ctx := context.Background()
 	dir := t.TempDir()
-	p, err := NewProducer(ctx, addrs, "runner-a", WithAckTimeout(300*time.Millisecond), WithSpool(dir, 1<<20), WithProducerLogger(testLogger(t)))
+	p, err := NewProducer(ctx, addrs, "runner-a", WithAckTimeout(300*time.Millisecond), WithSpool(dir, 1<<20), WithProducerLogger(testenv.Logger(t, slog.LevelDebug)))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"testing"
 	"time"
 
@@ -44,7 +45,7 @@ func emitLost(t testing.TB, brokers []string, tp Topics) *lostSession {
 	ctx := context.Background()
 	ls := &lostSession{id: fmt.Sprintf("sess-lost-%d", time.Now().UnixNano()), runner: "runner-dead"}
 	open := func(runner string) *Producer {
-		p, err := NewProducer(ctx, brokers, runner, WithTopics(tp), WithAckTimeout(10*time.Second), WithProducerLogger(testLogger(t)))
+		p, err := NewProducer(ctx, brokers, runner, WithTopics(tp), WithAckTimeout(10*time.Second), WithProducerLogger(testenv.Logger(t, slog.LevelDebug)))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -139,7 +140,7 @@ func (ls *lostSession) lastOf(n int) []*Envelope {
 func testReadSessionAndResume(t *testing.T, brokers []string, tp Topics) {
 	ctx := context.Background()
 	ls := emitLost(t, brokers, tp)
-	later, err := NewProducer(ctx, brokers, "runner-later", WithTopics(tp), WithAckTimeout(10*time.Second), WithProducerLogger(testLogger(t)))
+	later, err := NewProducer(ctx, brokers, "runner-later", WithTopics(tp), WithAckTimeout(10*time.Second), WithProducerLogger(testenv.Logger(t, slog.LevelDebug)))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -75,13 +75,6 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-type tlog struct{ t testing.TB }
-
-func (w tlog) Write(p []byte) (int, error) {
-	w.t.Log(strings.TrimRight(string(p), "\n"))
-	return len(p), nil
-}
-
 func suffix() string {
 	var b [4]byte
 	rand.Read(b[:])
@@ -331,8 +324,8 @@ func start(t testing.TB, name string, bin string, args []string, env []string) *
 	t.Helper()
 	cmd := exec.Command(bin, args...)
 	cmd.Env = append(os.Environ(), env...)
-	cmd.Stdout = tlog{t}
-	cmd.Stderr = tlog{t}
+	cmd.Stdout = testenv.Writer{T: t}
+	cmd.Stderr = testenv.Writer{T: t}
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("start %s: %v", name, err)

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/agentaudit/agentaudit/internal/events"
+	"github.com/agentaudit/agentaudit/internal/testenv"
 )
 
 // load is several runner-like writers, each an events.Producer with its
@@ -47,7 +48,7 @@ func newLoad(t testing.TB, e *env, n int, limit int) *load {
 	t.Helper()
 	l := &load{t: t, stop: make(chan struct{})}
 	l.limit.Store(int64(limit))
-	log := slog.New(slog.NewTextHandler(tlog{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	log := testenv.Logger(t, slog.LevelWarn)
 	for i := range n {
 		id := fmt.Sprintf("fault-runner-%d-%s", i, suffix())
 		p, err := events.NewProducer(context.Background(), e.brokers, id, events.WithTopics(e.topics),

@@ -88,7 +88,7 @@ func (e *env) sub(cfg Config, extraEnv ...string) (*exec.Cmd, <-chan error) {
 	}
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
 	cmd.Env = append(append(os.Environ(), subprocessEnv+"="+string(js)), extraEnv...)
-	cmd.Stderr = tlog{e.t}
+	cmd.Stderr = testenv.Writer{T: e.t}
 	if err := cmd.Start(); err != nil {
 		e.t.Fatal(err)
 	}

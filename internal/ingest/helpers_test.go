@@ -49,10 +49,6 @@ func TestMain(m *testing.M) {
 	os.Exit(m.Run())
 }
 
-type tlog struct{ t testing.TB }
-
-func (w tlog) Write(p []byte) (int, error) { w.t.Log(strings.TrimSpace(string(p))); return len(p), nil }
-
 func suffix(t testing.TB) string {
 	var b [4]byte
 	rand.Read(b[:])
@@ -123,7 +119,7 @@ func newEnv(t testing.TB) *env {
 			BatchRows: 1000, BatchWait: 200 * time.Millisecond, ChainGrace: 2 * time.Second,
 			RetryMin: 50 * time.Millisecond, RetryMax: time.Second,
 			MetricsAddr: "off",
-			Logger:      slog.New(slog.NewTextHandler(tlog{t}, &slog.HandlerOptions{Level: slog.LevelInfo})),
+			Logger:      testenv.Logger(t, slog.LevelInfo),
 		},
 	}
 }

@@ -5,6 +5,7 @@ package netpol
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -198,7 +199,7 @@ rules:
 
 	topics := eventstest.Topics(t, brokers)
 	prod, err := events.NewProducer(ctx, brokers, "netpol-bypass", events.WithTopics(topics),
-		events.WithProducerLogger(testLogger(t)))
+		events.WithProducerLogger(testenv.Logger(t, slog.LevelDebug)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -210,7 +211,7 @@ rules:
 	sessionID := fmt.Sprintf("sess-bypass-%d", time.Now().UnixNano())
 	p, err := NewProxy(NewDecider(pol, WithResolver(res)),
 		Session{ID: sessionID, Tenant: "acme", Agent: &events.Agent{Name: "bypass-agent"}, IDs: ids},
-		prod, WithHeaderTimeout(5*time.Second), WithProxyLogger(testLogger(t)))
+		prod, WithHeaderTimeout(5*time.Second), WithProxyLogger(testenv.Logger(t, slog.LevelDebug)))
 	if err != nil {
 		t.Fatal(err)
 	}

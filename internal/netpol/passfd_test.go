@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/url"
@@ -18,6 +19,8 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/agentaudit/agentaudit/internal/testenv"
 )
 
 // startBridge serves a bridge on 127.0.0.1 in front of sock and returns
@@ -30,7 +33,7 @@ func startBridge(t *testing.T, sock string) (*http.Client, string) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- ServeBridge(ctx, ln, sock, testLogger(t)) }()
+	go func() { done <- ServeBridge(ctx, ln, sock, testenv.Logger(t, slog.LevelDebug)) }()
 	t.Cleanup(func() {
 		cancel()
 		if err := <-done; err != nil {

@@ -26,6 +26,7 @@ import (
 	"github.com/google/go-cmp/cmp/cmpopts"
 
 	"github.com/agentaudit/agentaudit/internal/events"
+	"github.com/agentaudit/agentaudit/internal/testenv"
 )
 
 // memAuditor stamps events on one chain, validates each against the
@@ -221,7 +222,7 @@ func newProxyEnv(t testing.TB, opts ...ProxyOption) *proxyEnv {
 		t.Fatal(err)
 	}
 	sess := Session{ID: "sess-proxy-test", Tenant: "acme", Agent: &events.Agent{Name: "test-agent", Version: "1"}, IDs: ids}
-	opts = append([]ProxyOption{WithProxyLogger(testLogger(t))}, opts...)
+	opts = append([]ProxyOption{WithProxyLogger(testenv.Logger(t, slog.LevelDebug))}, opts...)
 	e.p, err = NewProxy(NewDecider(pol, WithResolver(e.res)), sess, e.audit, opts...)
 	if err != nil {
 		t.Fatal(err)
@@ -332,19 +333,6 @@ func (e *proxyEnv) tunnelTLS(t testing.TB, authority, serverName string) (*tls.C
 }
 
 func firstLine(s string) string { l, _, _ := strings.Cut(s, "\r\n"); return l }
-
-// testLogger logs to t, so a failing test shows what the proxy saw.
-func testLogger(t testing.TB) *slog.Logger {
-	return slog.New(slog.NewTextHandler(tWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
-}
-
-type tWriter struct{ t testing.TB }
-
-func (w tWriter) Write(b []byte) (int, error) {
-	w.t.Helper()
-	w.t.Log(strings.TrimSuffix(string(b), "\n"))
-	return len(b), nil
-}
 
 func isRoot() bool                  { return os.Geteuid() == 0 }
 func currentUID() int               { return os.Geteuid() }
@@ -930,7 +918,7 @@ func TestBridgeOnHost(t *testing.T) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- ServeBridge(ctx, ln, e.sock, testLogger(t)) }()
+	go func() { done <- ServeBridge(ctx, ln, e.sock, testenv.Logger(t, slog.LevelDebug)) }()
 	defer func() {
 		cancel()
 		if err := <-done; err != nil {

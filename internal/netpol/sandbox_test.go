@@ -10,6 +10,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -97,7 +98,7 @@ func TestSandboxEgress(t *testing.T) {
 	appr := newChanApprover()
 	p, err := NewProxy(NewDecider(pol, WithResolver(res)),
 		Session{ID: "sess-sandbox-egress", Tenant: "acme", Agent: &events.Agent{Name: "test-agent"}, IDs: ids},
-		audit, WithApprover(appr), WithApprovalTimeout(2*time.Second), WithProxyLogger(testLogger(t)))
+		audit, WithApprover(appr), WithApprovalTimeout(2*time.Second), WithProxyLogger(testenv.Logger(t, slog.LevelDebug)))
 	if err != nil {
 		t.Fatal(err)
 	}

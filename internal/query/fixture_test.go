@@ -20,12 +20,6 @@ import (
 	"github.com/agentaudit/agentaudit/internal/testenv"
 )
 
-type tlog struct{ t testing.TB }
-
-func (w tlog) Write(p []byte) (int, error) { w.t.Log(string(p)); return len(p), nil }
-
-func logger(t testing.TB) *slog.Logger { return slog.New(slog.NewTextHandler(tlog{t}, nil)) }
-
 func randHex(n int) string {
 	b := make([]byte, n)
 	rand.Read(b)
@@ -74,7 +68,7 @@ func newTestDB(t testing.TB, cleanup bool) *store.Store {
 		admin.Close()
 	}
 	w, err := store.Open(ctx, store.Config{Addr: addr, User: testenv.Get(t, "CLICKHOUSE_USER"),
-		Password: testenv.Get(t, "CLICKHOUSE_PASSWORD"), Database: db, Logger: logger(t)})
+		Password: testenv.Get(t, "CLICKHOUSE_PASSWORD"), Database: db, Logger: testenv.Logger(t, slog.LevelInfo)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -91,7 +85,7 @@ func newTestDB(t testing.TB, cleanup bool) *store.Store {
 func readerConfig(t testing.TB, db string) Config {
 	return Config{Addr: testenv.ClickHouse(t), User: testenv.Get(t, "CLICKHOUSE_READONLY_USER"),
 		Password: testenv.Get(t, "CLICKHOUSE_READONLY_PASSWORD"), Database: db,
-		Timeout: 60 * time.Second, Logger: logger(t)}
+		Timeout: 60 * time.Second, Logger: testenv.Logger(t, slog.LevelInfo)}
 }
 
 func openReader(t testing.TB, db string) *DB {
@@ -206,7 +200,7 @@ func (p *pipeline) load(s *store.Store) {
 		Brokers: p.brokers, Group: "test-query-" + randHex(4), Topics: p.topics,
 		ClickHouseAddr: testenv.ClickHouse(p.t), ClickHouseUser: testenv.Get(p.t, "CLICKHOUSE_USER"),
 		ClickHousePassword: testenv.Get(p.t, "CLICKHOUSE_PASSWORD"), Database: s.Database(),
-		BatchWait: 100 * time.Millisecond, ChainGrace: time.Second, MetricsAddr: "off", Logger: logger(p.t),
+		BatchWait: 100 * time.Millisecond, ChainGrace: time.Second, MetricsAddr: "off", Logger: testenv.Logger(p.t, slog.LevelInfo),
 	}
 	go func() { done <- ingest.Run(ctx, cfg) }()
 	defer func() {

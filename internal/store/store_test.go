@@ -47,13 +47,9 @@ func testDB(t testing.TB) Config {
 	})
 	return Config{
 		Addr: addr, User: testenv.Get(t, "CLICKHOUSE_USER"), Password: testenv.Get(t, "CLICKHOUSE_PASSWORD"),
-		Database: db, Logger: slog.New(slog.NewTextHandler(tlog{t}, nil)),
+		Database: db, Logger: testenv.Logger(t, slog.LevelInfo),
 	}
 }
-
-type tlog struct{ t testing.TB }
-
-func (w tlog) Write(p []byte) (int, error) { w.t.Log(string(p)); return len(p), nil }
 
 func open(t testing.TB, cfg Config) *Store {
 	t.Helper()

@@ -59,6 +59,14 @@ func (l *checkLog) RecordExec(_ context.Context, c *Check) {
 	l.checks = append(l.checks, *c)
 }
 
+// all returns the checks so far, copied under the lock (the connection's
+// goroutines append to them).
+func (l *checkLog) all() []Check {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return append([]Check(nil), l.checks...)
+}
+
 func (l *checkLog) argvs() [][]string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -247,13 +255,13 @@ func TestLeftoversKilledUnlessBackground(t *testing.T) {
 			if bg {
 				// The background process's own execs are still checked.
 				found := false
-				for _, c := range h.checks.checks {
+				for _, c := range h.checks.all() {
 					if filepath.Base(c.Exe) == "touch" && c.Background {
 						found = true
 					}
 				}
 				if !found {
-					t.Errorf("background exec not checked: %+v", h.checks.checks)
+					t.Errorf("background exec not checked: %+v", h.checks.all())
 				}
 			}
 		})
@@ -354,7 +362,7 @@ func TestCopyOfAKnownProgramIsIdentified(t *testing.T) {
 		t.Fatalf("exit %+v %s", r.Exit, r.Stderr)
 	}
 	got := map[string]string{}
-	for _, c := range h.checks.checks {
+	for _, c := range h.checks.all() {
 		got[filepath.Base(c.Exe)] = c.Identity
 	}
 	// The copy on a writable file system is named for what it is; the
@@ -380,7 +388,7 @@ func TestReusableVerdictsAreRecordedNotAsked(t *testing.T) {
 		Recorded bool
 	}
 	var got []row
-	for _, c := range h.checks.checks {
+	for _, c := range h.checks.all() {
 		got = append(got, row{filepath.Base(c.Argv[0]), c.Recorded})
 	}
 	want := []row{{"bash", false}, {"true", false}, {"touch", false}, {"true", true}, {"touch", false},

@@ -57,7 +57,7 @@ func TestKafkaSmoke(t *testing.T) {
 		kgo.SeedBrokers(brokers...),
 		kgo.RequiredAcks(kgo.AllISRAcks()),
 		kgo.DefaultProduceTopic(topic),
-		kgo.WithLogger(kgo.BasicLogger(testWriter{t}, kgo.LogLevelWarn, nil)),
+		kgo.WithLogger(kgo.BasicLogger(testenv.Writer{T: t}, kgo.LogLevelWarn, nil)),
 	)
 	if err != nil {
 		t.Fatalf("producer: %v", err)
@@ -103,7 +103,7 @@ func TestKafkaSmoke(t *testing.T) {
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
 		kgo.DisableAutoCommit(),
 		kgo.FetchMaxWait(500*time.Millisecond),
-		kgo.WithLogger(kgo.BasicLogger(testWriter{t}, kgo.LogLevelWarn, nil)),
+		kgo.WithLogger(kgo.BasicLogger(testenv.Writer{T: t}, kgo.LogLevelWarn, nil)),
 	)
 	if err != nil {
 		t.Fatalf("consumer: %v", err)
@@ -159,12 +159,4 @@ func TestKafkaSmoke(t *testing.T) {
 	// Leave before the cleanup deletes the group: a group with members
 	// cannot be deleted.
 	cons.Close()
-}
-
-// testWriter sends client logs to the test log.
-type testWriter struct{ t *testing.T }
-
-func (w testWriter) Write(p []byte) (int, error) {
-	w.t.Logf("%s", p)
-	return len(p), nil
 }
