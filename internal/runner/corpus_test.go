@@ -348,6 +348,18 @@ func TestIntegrationAdversarialCorpus(t *testing.T) {
 		if err := events.VerifyChain(evs); err != nil {
 			t.Errorf("%s/%s: chain: %v", r.c.class, r.c.name, err)
 		}
+		// A push refused at exec level is recorded with the argv that
+		// really ran, not the string the agent sent.
+		if !r.c.pushOK {
+			for _, argv := range deniedExecs(evs) {
+				if !strings.Contains(strings.Join(argv, " "), "push") {
+					t.Errorf("%s/%s: a refused exec is recorded as %q, which names no git push", r.c.class, r.c.name, argv)
+				}
+			}
+		}
+		if n := countExecs(evs); n.denied > 0 && n.violations < n.denied {
+			t.Errorf("%s/%s: %d execs refused but %d exec violations recorded", r.c.class, r.c.name, n.denied, n.violations)
+		}
 	}
 	var names []string
 	for k, n := range classes {
@@ -465,4 +477,41 @@ func readState(ws, rel string) string {
 		links = uint64(st.Nlink)
 	}
 	return fmt.Sprintf("%s links=%d %q", fi.Mode(), links, b)
+}
+
+// deniedExecs returns the argv of every refused process.exec in evs.
+func deniedExecs(evs []*events.Envelope) [][]string {
+	var out [][]string
+	for _, env := range evs {
+		if p, err := env.DecodePayload(); err == nil {
+			if pe, ok := p.(*events.ProcessExec); ok && pe.Decision == events.DecisionDeny {
+				out = append(out, pe.Argv)
+			}
+		}
+	}
+	return out
+}
+
+type execCounts struct{ denied, violations int }
+
+// countExecs counts refused execs and exec violations in evs.
+func countExecs(evs []*events.Envelope) execCounts {
+	var n execCounts
+	for _, env := range evs {
+		p, err := env.DecodePayload()
+		if err != nil {
+			continue
+		}
+		switch v := p.(type) {
+		case *events.ProcessExec:
+			if v.Decision == events.DecisionDeny {
+				n.denied++
+			}
+		case *events.SandboxViolation:
+			if v.Kind == events.ViolationExec {
+				n.violations++
+			}
+		}
+	}
+	return n
 }
