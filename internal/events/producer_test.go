@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 
@@ -238,4 +239,72 @@ func consumeAll(t testing.TB, brokers []string, n int, topics ...string) []*Enve
 		})
 	}
 	return out
+}
+
+func TestEmitAfterBatch(t *testing.T) {
+	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(3, DefaultTopics.Events, DefaultTopics.Approvals, DefaultTopics.DLQ))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	ctx := context.Background()
+	p, err := NewProducer(ctx, c.ListenAddrs(), "runner-a", WithProducerLogger(testenv.Logger(t, slog.LevelDebug)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close(ctx)
+	if err := p.Emit(ctx, sampleEvent(t, TypeSessionStarted, "s1", 0)); err != nil {
+		t.Fatal(err)
+	}
+	var batch []*Envelope
+	for i := 1; i <= 6; i++ {
+		batch = append(batch, sampleEvent(t, TypeProcessExec, "s1", i))
+	}
+	bad := sampleEvent(t, TypeProcessExec, "s1", 7)
+	bad.Tenant = "" // invalid: refused, the rest recorded
+	batch = append(batch[:3], append([]*Envelope{bad}, batch[3:]...)...)
+	err = p.EmitAfterBatch(ctx, batch)
+	if !errors.Is(err, ErrInvalidEvent) {
+		t.Fatalf("EmitAfterBatch with one invalid event = %v, want ErrInvalidEvent", err)
+	}
+	var seqs []uint64
+	for _, e := range batch {
+		if e != bad {
+			seqs = append(seqs, e.Seq)
+		}
+	}
+	if diff := cmp.Diff([]uint64{2, 3, 4, 5, 6, 7}, seqs); diff != "" {
+		t.Errorf("seqs in batch order (-want +got):\n%s", diff)
+	}
+	got := consumeAll(t, c.ListenAddrs(), 7, DefaultTopics.Events)
+	sortBySeq(got)
+	if err := VerifyChain(got); err != nil {
+		t.Fatalf("chain: %v", err)
+	}
+	if n := p.Stats().Acked.Load(); n != 7 {
+		t.Errorf("acked = %d, want 7", n)
+	}
+
+	// With the broker gone the batch is spooled, in order.
+	addrs := c.ListenAddrs()
+	c.Close()
+	q, err := NewProducer(ctx, addrs, "runner-b", WithAckTimeout(300*time.Millisecond), WithSpool(t.TempDir(), 1<<20))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		cctx, cancel := context.WithTimeout(ctx, 500*time.Millisecond)
+		defer cancel()
+		q.Close(cctx)
+	}()
+	var down []*Envelope
+	for i := 0; i < 4; i++ {
+		down = append(down, sampleEvent(t, TypeProcessExec, "s2", i))
+	}
+	if err := q.EmitAfterBatch(ctx, down); err != nil {
+		t.Fatalf("EmitAfterBatch with no broker: %v", err)
+	}
+	if q.Pending() != 4 {
+		t.Errorf("pending = %d, want 4", q.Pending())
+	}
 }

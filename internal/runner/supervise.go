@@ -290,7 +290,17 @@ type afterQueue struct {
 	running bool
 }
 
+// batchEmitter is an Emitter that can record several events of one chain
+// in one round trip (events.Producer).
+type batchEmitter interface {
+	EmitAfterBatch(ctx context.Context, es []*events.Envelope) error
+}
+
+// maxAfterBatch bounds the events recorded in one round trip.
+const maxAfterBatch = 500
+
 func (s *Session) drainAfter() {
+	batcher, _ := s.r.emit.(batchEmitter)
 	for {
 		s.aq.mu.Lock()
 		if len(s.aq.q) == 0 {
@@ -299,14 +309,27 @@ func (s *Session) drainAfter() {
 			s.aq.mu.Unlock()
 			return
 		}
-		env := s.aq.q[0]
-		s.aq.q[0] = nil
-		s.aq.q = s.aq.q[1:]
-		s.aq.mu.Unlock()
-		if err := s.r.emit.EmitAfter(context.Background(), env); err != nil {
-			s.r.o.log.Error("event could not be recorded", "session", s.id, "type", env.EventType, "event_id", env.EventID, "err", err)
+		n := 1
+		if batcher != nil {
+			n = min(len(s.aq.q), maxAfterBatch)
 		}
-		s.completions.done()
+		batch := append([]*events.Envelope(nil), s.aq.q[:n]...)
+		clear(s.aq.q[:n])
+		s.aq.q = s.aq.q[n:]
+		s.aq.mu.Unlock()
+		var err error
+		if batcher != nil {
+			err = batcher.EmitAfterBatch(context.Background(), batch)
+		} else {
+			err = s.r.emit.EmitAfter(context.Background(), batch[0])
+		}
+		if err != nil {
+			s.r.o.log.Error("events could not be recorded", "session", s.id, "events", len(batch),
+				"first_type", batch[0].EventType, "first_event_id", batch[0].EventID, "err", err)
+		}
+		for range batch {
+			s.completions.done()
+		}
 	}
 }
 
