@@ -286,17 +286,10 @@ func (p *Producer) emit(ctx context.Context, e *Envelope, after bool) error {
 	slot := p.slot(e.Key())
 	slot.mu.Lock()
 	defer slot.mu.Unlock()
-	if err := slot.chain.Stamp(e); err != nil {
-		p.stats.Invalid.Add(1)
-		return fmt.Errorf("%w: %w", ErrInvalidEvent, err)
-	}
-	wire, err := Marshal(e)
+	rec, err := p.stamp(slot, e)
 	if err != nil {
-		p.stats.Invalid.Add(1)
-		return fmt.Errorf("%w: %w", ErrInvalidEvent, err)
+		return err
 	}
-	topic, key := p.topics.TopicFor(e)
-	rec := SpoolRecord{Topic: topic, Key: key, Value: wire}
 
 	sendErr := p.sendInOrder(ctx, rec)
 	if sendErr == nil {
@@ -320,6 +313,21 @@ func (p *Producer) emit(ctx context.Context, e *Envelope, after bool) error {
 		}
 		return fmt.Errorf("%w: %v", ErrAuditUnavailable, sendErr)
 	}
+}
+
+// stamp puts e on its chain (slot's lock held) and encodes its record.
+func (p *Producer) stamp(slot *chainSlot, e *Envelope) (SpoolRecord, error) {
+	if err := slot.chain.Stamp(e); err != nil {
+		p.stats.Invalid.Add(1)
+		return SpoolRecord{}, fmt.Errorf("%w: %w", ErrInvalidEvent, err)
+	}
+	wire, err := Marshal(e)
+	if err != nil {
+		p.stats.Invalid.Add(1)
+		return SpoolRecord{}, fmt.Errorf("%w: %w", ErrInvalidEvent, err)
+	}
+	topic, key := p.topics.TopicFor(e)
+	return SpoolRecord{Topic: topic, Key: key, Value: wire}, nil
 }
 
 // EmitAfterBatch is EmitAfter for several events of one chain, in order:
@@ -354,19 +362,12 @@ func (p *Producer) EmitAfterBatch(ctx context.Context, es []*Envelope) error {
 	var errs []error
 	recs := make([]SpoolRecord, 0, len(es))
 	for _, e := range es {
-		if err := slot.chain.Stamp(e); err != nil {
-			p.stats.Invalid.Add(1)
-			errs = append(errs, fmt.Errorf("%w: %w", ErrInvalidEvent, err))
-			continue
-		}
-		wire, err := Marshal(e)
+		rec, err := p.stamp(slot, e)
 		if err != nil {
-			p.stats.Invalid.Add(1)
-			errs = append(errs, fmt.Errorf("%w: %w", ErrInvalidEvent, err))
+			errs = append(errs, err)
 			continue
 		}
-		topic, key := p.topics.TopicFor(e)
-		recs = append(recs, SpoolRecord{Topic: topic, Key: key, Value: wire})
+		recs = append(recs, rec)
 	}
 	n, err := 0, error(nil)
 	switch {

@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"net"
 	"os"
-	"sync"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -168,11 +167,3 @@ func Doorbell() {
 		_ = unix.Pause()
 	}
 }
-
-// once-guarded helper for closing things from several goroutines.
-type closer struct {
-	once sync.Once
-	fn   func()
-}
-
-func (c *closer) close() { c.once.Do(c.fn) }
