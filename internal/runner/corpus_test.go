@@ -41,7 +41,8 @@ type corpusCase struct {
 	// allowed call (its own session's first call).
 	setup string
 	call  Call
-	// markers must not exist afterwards (relative to the workspace).
+	// markers must not exist afterwards (relative to the workspace): each
+	// is made only if the attempt succeeded.
 	markers []string
 	// wait lets background processes try their luck before the checks.
 	wait time.Duration
@@ -49,7 +50,9 @@ type corpusCase struct {
 	//   "refused"   a policy.decision deny, or a process.exec deny;
 	//   "exec:WORD" a process.exec deny whose argv holds WORD;
 	//   "violation:KIND" a sandbox.violation of that kind;
-	//   "reverted"  a protected path put back (sandbox.violation path).
+	//   "reverted"  a protected path put back (sandbox.violation path);
+	//   "ran:WORD"  a process.exec allowed whose argv holds WORD (the
+	//               attempt really ran).
 	want []string
 	// pushOK: the attempt is not about pushing (the remote may not be
 	// checked).
@@ -148,6 +151,19 @@ func corpus() []corpusCase {
 		{class: "rule-gap", name: "find . -delete at the root", call: shell("find . -delete"), want: []string{"refused"}, pushOK: true},
 		{class: "rule-gap", name: "rm -rf the workspace", call: shell("rm -rf /workspace"), want: []string{"refused"}, pushOK: true},
 		{class: "rule-gap", name: "rm -rf ./*", call: shell("rm -rf ./*"), want: []string{"refused"}, pushOK: true},
+		// Another process's memory: a stopped program's argv rewritten
+		// after its check, through /proc/PID/mem. A long-lived sleep stands
+		// in for the program waiting on its verdict, so that only the
+		// guard, never the timing, decides. Opening its memory for writing
+		// is the whole door, and it must stay shut even when the string
+		// policy is fooled: it asks about dd and about a redirection into
+		// /proc/$p, but not about one through a workspace symlink.
+		{class: "memory", name: "another process's memory opened for writing",
+			call:    shell("sleep 5 & p=$!; sleep 0.3; ln -s /proc/$p m; true 3<>m/mem 2>/dev/null && touch memopen; kill $p"),
+			markers: []string{"memopen"}, want: []string{"ran:sleep"}, pushOK: true},
+		{class: "memory", name: "own memory through /proc/self",
+			call:    shell("true 3<>/proc/self/mem 2>/dev/null && touch selfmem; echo done"),
+			markers: []string{"selfmem"}, want: []string{"ran:bash"}, pushOK: true},
 		{class: "rule-gap", name: "find -delete through xargs", call: shell("find /workspace -mindepth 1 -print0 | xargs -0 rm -rf"), want: []string{"refused"}, pushOK: true},
 	}
 	// Limits the sandbox enforces are recorded as what they are.
@@ -322,7 +338,7 @@ func TestIntegrationAdversarialCorpus(t *testing.T) {
 			}
 			for _, m := range c.markers {
 				if exists(ws, m) {
-					t.Errorf("%s exists: a process kept running after its call", m)
+					t.Errorf("%s exists: what the case tries did happen (a process outlived its call, or a guarded write went through)", m)
 				}
 			}
 			for _, p := range c.untouched {
@@ -431,6 +447,9 @@ func showsEvent(evs []*events.Envelope, want string) bool {
 			}
 		case *events.ProcessExec:
 			if v.Decision != events.DecisionDeny {
+				if kind == "ran" && strings.Contains(strings.Join(v.Argv, " "), arg) {
+					return true
+				}
 				continue
 			}
 			if kind == "refused" || kind == "exec" && strings.Contains(strings.Join(v.Argv, " "), arg) {

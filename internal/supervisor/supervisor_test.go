@@ -24,6 +24,9 @@ const envSocket = "AGENTAUDIT_TEST_SUPERVISOR_SOCKET"
 
 func TestMain(m *testing.M) {
 	Doorbell()
+	if done := os.Getenv(envArgvAttack); done != "" {
+		argvAttack(done)
+	}
 	if sock := os.Getenv(envSocket); sock != "" {
 		if err := Run(context.Background(), Config{Socket: sock}); err != nil {
 			fmt.Fprintln(os.Stderr, err)

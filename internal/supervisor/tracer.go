@@ -120,6 +120,12 @@ func (t *tracer) do(f func()) {
 func (t *tracer) loop(ctx context.Context) error {
 	// Never unlocked: the thread is the tracer for the supervisor's life.
 	runtime.LockOSThread()
+	if err := confine(); err != nil {
+		// The exec checks still run; what they read could be rewritten
+		// by another process. The runner records it as a violation.
+		t.log.Error("supervisor: memory guard not applied", "err", err)
+		t.notice(Notice{Kind: NoticeSupervisor, Detail: "memory guard not applied, argv checks can be raced: " + err.Error()})
+	}
 	if err := t.spawnBell(); err != nil {
 		return err
 	}

@@ -1,0 +1,155 @@
+package supervisor
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"runtime"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+)
+
+// The exec check reads a program's argv from its new image while the
+// program is stopped before its first instruction. That reading is only
+// worth something if nothing else can rewrite the argv between the check
+// and the program's use of it: an agent could start `git push origin
+// feature`, let an approver allow it, and meanwhile overwrite "feature"
+// with "main" from a sibling process. ptrace itself is closed to the
+// sandbox (every process is already traced by the supervisor, and a
+// process has one tracer); two doors remain, and confine shuts both on the
+// tracer's thread, so every call's process inherits the guard and cannot
+// drop it:
+//
+//   - /proc/PID/mem opened for writing: a Landlock ruleset lets files be
+//     opened for writing beneath every top-level directory except /proc
+//     and /sys. Pipes and sockets reached through /proc/self/fd stay
+//     writable (they are not files under /proc), as do /dev/null and the
+//     workspace.
+//   - process_vm_writev: a seccomp filter answers EPERM. It also answers
+//     ENOSYS to every syscall made through another architecture's entry
+//     (int 0x80, x32), which would otherwise go around the filter's
+//     syscall numbers.
+//
+// Both are enforced by the kernel, need no privilege (no_new_privs is set
+// first, as the sandbox already has it), and are stacked: a process can
+// add its own restrictions but never lift these.
+
+// confine applies the guard to the calling thread, which must be locked to
+// its goroutine and stay so: Landlock and seccomp bind a thread and the
+// processes it forks, never the rest of the supervisor.
+func confine() error {
+	if err := unix.Prctl(unix.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0); err != nil {
+		return fmt.Errorf("no_new_privs: %w", err)
+	}
+	if err := landlockProc(); err != nil {
+		return fmt.Errorf("landlock: %w", err)
+	}
+	if err := seccompVMWrite(); err != nil {
+		return fmt.Errorf("seccomp: %w", err)
+	}
+	return nil
+}
+
+// landlockProc allows opening files for writing everywhere but beneath
+// /proc and /sys.
+func landlockProc() error {
+	abi, _, e := unix.Syscall(unix.SYS_LANDLOCK_CREATE_RULESET, 0, 0, unix.LANDLOCK_CREATE_RULESET_VERSION)
+	if e != 0 {
+		return fmt.Errorf("not available: %w", e)
+	}
+	if abi < 1 {
+		return fmt.Errorf("ABI %d", abi)
+	}
+	// Only the first field (ABI 1) is given, so older kernels take it.
+	attr := unix.LandlockRulesetAttr{Handled_access_fs: unix.LANDLOCK_ACCESS_FS_WRITE_FILE}
+	fd, _, e := unix.Syscall(unix.SYS_LANDLOCK_CREATE_RULESET, uintptr(unsafe.Pointer(&attr)), unsafe.Sizeof(attr.Handled_access_fs), 0)
+	if e != 0 {
+		return fmt.Errorf("create ruleset: %w", e)
+	}
+	defer unix.Close(int(fd))
+	entries, err := os.ReadDir("/")
+	if err != nil {
+		return err
+	}
+	for _, ent := range entries {
+		switch ent.Name() {
+		case "proc", "sys":
+			continue
+		}
+		if err := landlockAllowWrite(int(fd), filepath.Join("/", ent.Name())); err != nil {
+			return err
+		}
+	}
+	_, _, e = unix.Syscall(unix.SYS_LANDLOCK_RESTRICT_SELF, fd, 0, 0)
+	if e != 0 {
+		return fmt.Errorf("restrict self: %w", e)
+	}
+	return nil
+}
+
+// landlockAllowWrite adds a rule letting files beneath dir be opened for
+// writing. A name that is not a directory (a plain file or a dangling
+// link at the root) gets no rule.
+func landlockAllowWrite(ruleset int, dir string) error {
+	fi, err := os.Stat(dir)
+	if err != nil || !fi.IsDir() {
+		return nil
+	}
+	pfd, err := unix.Open(dir, unix.O_PATH|unix.O_CLOEXEC|unix.O_DIRECTORY, 0)
+	if err != nil {
+		return nil // vanished or unreadable: nothing to allow
+	}
+	defer unix.Close(pfd)
+	rule := unix.LandlockPathBeneathAttr{Allowed_access: unix.LANDLOCK_ACCESS_FS_WRITE_FILE, Parent_fd: int32(pfd)}
+	_, _, e := unix.Syscall6(unix.SYS_LANDLOCK_ADD_RULE, uintptr(ruleset), unix.LANDLOCK_RULE_PATH_BENEATH,
+		uintptr(unsafe.Pointer(&rule)), 0, 0, 0)
+	if e != 0 {
+		return fmt.Errorf("allow writes beneath %s: %w", dir, e)
+	}
+	return nil
+}
+
+// seccompVMWrite installs a filter refusing process_vm_writev and every
+// syscall entered through a foreign architecture.
+func seccompVMWrite() error {
+	arch, ok := auditArch[runtime.GOARCH]
+	if !ok {
+		return errors.New("unsupported architecture " + runtime.GOARCH)
+	}
+	const (
+		ldW  = unix.BPF_LD | unix.BPF_W | unix.BPF_ABS
+		jeqK = unix.BPF_JMP | unix.BPF_JEQ | unix.BPF_K
+		jgeK = unix.BPF_JMP | unix.BPF_JGE | unix.BPF_K
+		ret  = unix.BPF_RET | unix.BPF_K
+		// offsets in struct seccomp_data
+		offNR   = 0
+		offArch = 4
+		// x32 syscalls have this bit set in their number.
+		x32Bit = 0x40000000
+	)
+	prog := []unix.SockFilter{
+		{Code: ldW, K: offArch},
+		{Code: jeqK, K: arch, Jt: 1},
+		{Code: ret, K: unix.SECCOMP_RET_ERRNO | uint32(unix.ENOSYS)},
+		{Code: ldW, K: offNR},
+		{Code: jgeK, K: x32Bit, Jt: 2},
+		{Code: jeqK, K: unix.SYS_PROCESS_VM_WRITEV, Jt: 2},
+		{Code: ret, K: unix.SECCOMP_RET_ALLOW},
+		{Code: ret, K: unix.SECCOMP_RET_ERRNO | uint32(unix.ENOSYS)},
+		{Code: ret, K: unix.SECCOMP_RET_ERRNO | uint32(unix.EPERM)},
+	}
+	fp := unix.SockFprog{Len: uint16(len(prog)), Filter: &prog[0]}
+	_, _, e := unix.Syscall(unix.SYS_SECCOMP, unix.SECCOMP_SET_MODE_FILTER, 0, uintptr(unsafe.Pointer(&fp)))
+	if e != 0 {
+		return e
+	}
+	return nil
+}
+
+// auditArch is the seccomp architecture of the native syscall entry.
+var auditArch = map[string]uint32{
+	"amd64": unix.AUDIT_ARCH_X86_64,
+	"arm64": unix.AUDIT_ARCH_AARCH64,
+}
