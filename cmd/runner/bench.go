@@ -36,21 +36,23 @@ func benchCmd(ctx context.Context, args []string) int {
 	if *jsonOut != "" {
 		q := func(row string, f float64) float64 { return float64(rep.Row(row).Quantile(f).Microseconds()) / 1000 }
 		figs := benchreport.Figures{
-			"runner_p50_ms":        q(runner.BenchRunner, 0.5),
-			"runner_p99_ms":        q(runner.BenchRunner, 0.99),
-			"bindings_p50_ms":      q(runner.BenchBindings, 0.5),
-			"podman_exec_p50_ms":   q(runner.BenchPodmanCLI, 0.5),
-			"overhead_p50_ms":      q(runner.BenchOverhead, 0.5),
-			"session_start_p50_ms": q(runner.BenchSessionStart, 0.5),
-			"podman_path_p50_ms":   q(runner.BenchPodmanPath, 0.5),
-			"sandbox_p50_ms":       q(runner.BenchSandbox, 0.5),
-			"loop_traced_p50_ms":   q(runner.BenchLoopTraced, 0.5),
-			"loop_untraced_p50_ms": q(runner.BenchLoopUntraced, 0.5),
-			"loop_events_p50_ms":   q(runner.BenchLoopEvents, 0.5),
-			"git_traced_p50_ms":    q(runner.BenchGitTraced, 0.5),
-			"git_untraced_p50_ms":  q(runner.BenchGitUntraced, 0.5),
-			"loop_trace_price_pct": rep.TracePrice(runner.BenchLoopTraced, runner.BenchLoopUntraced),
-			"git_trace_price_pct":  rep.TracePrice(runner.BenchGitTraced, runner.BenchGitUntraced),
+			"runner_p50_ms":         q(runner.BenchRunner, 0.5),
+			"runner_p99_ms":         q(runner.BenchRunner, 0.99),
+			"bindings_p50_ms":       q(runner.BenchBindings, 0.5),
+			"podman_exec_p50_ms":    q(runner.BenchPodmanCLI, 0.5),
+			"overhead_p50_ms":       q(runner.BenchOverhead, 0.5),
+			"session_start_p50_ms":  q(runner.BenchSessionStart, 0.5),
+			"podman_path_p50_ms":    q(runner.BenchPodmanPath, 0.5),
+			"sandbox_p50_ms":        q(runner.BenchSandbox, 0.5),
+			"loop_traced_p50_ms":    q(runner.BenchLoopTraced, 0.5),
+			"loop_untraced_p50_ms":  q(runner.BenchLoopUntraced, 0.5),
+			"loop_events_p50_ms":    q(runner.BenchLoopEvents, 0.5),
+			"git_traced_p50_ms":     q(runner.BenchGitTraced, 0.5),
+			"git_untraced_p50_ms":   q(runner.BenchGitUntraced, 0.5),
+			"loop_trace_price_pct":  rep.TracePrice(runner.BenchLoopTraced, runner.BenchLoopUntraced),
+			"git_trace_price_pct":   rep.TracePrice(runner.BenchGitTraced, runner.BenchGitUntraced),
+			"loop_ptrace_price_pct": rep.TracePrice(runner.BenchLoopPtrace, runner.BenchLoopUntraced),
+			"git_ptrace_price_pct":  rep.TracePrice(runner.BenchGitPtrace, runner.BenchGitUntraced),
 		}
 		if err := benchreport.WriteFigures(*jsonOut, figs); err != nil {
 			fmt.Fprintf(os.Stderr, "runner bench: %v\n", err)

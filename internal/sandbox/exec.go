@@ -35,6 +35,9 @@ type ExecRequest struct {
 	// benchmarks set it, to measure what tracing costs; the runner never
 	// does.
 	Untraced bool
+	// PtraceOnly traces the command but checks nothing: benchmarks only,
+	// for the kernel's share of what tracing costs.
+	PtraceOnly bool
 	// Argv is the command and its arguments; no shell is added.
 	Argv []string
 	// Cwd is the working directory: relative to the workspace, or absolute

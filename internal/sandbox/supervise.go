@@ -85,7 +85,7 @@ func (s *Session) Exec(ctx context.Context, req ExecRequest) (ExecResult, error)
 		CallID: req.CallID, Argv: cfg.Cmd, Cwd: cfg.WorkingDir, Env: cfg.Env, Stdin: req.Stdin,
 		Timeout: timeout, OutputLimit: int(s.profile.OutputLimit),
 		CPUSeconds: uint64(time.Duration(s.profile.Rlimits.CPU) / time.Second), Background: req.Background,
-		Untraced: req.Untraced,
+		Untraced: req.Untraced, PtraceOnly: req.PtraceOnly,
 	})
 	if err != nil {
 		return res, sbxErr("exec", ReasonSandboxError, fmt.Errorf("supervisor: %w", err))

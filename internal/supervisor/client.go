@@ -349,6 +349,7 @@ type Request struct {
 	CPUSeconds  uint64
 	Background  bool
 	Untraced    bool // see Exec.Untraced: benchmarks only
+	PtraceOnly  bool // see Exec.PtraceOnly: benchmarks only
 	// OnOutput, when set, receives the kept output as it arrives.
 	OnOutput func(stream int, b []byte)
 }
@@ -389,7 +390,7 @@ func (c *Conn) Run(ctx context.Context, req Request) (*Result, error) {
 	x := &Exec{ID: id, CallID: req.CallID, Argv: req.Argv, Cwd: req.Cwd, Env: req.Env,
 		Stdin: req.Stdin, HasStdin: req.Stdin != nil, TimeoutMS: req.Timeout.Milliseconds(),
 		OutputLimit: req.OutputLimit, CPUSeconds: req.CPUSeconds, Background: req.Background,
-		Untraced: req.Untraced}
+		Untraced: req.Untraced, PtraceOnly: req.PtraceOnly}
 	if err := c.w.write(&Msg{Type: MsgExec, Exec: x}); err != nil {
 		c.mu.Lock()
 		delete(c.calls, id)

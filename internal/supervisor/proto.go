@@ -98,6 +98,11 @@ type Exec struct {
 	// checked. It exists only to measure the price of tracing; the runner
 	// never sets it.
 	Untraced bool `json:"untraced,omitempty"`
+	// PtraceOnly follows every process and stops at every exec, as a
+	// traced call does, but lets each run at once without reading or
+	// checking anything: the kernel's share of the price of tracing.
+	// Benchmarks only, like Untraced.
+	PtraceOnly bool `json:"ptrace_only,omitempty"`
 }
 
 // Out is a piece of a call's output, within its OutputLimit.
@@ -258,19 +263,24 @@ func (w *wire) read() (*Msg, error) {
 }
 
 // write sends one frame.
-func (w *wire) write(m *Msg) error {
-	b, err := json.Marshal(m)
-	if err != nil {
-		return err
+func (w *wire) write(m *Msg) error { return w.writeBatch([]*Msg{m}) }
+
+// writeBatch sends frames in one write, in order.
+func (w *wire) writeBatch(ms []*Msg) error {
+	var out []byte
+	for _, m := range ms {
+		b, err := json.Marshal(m)
+		if err != nil {
+			return err
+		}
+		if len(b) > MaxFrame {
+			return fmt.Errorf("%w: %d bytes to send", ErrFrame, len(b))
+		}
+		out = binary.BigEndian.AppendUint32(out, uint32(len(b)))
+		out = append(out, b...)
 	}
-	if len(b) > MaxFrame {
-		return fmt.Errorf("%w: %d bytes to send", ErrFrame, len(b))
-	}
-	frame := make([]byte, 4+len(b))
-	binary.BigEndian.PutUint32(frame, uint32(len(b)))
-	copy(frame[4:], b)
 	w.wmu.Lock()
 	defer w.wmu.Unlock()
-	_, err = w.w.Write(frame)
+	_, err := w.w.Write(out)
 	return err
 }

@@ -29,6 +29,10 @@ const maxCmdline = 256 << 10
 // maxReuse bounds the reusable verdicts kept per call.
 const maxReuse = 4096
 
+// maxRecords bounds the records of reused verdicts held back to be sent
+// together (see tracer.records).
+const maxRecords = 256
+
 // supervisorTasks is a margin for the supervisor's own threads when it
 // compares the traced tasks with the sandbox's process limit.
 const supervisorTasks = 16
@@ -37,6 +41,7 @@ const supervisorTasks = 16
 type task struct {
 	tid    int
 	tgid   int
+	ppid   int // the process that started it
 	c      *call
 	thread bool
 	root   bool // the call's first process
@@ -91,8 +96,12 @@ type tracer struct {
 	heldWait bool
 	heldAt   time.Time
 	ident    *identifier
-	bell     atomic.Int64 // the doorbell's pid
-	bells    map[int]bool // the doorbell's threads
+	// records are execs that ran on a reused verdict, not yet sent. They
+	// go in one write when the tracer has nothing else to do, and always
+	// before the exit or notice of the call they belong to.
+	records []*Msg
+	bell    atomic.Int64 // the doorbell's pid
+	bells   map[int]bool // the doorbell's threads
 }
 
 func newTracer(w *wire, welcome *Welcome, log *slog.Logger) *tracer {
@@ -154,7 +163,16 @@ func (t *tracer) loop(ctx context.Context) error {
 		}
 		var ws unix.WaitStatus
 		var ru unix.Rusage
-		pid, err := unix.Wait4(-1, &ws, unix.WALL, &ru)
+		flags := unix.WALL
+		if len(t.records) > 0 {
+			// Send the records only when nothing is waiting.
+			flags |= unix.WNOHANG
+		}
+		pid, err := unix.Wait4(-1, &ws, flags, &ru)
+		if pid == 0 && err == nil {
+			t.flushRecords()
+			continue
+		}
 		switch {
 		case errors.Is(err, unix.EINTR):
 			continue
@@ -356,7 +374,7 @@ func (t *tracer) adopt(parent *task, child int, thread bool) {
 		return
 	}
 	c := parent.c
-	tk := &task{tid: child, tgid: child, c: c, thread: thread, bg: parent.bg}
+	tk := &task{tid: child, tgid: child, ppid: parent.tgid, c: c, thread: thread, bg: parent.bg}
 	if thread {
 		tk.tgid = parent.tgid
 	}
@@ -392,6 +410,11 @@ func (t *tracer) gone(tk *task, ws unix.WaitStatus, ru *unix.Rusage) {
 // onExec asks the runner about the program a task has just exec'd; the
 // task stays stopped until the verdict.
 func (t *tracer) onExec(tk *task) {
+	if tk.c.x.PtraceOnly {
+		tk.execd = true
+		t.resumeOrFreeze(tk)
+		return
+	}
 	pid := tk.tid
 	argv, trunc := readCmdline(pid)
 	exe, _ := os.Readlink("/proc/" + strconv.Itoa(pid) + "/exe")
@@ -400,18 +423,17 @@ func (t *tracer) onExec(tk *task) {
 	tk.execd = true
 	identity := t.ident.identify(pid)
 	key := execKey(argv, trunc, exe, cwd, identity)
-	chk := &Check{ExecID: tk.c.x.ID, CallID: tk.c.x.CallID, PID: pid, PPID: readPPID(pid),
+	chk := &Check{ExecID: tk.c.x.ID, CallID: tk.c.x.CallID, PID: pid, PPID: tk.ppid,
 		Argv: argv, ArgvTruncated: trunc, Exe: exe, Cwd: cwd, Root: root, Background: tk.bg, Identity: identity}
 	if v, ok := tk.c.reuse[key]; ok && !root {
 		// Allowed before in this call by the policy alone: it runs now,
-		// and the runner records it.
+		// and the runner records it. What it runs with was read above.
 		chk.Recorded, chk.Reason, chk.Rule = true, v.Reason, v.Rule
-		if err := t.w.write(&Msg{Type: MsgCheck, Check: chk}); err != nil {
-			t.log.Warn("supervisor: exec not recorded; killing", "pid", pid, "err", err)
-			_ = unix.Kill(pid, unix.SIGKILL)
-			return
-		}
 		t.resumeOrFreeze(tk)
+		t.records = append(t.records, &Msg{Type: MsgCheck, Check: chk})
+		if len(t.records) >= maxRecords {
+			t.flushRecords()
+		}
 		return
 	}
 	t.checkSeq++
@@ -531,7 +553,7 @@ func (t *tracer) start(x *Exec) {
 		return
 	}
 	c.root = pid
-	tk := &task{tid: pid, tgid: pid, c: c, root: true, started: x.Untraced}
+	tk := &task{tid: pid, tgid: pid, ppid: os.Getpid(), c: c, root: true, started: x.Untraced}
 	t.tasks[pid] = tk
 	c.tasks[pid] = tk
 	t.calls[x.ID] = c
@@ -638,7 +660,21 @@ func (t *tracer) finish(c *call) {
 
 func tvUS(tv unix.Timeval) int64 { return tv.Sec*1e6 + tv.Usec }
 
+// flushRecords sends the held-back records. Failing, the runner is gone,
+// and with it the supervisor and every process it traces.
+func (t *tracer) flushRecords() {
+	if len(t.records) == 0 {
+		return
+	}
+	if err := t.w.writeBatch(t.records); err != nil {
+		t.log.Warn("supervisor: exec records not sent", "n", len(t.records), "err", err)
+	}
+	clear(t.records)
+	t.records = t.records[:0]
+}
+
 func (t *tracer) sendExit(e *Exit) {
+	t.flushRecords()
 	if err := t.w.write(&Msg{Type: MsgExit, Exit: e}); err != nil {
 		t.log.Warn("supervisor: exit not sent", "id", e.ID, "err", err)
 	}
@@ -651,6 +687,7 @@ func (t *tracer) sendOut(id uint64, stream int, b []byte) {
 }
 
 func (t *tracer) notice(n Notice) {
+	t.flushRecords()
 	if err := t.w.write(&Msg{Type: MsgNotice, Notice: &n}); err != nil {
 		t.log.Warn("supervisor: notice not sent", "kind", n.Kind, "err", err)
 	}
@@ -740,25 +777,6 @@ func readCmdline(pid int) ([]string, bool) {
 		return []string{}, trunc
 	}
 	return strings.Split(s, "\x00"), trunc
-}
-
-// readPPID reads the parent pid from /proc/PID/stat (the field after the
-// command name, which may itself hold spaces and parentheses).
-func readPPID(pid int) int {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-	if err != nil {
-		return 0
-	}
-	i := strings.LastIndexByte(string(b), ')')
-	if i < 0 {
-		return 0
-	}
-	f := strings.Fields(string(b[i+1:]))
-	if len(f) < 2 {
-		return 0
-	}
-	n, _ := strconv.Atoi(f[1])
-	return n
 }
 
 // mergeEnv overlays KEY=VALUE pairs on base.
