@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"hash"
-	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -761,13 +760,28 @@ func (t *tracer) killAll() {
 }
 
 // readCmdline reads a process's argv from /proc, at most maxCmdline bytes.
+// It runs at every exec stop, so it goes straight to the syscalls: an
+// os.File would add a poller registration and a finalizer each time.
 func readCmdline(pid int) ([]string, bool) {
-	f, err := os.Open("/proc/" + strconv.Itoa(pid) + "/cmdline")
+	fd, err := unix.Open("/proc/"+strconv.Itoa(pid)+"/cmdline", unix.O_RDONLY|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return nil, false
 	}
-	defer f.Close()
-	b, _ := io.ReadAll(io.LimitReader(f, maxCmdline+1))
+	defer unix.Close(fd)
+	b := make([]byte, 0, 4096)
+	for len(b) <= maxCmdline {
+		if len(b) == cap(b) {
+			b = append(b, 0)[:len(b)]
+		}
+		n, err := unix.Read(fd, b[len(b):cap(b)])
+		if errors.Is(err, unix.EINTR) {
+			continue
+		}
+		if n <= 0 || err != nil {
+			break
+		}
+		b = b[:len(b)+n]
+	}
 	trunc := len(b) > maxCmdline
 	if trunc {
 		b = b[:maxCmdline]
