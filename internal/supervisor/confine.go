@@ -52,6 +52,11 @@ func confine() error {
 	return nil
 }
 
+// landlockAccess is what the ruleset handles, and what it allows beneath
+// every top-level directory but /proc and /sys: opening files for
+// writing, and linking or renaming files between directories.
+const landlockAccess = unix.LANDLOCK_ACCESS_FS_WRITE_FILE | unix.LANDLOCK_ACCESS_FS_REFER
+
 // landlockProc allows opening files for writing everywhere but beneath
 // /proc and /sys.
 func landlockProc() error {
@@ -59,11 +64,14 @@ func landlockProc() error {
 	if e != 0 {
 		return fmt.Errorf("not available: %w", e)
 	}
-	if abi < 1 {
-		return fmt.Errorf("ABI %d", abi)
+	// ABI 1 cannot handle REFER, and a ruleset that does not handle it
+	// refuses every link and rename across directories (mv, ln, package
+	// managers): ABI 2 (Linux 5.19) is the least this guard takes.
+	if abi < 2 {
+		return fmt.Errorf("ABI %d, want 2 or later", abi)
 	}
-	// Only the first field (ABI 1) is given, so older kernels take it.
-	attr := unix.LandlockRulesetAttr{Handled_access_fs: unix.LANDLOCK_ACCESS_FS_WRITE_FILE}
+	// Only the first field is given, so every kernel from ABI 2 takes it.
+	attr := unix.LandlockRulesetAttr{Handled_access_fs: landlockAccess}
 	fd, _, e := unix.Syscall(unix.SYS_LANDLOCK_CREATE_RULESET, uintptr(unsafe.Pointer(&attr)), unsafe.Sizeof(attr.Handled_access_fs), 0)
 	if e != 0 {
 		return fmt.Errorf("create ruleset: %w", e)
@@ -102,7 +110,7 @@ func landlockAllowWrite(ruleset int, dir string) error {
 		return nil // vanished or unreadable: nothing to allow
 	}
 	defer unix.Close(pfd)
-	rule := unix.LandlockPathBeneathAttr{Allowed_access: unix.LANDLOCK_ACCESS_FS_WRITE_FILE, Parent_fd: int32(pfd)}
+	rule := unix.LandlockPathBeneathAttr{Allowed_access: landlockAccess, Parent_fd: int32(pfd)}
 	_, _, e := unix.Syscall6(unix.SYS_LANDLOCK_ADD_RULE, uintptr(ruleset), unix.LANDLOCK_RULE_PATH_BENEATH,
 		uintptr(unsafe.Pointer(&rule)), 0, 0, 0)
 	if e != 0 {

@@ -117,3 +117,29 @@ func argStartOf(pid int) (uint64, error) {
 	}
 	return strconv.ParseUint(f[48-3], 10, 64)
 }
+
+// The guard must not get in the way of ordinary work: files made,
+// written, renamed and linked across directories, and written through
+// /dev/null, /dev/stdout and a pipe's /proc/self/fd name.
+func TestGuardLeavesOrdinaryWritesAlone(t *testing.T) {
+	dir := t.TempDir()
+	h := startSupervisor(t, nil)
+	script := `set -e
+mkdir -p a b
+echo one > a/f
+mv a/f b/f
+ln b/f a/g
+cp b/f a/h
+echo two >> a/g
+echo x > /dev/null
+echo out > /dev/stdout
+echo piped | cat > /proc/self/fd/1
+cat b/f`
+	r := run(t, h, Request{Argv: []string{"bash", "-c", script}, Cwd: dir})
+	if r.ExitCode != 0 {
+		t.Fatalf("exit %d: %s", r.ExitCode, r.Stderr)
+	}
+	if got, want := string(r.Stdout), "out\npiped\none\ntwo\n"; got != want {
+		t.Errorf("stdout %q, want %q", got, want)
+	}
+}
