@@ -6,6 +6,7 @@
 //	detect replay --from T --to T [--rule ID] [--json] [--emit]
 //	                                            run the rules over stored events (ClickHouse)
 //	detect bench [flags]                        alert latency at a steady event rate on the real broker
+//	detect outputs --output FORMAT=URL …        alerts to webhooks, Slack and Alertmanager
 //
 // Flags default to the environment (.testenv/env names): KAFKA_BROKERS,
 // CLICKHOUSE_ADDR, CLICKHOUSE_READONLY_USER, CLICKHOUSE_READONLY_PASSWORD,
@@ -29,6 +30,8 @@ const usage = `usage:
   detect replay --from T --to T [--rule ID] [--json] [--emit]
                                   run the rules over stored events and report what would have fired
   detect bench [flags]            event-produced to alert-emitted latency at a steady rate
+  detect outputs --output FORMAT=URL …
+                                  deliver alerts to webhooks (json), Slack (slack) and Alertmanager (alertmanager)
 `
 
 func main() {
@@ -60,6 +63,8 @@ func main() {
 		}
 	case "bench":
 		err = benchCmd(ctx, args)
+	case "outputs":
+		err = outputsCmd(ctx, args)
 	default:
 		fmt.Fprint(os.Stderr, usage)
 		os.Exit(2)
