@@ -3,11 +3,14 @@ package detect
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"reflect"
 	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2"
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+
+	"github.com/agentaudit/agentaudit/internal/store"
 )
 
 // ClickHouseConfig says how SQL rules and replay reach ClickHouse: the
@@ -19,6 +22,8 @@ type ClickHouseConfig struct {
 	Database string `env:"CLICKHOUSE_DATABASE"`
 	// Timeout bounds one query (default 1m).
 	Timeout time.Duration
+	// Logger says when the account could write and is forced read-only.
+	Logger *slog.Logger `env:"-"`
 }
 
 // ClickHouseQuerier is a Querier over clickhouse-go. Rule queries name
@@ -29,7 +34,10 @@ type ClickHouseQuerier struct {
 	timeout time.Duration
 }
 
-// NewClickHouseQuerier connects and pings.
+// NewClickHouseQuerier connects through store.Dial's read-only connection:
+// whatever account cfg names, every statement runs with the server's
+// readonly setting at 1 or 2, so no rule can write even if one got past
+// checkSQL.
 func NewClickHouseQuerier(ctx context.Context, cfg ClickHouseConfig) (*ClickHouseQuerier, error) {
 	if cfg.Addr == "" || cfg.Database == "" {
 		return nil, fmt.Errorf("%w: ClickHouse needs Addr and Database", ErrConfig)
@@ -37,21 +45,14 @@ func NewClickHouseQuerier(ctx context.Context, cfg ClickHouseConfig) (*ClickHous
 	if cfg.Timeout <= 0 {
 		cfg.Timeout = time.Minute
 	}
-	conn, err := clickhouse.Open(&clickhouse.Options{
-		Protocol:    clickhouse.Native,
-		Addr:        []string{cfg.Addr},
-		Auth:        clickhouse.Auth{Database: cfg.Database, Username: cfg.User, Password: cfg.Password},
-		DialTimeout: 5 * time.Second,
-		ReadTimeout: cfg.Timeout,
-	})
+	secs := int((cfg.Timeout + time.Second - 1) / time.Second) // 18.16 takes int and bool settings only
+	conn, err := store.Dial(ctx, cfg.Addr, store.WithAuth(cfg.User, cfg.Password), store.WithDatabase(cfg.Database),
+		store.WithTimeouts(5*time.Second, cfg.Timeout), store.WithReadOnly(),
+		store.WithSettings(clickhouse.Settings{"max_execution_time": secs}), store.WithLogger(cfg.Logger))
 	if err != nil {
-		return nil, fmt.Errorf("%w: open %s: %w", ErrQuery, cfg.Addr, err)
+		return nil, fmt.Errorf("%w: %w", ErrQuery, err)
 	}
-	if err := conn.Ping(ctx); err != nil {
-		conn.Close()
-		return nil, fmt.Errorf("%w: ping %s: %w", ErrQuery, cfg.Addr, err)
-	}
-	return &ClickHouseQuerier{conn: conn, timeout: cfg.Timeout}, nil
+	return &ClickHouseQuerier{conn: conn.Conn, timeout: cfg.Timeout}, nil
 }
 
 // Close closes the connection.

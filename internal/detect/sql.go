@@ -7,8 +7,8 @@ import (
 	"strings"
 	"sync"
 	"time"
-	"unicode"
 
+	"github.com/agentaudit/agentaudit/internal/chsql"
 	"github.com/agentaudit/agentaudit/internal/events"
 )
 
@@ -65,8 +65,9 @@ type Querier interface {
 	Query(ctx context.Context, sql string, args ...any) ([]map[string]any, error)
 }
 
-// Statements a detection query must never contain, outside string
-// literals. The read-only user refuses them too; this catches them at load.
+// Keywords of write statements a detection query must never contain
+// outside literals, comments and quoted identifiers. The read-only
+// connection refuses the writes too; this catches them at load.
 var sqlForbidden = []string{"INSERT", "ALTER", "DROP", "CREATE", "TRUNCATE", "RENAME", "OPTIMIZE", "ATTACH", "DETACH", "KILL", "SYSTEM", "GRANT", "REVOKE", "SET", "DELETE", "UPDATE", "OUTFILE", "EXCHANGE", "USE", "INFILE"}
 
 var sqlRequiredColumns = []string{"group_key", "count", "message", "event_ids"}
@@ -114,57 +115,48 @@ func compileSQLRule(file string, line int, d *sqlRuleDoc) (*SQLRule, []*LoadErro
 	return r, errs
 }
 
-// checkSQL accepts one SELECT (or WITH … SELECT) statement, replaces the
-// {from} and {to} placeholders by positional parameters and checks that
-// the required columns are named.
+// checkSQL accepts one SELECT (or WITH … SELECT) statement by the one
+// guard in chsql, with no write statement's keyword anywhere; replaces the
+// {from} and {to} placeholders by positional parameters and comments by a
+// space (so the server reads the statement as the guard did); and checks
+// that the required columns are named.
 func checkSQL(q string) (bound string, params []string, err error) {
-	toks, err := sqlTokens(q)
+	toks, err := chsql.Check(q, chsql.Kinds("SELECT", "WITH"), chsql.Forbid(sqlForbidden...))
 	if err != nil {
 		return "", nil, err
 	}
-	if len(toks) == 0 {
-		return "", nil, fmt.Errorf("query is empty")
+	// Drop leading and trailing space, comments and semicolons.
+	blank := func(t chsql.Token) bool {
+		return t.Kind == chsql.Space || t.Kind == chsql.Comment || t.Kind == chsql.Punct && t.Text == ";"
 	}
-	first := strings.ToUpper(toks[0].text)
-	if toks[0].kind != tokWord || (first != "SELECT" && first != "WITH") {
-		return "", nil, fmt.Errorf("query must be a SELECT, not %q", toks[0].text)
+	for len(toks) > 0 && blank(toks[0]) {
+		toks = toks[1:]
 	}
-	for _, t := range toks {
-		if up := strings.ToUpper(t.text); t.kind == tokWord && slices.Contains(sqlForbidden, up) {
-			return "", nil, fmt.Errorf("query must only read: %s is not allowed", up)
-		}
+	for len(toks) > 0 && blank(toks[len(toks)-1]) {
+		toks = toks[:len(toks)-1]
 	}
 	words := map[string]bool{}
 	var b strings.Builder
-	for i, t := range toks {
-		switch t.kind {
-		case tokWord:
-			up := strings.ToUpper(t.text)
-			if slices.Contains(sqlForbidden, up) {
-				return "", nil, fmt.Errorf("query must only read: %s is not allowed", up)
+	for _, t := range toks {
+		switch t.Kind {
+		case chsql.Word, chsql.Ident:
+			words[strings.ToLower(t.Name())] = true
+		case chsql.Space, chsql.Comment:
+			b.WriteString(" ")
+			continue
+		case chsql.Param:
+			if t.Name() != "from" && t.Name() != "to" {
+				return "", nil, fmt.Errorf("unknown placeholder {%s} (only {from} and {to})", t.Name())
 			}
-			words[strings.ToLower(t.text)] = true
-			b.WriteString(t.text)
-		case tokIdent:
-			words[strings.ToLower(t.text[1:len(t.text)-1])] = true
-			b.WriteString(t.text)
-		case tokPunct:
-			if t.text == ";" {
-				if i != len(toks)-1 {
-					return "", nil, fmt.Errorf("query must be one statement (found ';')")
-				}
-				continue
-			}
-			b.WriteString(t.text)
-		case tokParam:
-			if t.text != "from" && t.text != "to" {
-				return "", nil, fmt.Errorf("unknown placeholder {%s} (only {from} and {to})", t.text)
-			}
-			params = append(params, t.text)
+			params = append(params, t.Name())
 			b.WriteString("?")
-		default:
-			b.WriteString(t.text)
+			continue
+		case chsql.Punct:
+			if t.Text == "{" || t.Text == "}" {
+				return "", nil, fmt.Errorf("malformed placeholder at %q (only {from} and {to})", t.Text)
+			}
 		}
+		b.WriteString(t.Text)
 	}
 	if !slices.Contains(params, "from") || !slices.Contains(params, "to") {
 		return "", nil, fmt.Errorf("query must read its time range through {from} and {to}")
@@ -175,106 +167,6 @@ func checkSQL(q string) (bound string, params []string, err error) {
 		}
 	}
 	return b.String(), params, nil
-}
-
-type tokKind int
-
-const (
-	tokWord tokKind = iota
-	tokSpace
-	tokString
-	tokPunct
-	tokParam
-	tokIdent
-)
-
-type sqlToken struct {
-	kind tokKind
-	text string
-}
-
-// sqlTokens splits a query into words, literals, quoted identifiers,
-// placeholders and punctuation; comments become a space.
-func sqlTokens(q string) ([]sqlToken, error) {
-	var out []sqlToken
-	rs := []rune(q)
-	for i := 0; i < len(rs); {
-		c := rs[i]
-		switch {
-		case unicode.IsSpace(c):
-			j := i
-			for j < len(rs) && unicode.IsSpace(rs[j]) {
-				j++
-			}
-			out = append(out, sqlToken{tokSpace, " "})
-			i = j
-		case c == '-' && i+1 < len(rs) && rs[i+1] == '-':
-			for i < len(rs) && rs[i] != '\n' {
-				i++
-			}
-			out = append(out, sqlToken{tokSpace, " "})
-		case c == '/' && i+1 < len(rs) && rs[i+1] == '*':
-			end := strings.Index(string(rs[i+2:]), "*/")
-			if end < 0 {
-				return nil, fmt.Errorf("unterminated comment")
-			}
-			i += 2 + len([]rune(string(rs[i+2:])[:end])) + 2
-			out = append(out, sqlToken{tokSpace, " "})
-		case c == '\'' || c == '"' || c == '`':
-			j := i + 1
-			for ; j < len(rs); j++ {
-				if rs[j] == '\\' {
-					j++
-					continue
-				}
-				if rs[j] == c {
-					if j+1 < len(rs) && rs[j+1] == c { // doubled quote
-						j++
-						continue
-					}
-					break
-				}
-			}
-			if j >= len(rs) {
-				return nil, fmt.Errorf("unterminated %c quote", c)
-			}
-			if c == '\'' {
-				out = append(out, sqlToken{tokString, string(rs[i : j+1])})
-			} else {
-				// A quoted identifier: kept as written, named by its inside.
-				out = append(out, sqlToken{tokIdent, string(rs[i : j+1])})
-			}
-			i = j + 1
-		case c == '{':
-			j := i + 1
-			for j < len(rs) && rs[j] != '}' {
-				j++
-			}
-			if j >= len(rs) {
-				return nil, fmt.Errorf("unterminated placeholder")
-			}
-			out = append(out, sqlToken{tokParam, strings.TrimSpace(string(rs[i+1 : j]))})
-			i = j + 1
-		case unicode.IsLetter(c) || c == '_':
-			j := i
-			for j < len(rs) && (unicode.IsLetter(rs[j]) || unicode.IsDigit(rs[j]) || rs[j] == '_') {
-				j++
-			}
-			out = append(out, sqlToken{tokWord, string(rs[i:j])})
-			i = j
-		default:
-			out = append(out, sqlToken{tokPunct, string(c)})
-			i++
-		}
-	}
-	// Drop leading and trailing spaces so the first token is a keyword.
-	for len(out) > 0 && out[0].kind == tokSpace {
-		out = out[1:]
-	}
-	for len(out) > 0 && out[len(out)-1].kind == tokSpace {
-		out = out[:len(out)-1]
-	}
-	return out, nil
 }
 
 // SQLRunner runs a rule set's SQL rules through a Querier.

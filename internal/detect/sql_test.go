@@ -34,6 +34,15 @@ func TestCheckSQL(t *testing.T) {
 		{"insert inside", cols + "t >= {from} AND t < {to} UNION ALL INSERT INTO x VALUES (1)", "", nil, "INSERT is not allowed"},
 		{"into outfile", cols + "t >= {from} AND t < {to} INTO OUTFILE 'x'", "", nil, "OUTFILE is not allowed"},
 		{"unterminated string", cols + "s = 'x AND t >= {from} AND t < {to}", "", nil, "unterminated"},
+		// The guard is chsql's (its tests hold the cases); these are the
+		// ones where this package's old guard read a rule differently.
+		{"nested comment", "/* a /* b */ c */ " + cols + "t >= {from} AND t < {to}", "", nil, "must be a SELECT"},
+		{"nested comment that hides nothing", "/* a /* b */ */ " + cols + "t >= {from} AND t < {to} # end", cols + "t >= ? AND t < ?", []string{"from", "to"}, ""},
+		{"hash comment hides no quote", cols + "t >= {from} AND t < {to} # '\n; SELECT 1 -- '", "", nil, "one statement"},
+		{"slash comment", cols + "t >= {from} AND t < {to} // DROP", cols + "t >= ? AND t < ?", []string{"from", "to"}, ""},
+		{"parenthesised", "(" + cols + "t >= {from} AND t < {to})", "(" + cols + "t >= ? AND t < ?)", []string{"from", "to"}, ""},
+		{"malformed placeholder", cols + "t >= {from} AND t < {to} AND {a b}", "", nil, "malformed placeholder"},
+		{"placeholder with spaces", cols + "t >= { from } AND t < {to}", cols + "t >= ? AND t < ?", []string{"from", "to"}, ""},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

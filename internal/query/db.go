@@ -12,6 +12,8 @@ import (
 
 	"github.com/ClickHouse/clickhouse-go/v2"
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+
+	"github.com/agentaudit/agentaudit/internal/store"
 )
 
 // Config says where to connect and how much a query may cost.
@@ -56,13 +58,6 @@ func (c *Config) validate() error {
 
 var identRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
 
-// Readonly levels of the server's readonly setting.
-const (
-	readonlyOff      = "0" // the account may write: we must restrict it
-	readonlyStrict   = "1" // no writes, no setting changes
-	readonlySettings = "2" // no writes, settings may change
-)
-
 // DB is a read-only connection to the audit database.
 type DB struct {
 	conn driver.Conn
@@ -70,50 +65,25 @@ type DB struct {
 	// Readonly is the account's own readonly level as the server reported
 	// it at Open, before anything this package sends.
 	Readonly string
-	// settings go with every query: readonly=2 and the time-out for an
-	// account that could otherwise write or has readonly=2; nothing for a
-	// readonly=1 account, whose server ignores (18.16) or refuses (newer)
-	// any setting.
-	settings clickhouse.Settings
 }
 
-// Open connects as cfg.User and learns the account's readonly level.
+// Open connects as cfg.User through store.Dial's read-only connection: an
+// account that could write gets readonly=2 on every statement, and every
+// account but a readonly=1 one (whose server ignores or refuses settings)
+// gets the time-out as max_execution_time.
 func Open(ctx context.Context, cfg Config) (*DB, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
-	conn, err := clickhouse.Open(&clickhouse.Options{
-		Protocol:     clickhouse.Native,
-		Addr:         []string{cfg.Addr},
-		Auth:         clickhouse.Auth{Database: cfg.Database, Username: cfg.User, Password: cfg.Password},
-		DialTimeout:  5 * time.Second,
-		ReadTimeout:  cfg.Timeout + 30*time.Second,
-		MaxOpenConns: 4,
-		MaxIdleConns: 4,
-	})
+	secs := int((cfg.Timeout + time.Second - 1) / time.Second) // 18.16 takes int and bool settings only
+	conn, err := store.Dial(ctx, cfg.Addr, store.WithAuth(cfg.User, cfg.Password), store.WithDatabase(cfg.Database),
+		store.WithTimeouts(5*time.Second, cfg.Timeout+30*time.Second), store.WithMaxConns(4),
+		store.WithReadOnly(), store.WithSettings(clickhouse.Settings{"max_execution_time": secs}),
+		store.WithLogger(cfg.Logger))
 	if err != nil {
-		return nil, fmt.Errorf("query: open %s: %w", cfg.Addr, err)
-	}
-	db := &DB{conn: conn, cfg: cfg}
-	if err := conn.QueryRow(ctx, "SELECT value FROM system.settings WHERE name = 'readonly'").Scan(&db.Readonly); err != nil {
-		conn.Close()
 		return nil, fmt.Errorf("query: connect %s as %s: %w", cfg.Addr, cfg.User, serverError(err))
 	}
-	secs := uint64((cfg.Timeout + time.Second - 1) / time.Second)
-	switch db.Readonly {
-	case readonlyStrict:
-		// The time-out is enforced from here (context and KILL QUERY).
-	case readonlyOff:
-		cfg.Logger.Warn("the query account may write; restricting every query with readonly=2",
-			"user", cfg.User)
-		// readonly=2 rather than 1: with 1 the server also ignores the
-		// time-out sent beside it. 2 forbids writes, DDL and changing
-		// readonly itself.
-		db.settings = clickhouse.Settings{"readonly": 2, "max_execution_time": secs}
-	default:
-		db.settings = clickhouse.Settings{"max_execution_time": secs}
-	}
-	return db, nil
+	return &DB{conn: conn.Conn, cfg: cfg, Readonly: conn.Readonly}, nil
 }
 
 // Close closes the connection pool.
@@ -174,9 +144,6 @@ func (db *DB) stream(ctx context.Context, sql string, params []Param, read func(
 	}
 	id := queryID()
 	opts := []clickhouse.QueryOption{clickhouse.WithQueryID(id)}
-	if db.settings != nil {
-		opts = append(opts, clickhouse.WithSettings(db.settings))
-	}
 	qctx, cancel := context.WithTimeout(ctx, db.cfg.Timeout)
 	defer cancel()
 	rctx, stop := context.WithCancel(qctx)

@@ -4,10 +4,12 @@
 // the stored canonical events.
 //
 // Every connection is read-only twice over: it logs in as the read-only
-// user, and when the server says that account may still write (a
-// misconfigured profile) it sends readonly=2 with every query, so the
-// account can change limits but never data. Statements are also checked on
-// the client: only SELECT, WITH, SHOW, DESCRIBE, EXISTS and EXPLAIN pass.
+// user through store.Dial's read-only connection, which, when the server
+// says that account may still write (a misconfigured profile), sends
+// readonly=2 with every query, so the account can change limits but never
+// data. Statements are also checked on the client by chsql, the guard
+// detection rules share: one read statement (SELECT, WITH, SHOW, DESCRIBE,
+// EXISTS, EXPLAIN) and nothing after it.
 //
 // Parameters are bound by clickhouse-go's client-side binder (@name in the
 // SQL, quoted and escaped by the driver), because the 18.16 server has no

@@ -70,6 +70,10 @@ type Config struct {
 	// Default 2m. Leases compare wall clocks of the migrating hosts, so it
 	// must be far longer than their clock skew.
 	LockLease time.Duration
+	// Cluster names the ClickHouse cluster (remote_servers) to install the
+	// schema on: Replicated local tables ON CLUSTER behind Distributed
+	// tables sharded by session (chschema.Render). Empty for one server.
+	Cluster string
 	// RBAC applies the migrations that create SQL roles (requires: rbac).
 	// Off by default: the migrating user needs access management rights.
 	RBAC   bool
@@ -85,6 +89,9 @@ func (c *Config) validate() error {
 	if !identRE.MatchString(c.Database) {
 		// The name is spliced into DDL, so only plain identifiers pass.
 		return fmt.Errorf("%w: Database %q is not a plain identifier", ErrConfig, c.Database)
+	}
+	if c.Cluster != "" && !identRE.MatchString(c.Cluster) {
+		return fmt.Errorf("%w: Cluster %q is not a plain identifier", ErrConfig, c.Cluster)
 	}
 	if c.User == "" {
 		c.User = "default"
@@ -121,25 +128,18 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
-	conn, err := clickhouse.Open(&clickhouse.Options{
-		Protocol: clickhouse.Native,
-		Addr:     []string{cfg.Addr},
-		// No default database: it may not exist before Migrate, and every
-		// statement names it anyway.
-		Auth:         clickhouse.Auth{Username: cfg.User, Password: cfg.Password},
-		DialTimeout:  cfg.DialTimeout,
-		ReadTimeout:  cfg.ReadTimeout,
-		MaxOpenConns: cfg.MaxOpenConns,
-		MaxIdleConns: cfg.MaxOpenConns,
-	})
+	// No default database: it may not exist before Migrate, and every
+	// statement names it anyway.
+	opts := []DialOption{WithAuth(cfg.User, cfg.Password),
+		WithTimeouts(cfg.DialTimeout, cfg.ReadTimeout), WithMaxConns(cfg.MaxOpenConns), WithLogger(cfg.Logger)}
+	if cfg.Cluster != "" {
+		opts = append(opts, WithSettings(clusterSettings))
+	}
+	conn, err := Dial(ctx, cfg.Addr, opts...)
 	if err != nil {
-		return nil, fmt.Errorf("store: open %s: %w", cfg.Addr, err)
+		return nil, err
 	}
-	if err := conn.Ping(ctx); err != nil {
-		conn.Close()
-		return nil, fmt.Errorf("store: ping %s: %w", cfg.Addr, err)
-	}
-	return &Store{conn: conn, cfg: cfg, db: cfg.Database, log: cfg.Logger}, nil
+	return &Store{conn: conn.Conn, cfg: cfg, db: cfg.Database, log: cfg.Logger}, nil
 }
 
 // Close closes the pool.
