@@ -21,14 +21,19 @@ const usage = `usage:
   approve deny    ID [--comment TEXT] [--json]
   approve holds   [--json]
   approve release SESSION [--reason TEXT] [--hold EVENT_ID] [--json]
-  approve alerts  [--limit N] [--json]
+  approve alerts  [list|ack|assign|tp|fp|comment|suppress|suppressions|unsuppress] ... ("approve alerts help")
   approve keygen  --id KID --out DIR
-  approve token
+  approve token   [--id ID] [--name NAME] [--groups G1,G2]
 
 The client commands talk to --server (APPROVE_URL, default http://127.0.0.1:8480)
 with the token in APPROVE_TOKEN or --token-file. Run "approve CMD -h" for a
 command's flags.
-`
+
+approve serve trusts the keys in keys.json beside its signing key (approve keygen
+keeps earlier keys there across a rotation) or in --trust, and spools events
+Kafka cannot take (--spool, on by default).
+
+` + approversFormat
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)

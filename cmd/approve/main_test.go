@@ -3,10 +3,13 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -131,7 +134,7 @@ func TestCLI(t *testing.T) {
 		}
 	}
 	code, out, _ = runCLI(t, "show", a)
-	if code != 0 || !strings.Contains(out, "git-push") || !strings.Contains(out, "You may answer  yes") {
+	if code != 0 || !strings.Contains(out, "git-push") || !regexp.MustCompile(`(?m)^You may answer +yes$`).MatchString(out) {
 		t.Errorf("show: %d\n%s", code, out)
 	}
 	code, out, errs = runCLI(t, "approve", a, "--comment", "reviewed the diff", "--scope", "session", "--json")
@@ -186,12 +189,57 @@ func TestKeygenAndToken(t *testing.T) {
 	if !strings.Contains(out, "signer.pem") {
 		t.Errorf("keygen output %q", out)
 	}
-	code, out, _ = runCLI(t, "token")
+	code, out, _ = runCLI(t, "token", "--id", "alice", "--name", "Alice Example", "--groups", "oncall,release")
 	lines := strings.Split(strings.TrimSpace(out), "\n")
-	if code != 0 || len(lines) != 2 || lines[1] != "token_sha256: "+approvals.HashToken(lines[0]) {
-		t.Errorf("token: %d %q", code, out)
+	if code != 0 || len(lines) != 3 {
+		t.Fatalf("token: %d %q", code, out)
+	}
+	// The printed line is an approvers.yaml entry that logs the token in.
+	cfg, err := approvals.ParseConfig([]byte("approvers:\n" + lines[2] + "\ngroups:\n  - {name: oncall, may_answer: [{}]}\n  - {name: release, may_answer: [{}]}\n"))
+	if err != nil {
+		t.Fatalf("the approvers.yaml line %q does not parse: %v", lines[2], err)
+	}
+	auth, err := approvals.NewAuthenticator(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ap, err := auth.Authenticate(lines[0]); err != nil || ap.ID != "alice" || ap.Name != "Alice Example" || len(ap.Groups) != 2 {
+		t.Errorf("token from approve token: %+v %v", ap, err)
+	}
+	code, _, errs = runCLI(t, "token", "-h")
+	if code != 2 || !strings.Contains(errs, "approvers.yaml") || !strings.Contains(errs, "two_person:") {
+		t.Errorf("approve token -h does not document approvers.yaml: %d %q", code, errs)
+	}
+	if code, _, errs := runCLI(t, "serve", "-h"); code != 2 || !strings.Contains(errs, "approvers.yaml (approve serve --approvers)") {
+		t.Errorf("approve serve -h does not document approvers.yaml: %d %q", code, errs)
+	}
+	if code, out, _ := runCLI(t, "help"); code != 0 || !strings.Contains(out, "token_sha256:") || !strings.Contains(out, "may_answer:") {
+		t.Errorf("approve help does not document approvers.yaml: %q", out)
 	}
 	if code, _, _ := runCLI(t, "serve", "--keys", ""); code != 2 {
 		t.Errorf("serve without keys: exit %d, want 2", code)
+	}
+}
+
+// TestServeSpoolsByDefault: approve serve without --spool still spools
+// (the service refuses to run without one), so a Kafka outage cannot
+// leave a gap in its chain.
+func TestServeSpoolsByDefault(t *testing.T) {
+	t.Setenv("APPROVE_SPOOL", "")
+	t.Setenv("XDG_CACHE_HOME", t.TempDir())
+	var c serveConfig
+	fs := newFlags("serve", io.Discard)
+	c.flags(fs)
+	if _, err := parseArgs(fs, []string{"--keys", "k.pem", "--approvers", "a.yaml", "--id", "approvals-eu1"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.validate(); err != nil {
+		t.Fatal(err)
+	}
+	if want := filepath.Join(os.Getenv("XDG_CACHE_HOME"), "agentaudit", "spool", "approvals-eu1"); c.Spool != want {
+		t.Errorf("default spool %q, want %q", c.Spool, want)
+	}
+	if err := approvals.Serve(t.Context(), approvals.ServeConfig{}); !errors.Is(err, approvals.ErrNoSpool) {
+		t.Errorf("Serve without a spool: %v, want ErrNoSpool", err)
 	}
 }

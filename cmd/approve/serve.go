@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -62,7 +63,7 @@ func (c *serveConfig) flags(fs *flag.FlagSet) {
 	window, _ := time.ParseDuration(envOr("APPROVE_ALERT_WINDOW", "1h"))
 	fs.DurationVar(&c.AlertWindow, "alert-window", window, "how far back to read alerts at start")
 	fs.BoolVar(&c.CreateTopics, "create-topics", os.Getenv("APPROVE_CREATE_TOPICS") == "true", "create missing topics")
-	fs.StringVar(&c.Spool, "spool", os.Getenv("APPROVE_SPOOL"), "optional producer spool directory")
+	fs.StringVar(&c.Spool, "spool", os.Getenv("APPROVE_SPOOL"), "spool directory for events Kafka cannot take yet (always on; default <user cache dir>/agentaudit/spool/<id>)")
 	fs.StringVar(&c.Origins, "origins", os.Getenv("APPROVE_ORIGINS"), "extra origins allowed to POST (comma-separated scheme://host:port)")
 	fs.StringVar(&c.LogLevel, "log-level", envOr("APPROVE_LOG_LEVEL", "info"), "debug, info, warn or error")
 }
@@ -86,6 +87,15 @@ func (c *serveConfig) validate() error {
 	}
 	if c.ID == "" {
 		return errors.New("--id: empty")
+	}
+	if c.Spool == "" {
+		// Spooling is not optional: an event the service stamped on its
+		// chain and Kafka refused would otherwise leave a gap.
+		base, err := os.UserCacheDir()
+		if err != nil {
+			base = os.TempDir()
+		}
+		c.Spool = filepath.Join(base, "agentaudit", "spool", strings.ReplaceAll(c.ID, "/", "_"))
 	}
 	if c.ExpiryEvery <= 0 {
 		return fmt.Errorf("--expiry-every %s: must be positive", c.ExpiryEvery)
@@ -114,6 +124,11 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) int {
 	fs := newFlags("serve", stderr)
 	var c serveConfig
 	c.flags(fs)
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "usage: approve serve --keys signer.pem --approvers approvers.yaml [flags]")
+		fs.PrintDefaults()
+		fmt.Fprint(stderr, "\n"+approversFormat)
+	}
 	pos, err := parseArgs(fs, args)
 	if err != nil {
 		return 2

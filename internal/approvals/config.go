@@ -38,6 +38,11 @@ const maxConfig = 4 << 20
 //	  - name: release
 //	    may_answer:
 //	      - rule_ids: ["deploy-*"]       # path.Match patterns; empty: any
+//	  - name: secops
+//	    may_triage:                      # alerts: acknowledge, assign, true/false positive, comment
+//	      - rule_ids: ["*"]              # rule_ids and min/max_risk (the alert's severity); kinds must be empty
+//	    may_suppress:                    # silence a rule for a scope and a time, and lift it
+//	      - rule_ids: ["egress/*"]
 //	restricted:                          # requests only these groups may answer,
 //	  - match: {rule_ids: ["deploy-*"]}  # whatever other groups' may_answer says
 //	    groups: [release]
@@ -65,6 +70,10 @@ type ApproverConfig struct {
 type GroupPolicy struct {
 	Name      string  `yaml:"name"`
 	MayAnswer []Match `yaml:"may_answer"`
+	// MayTriage and MaySuppress select, by rule and severity, the alerts
+	// the group may triage and the rules it may suppress.
+	MayTriage   []Match `yaml:"may_triage"`
+	MaySuppress []Match `yaml:"may_suppress"`
 }
 
 // Restriction reserves the requests it matches to its groups.
@@ -198,13 +207,16 @@ func (c *Config) validate() error {
 			return fmt.Errorf("%w: %s.name: duplicate group %q", ErrConfig, field, g.Name)
 		}
 		groups[g.Name] = true
-		if len(g.MayAnswer) == 0 {
-			return fmt.Errorf("%w: %s.may_answer: empty (a group that may answer nothing)", ErrConfig, field)
+		if len(g.MayAnswer) == 0 && len(g.MayTriage) == 0 && len(g.MaySuppress) == 0 {
+			return fmt.Errorf("%w: %s.may_answer: empty (a group that may answer, triage and suppress nothing)", ErrConfig, field)
 		}
 		for j, m := range g.MayAnswer {
 			if err := m.validate(fmt.Sprintf("%s.may_answer[%d]", field, j)); err != nil {
 				return err
 			}
+		}
+		if err := validateTriageMatches(field, g); err != nil {
+			return err
 		}
 	}
 	for i, r := range c.Restricted {

@@ -24,9 +24,12 @@
 // state) and keeps following it; answers requests with signed
 // approval.decided events, releases holds with session.released, and
 // returns only once its own fold has applied the event it wrote; expires
-// unanswered requests with signed "expired" decisions; follows
-// audit.events from a window back for alerts and the events requests are
-// about; and serves the JSON API, a server-sent event stream and the web
+// unanswered requests with signed "expired" decisions (never one answered
+// with a key it does not trust); follows audit.events from a window back
+// for alerts, the events requests are about, and each session's operator,
+// agent, tool calls and last actions, so a card shows what led to it
+// (preview.go builds the content and diff of a file write, which only the
+// runner can read); and serves the JSON API, a server-sent event stream and the web
 // inbox (web/, embedded, no build step). Client (client.go) is the CLI's
 // side of the API.
 //

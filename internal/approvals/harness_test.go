@@ -50,10 +50,12 @@ approvers:
 groups:
   - name: oncall
     may_answer: [{kinds: [tool_call, egress, session_hold]}]
+    may_triage: [{rule_ids: ["*"]}]
   - name: release
     may_answer: [{rule_ids: ["deploy-*"]}]
   - name: netops
     may_answer: [{kinds: [egress], max_risk: low}]
+    may_suppress: [{rule_ids: ["egress-*"]}]
 restricted:
   - match: {rule_ids: ["deploy-*"]}
     groups: [release]
@@ -108,7 +110,9 @@ type harness struct {
 	ids     *events.IDGen
 	signer  Signer
 	keys    *KeySet
-	clock   *atomicClock // nil: real time
+	clock   *atomicClock   // nil: real time
+	cluster *kfake.Cluster // nil on real Kafka
+	svcProd *events.Producer
 	logs    *logBuffer
 	cancel  context.CancelFunc
 	done    chan error
@@ -122,6 +126,8 @@ type harnessConfig struct {
 	svc     []ServiceOption
 	signer  *Signer
 	node    int64
+	spool   string        // the service producer's spool; "" for none
+	ack     time.Duration // the service producer's ack time-out (default 15 s)
 }
 
 var nodeSeq atomic.Int64
@@ -131,6 +137,7 @@ func newHarness(t testing.TB, hc harnessConfig) *harness {
 	if hc.topics == (events.Topics{}) {
 		hc.topics = events.DefaultTopics
 	}
+	var cluster *kfake.Cluster
 	if hc.brokers == nil {
 		c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(3, hc.topics.Events, hc.topics.Approvals, hc.topics.DLQ))
 		if err != nil {
@@ -138,8 +145,9 @@ func newHarness(t testing.TB, hc harnessConfig) *harness {
 		}
 		t.Cleanup(c.Close)
 		hc.brokers = c.ListenAddrs()
+		cluster = c
 	}
-	h := &harness{t: t, brokers: hc.brokers, topics: hc.topics, clock: hc.clock, logs: &logBuffer{}}
+	h := &harness{t: t, brokers: hc.brokers, topics: hc.topics, clock: hc.clock, cluster: cluster, logs: &logBuffer{}}
 	now := time.Now
 	if hc.clock != nil {
 		now = hc.clock.now
@@ -187,10 +195,19 @@ func (h *harness) start(hc harnessConfig, node int64, now func() time.Time) {
 		t.Fatal(err)
 	}
 	emitID := NewEmitterID("approvals-test", ids)
-	prod, err := events.NewProducer(ctx, h.brokers, emitID, events.WithTopics(h.topics), events.WithAckTimeout(15*time.Second))
+	ack := 15 * time.Second
+	if hc.ack > 0 {
+		ack = hc.ack
+	}
+	popts := []events.ProducerOption{events.WithTopics(h.topics), events.WithAckTimeout(ack)}
+	if hc.spool != "" {
+		popts = append(popts, events.WithSpool(hc.spool, 1<<20))
+	}
+	prod, err := events.NewProducer(ctx, h.brokers, emitID, popts...)
 	if err != nil {
 		t.Fatal(err)
 	}
+	h.svcProd = prod
 	opts := append([]ServiceOption{WithServiceLogger(log), WithServiceClock(now), WithServiceTopics(h.topics),
 		WithExpiry(true, 20*time.Millisecond)}, hc.svc...)
 	svc, err := NewService(h.brokers, prod, h.signer, auth, ids, emitID, opts...)

@@ -20,7 +20,7 @@ import (
 	"github.com/agentaudit/agentaudit/internal/events"
 )
 
-//go:embed web/index.html web/app.js web/app.css
+//go:embed web/index.html web/app.js web/app.css web/triage.js
 var webFS embed.FS
 
 // maxBody bounds a request body: decisions and releases are small.
@@ -67,6 +67,11 @@ var securityHeaders = map[string]string{
 //	GET  /api/v1/holds
 //	POST /api/v1/holds/{session}/release     {"reason":"","held_event_id":""}
 //	GET  /api/v1/alerts?limit=
+//	GET  /api/v1/triage/alerts?limit=&open=1   alerts with their triage state (triage_service.go)
+//	POST /api/v1/alerts/{id}/triage          {"action":"acknowledge|assign|true_positive|false_positive|comment","assignee":"","comment":""}
+//	GET  /api/v1/suppressions?all=1
+//	POST /api/v1/suppressions                {"rule_id","alert_event_id","scope":{"kind","value"},"for":"4h","comment"}
+//	POST /api/v1/suppressions/{id}/lift      {"comment":""}
 //	GET  /api/v1/events                      server-sent events of every change
 //
 // Every /api/ route needs "Authorization: Bearer <token>". There are no
@@ -79,6 +84,7 @@ func (s *Service) Handler() http.Handler {
 	mux.HandleFunc("GET /{$}", s.page(static, "index.html", "text/html; charset=utf-8"))
 	mux.HandleFunc("GET /app.js", s.page(static, "app.js", "text/javascript; charset=utf-8"))
 	mux.HandleFunc("GET /app.css", s.page(static, "app.css", "text/css; charset=utf-8"))
+	mux.HandleFunc("GET /triage.js", s.page(static, "triage.js", "text/javascript; charset=utf-8"))
 	mux.HandleFunc("GET /favicon.ico", func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusNoContent) })
 	mux.HandleFunc("GET /healthz", s.healthz)
 	mux.Handle("GET /metrics", s.metrics.handler())
@@ -97,6 +103,11 @@ func (s *Service) Handler() http.Handler {
 	api("/api/v1/holds", false, s.listHolds)
 	api("/api/v1/holds/{session}/release", true, s.release)
 	api("/api/v1/alerts", false, s.listAlerts)
+	api("/api/v1/triage/alerts", false, s.listTriaged)
+	api("/api/v1/alerts/{id}/triage", true, s.triageAlert)
+	api("/api/v1/suppressions", false, s.listSuppressions)
+	api("/api/v1/suppressions", true, s.suppress)
+	api("/api/v1/suppressions/{id}/lift", true, s.liftSuppression)
 	api("/api/v1/events", false, s.serveEvents)
 	mux.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, codeNotFound, "no such API route")
@@ -434,7 +445,11 @@ func (s *Service) writeRefusal(w http.ResponseWriter, err error) {
 	case errors.Is(err, ErrNoHold):
 		status, code = http.StatusNotFound, codeNoHold
 	case errors.Is(err, events.ErrAuditUnavailable):
+		// The event is on its chain and in the service's spool: it is
+		// recorded once Kafka is back, and counts if the request is still
+		// open then.
 		status, code = http.StatusServiceUnavailable, codeUnavailable
+		err = fmt.Errorf("%w (the answer is kept in the service's spool and recorded once Kafka is back; check the request's status before answering again)", err)
 	case errors.Is(err, ErrNotApplied):
 		status, code = http.StatusGatewayTimeout, codeNotApplied
 	default:

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"path/filepath"
 	"time"
 
 	"github.com/agentaudit/agentaudit/internal/events"
@@ -27,18 +28,27 @@ type ServeConfig struct {
 	ExpiryEvery   time.Duration // how often to look for overdue requests
 	AlertWindow   time.Duration // how far back to read alerts at start
 	CreateTopics  bool          // create missing topics (3 partitions, replication 1)
-	SpoolDir      string        // optional producer spool
+	SpoolDir      string        // producer spool (required: see Serve)
 	Origins       []string      // extra origins allowed to POST
 	Logger        *slog.Logger
 	// OnListen, when set, is called with the bound address before serving.
 	OnListen func(addr net.Addr)
 }
 
+// ErrNoSpool: Serve was given no spool directory. Every event the service
+// writes is stamped on its chain before Kafka sees it; without a spool, an
+// event Kafka refuses is lost and leaves a gap that `query verify` reports
+// as tampering.
+var ErrNoSpool = errors.New("approvals: a spool directory is required")
+
 // Serve runs the approvals service and its HTTP API until ctx ends.
 func Serve(ctx context.Context, cfg ServeConfig) error {
 	log := cfg.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
+	}
+	if cfg.SpoolDir == "" {
+		return ErrNoSpool
 	}
 	signer, err := LoadSigner(cfg.KeyFile)
 	if err != nil {
@@ -61,9 +71,7 @@ func Serve(ctx context.Context, cfg ServeConfig) error {
 	if cfg.CreateTopics {
 		popts = append(popts, events.WithEnsureTopics(3, 1))
 	}
-	if cfg.SpoolDir != "" {
-		popts = append(popts, events.WithSpool(cfg.SpoolDir, 64<<20))
-	}
+	popts = append(popts, events.WithSpool(cfg.SpoolDir, 256<<20))
 	prod, err := events.NewProducer(ctx, cfg.Brokers, emitID, popts...)
 	if err != nil {
 		return err
@@ -80,15 +88,29 @@ func Serve(ctx context.Context, cfg ServeConfig) error {
 	if cfg.AlertWindow > 0 {
 		sopts = append(sopts, WithAlertWindow(cfg.AlertWindow, 500, 20000))
 	}
-	if cfg.TrustFile != "" {
-		ks, err := LoadKeySet(cfg.TrustFile)
+	trust := cfg.TrustFile
+	if trust == "" {
+		// approve keygen writes keys.json beside signer.pem and keeps the
+		// earlier keys in it, so after a rotation the decisions the old
+		// key signed still verify without --trust.
+		if p := filepath.Join(filepath.Dir(cfg.KeyFile), KeySetFile); fileExists(p) {
+			trust = p
+		}
+	}
+	if trust != "" {
+		ks, err := LoadKeySet(trust)
 		if err != nil {
 			return fmt.Errorf("trusted keys: %w", err)
 		}
 		if !trusts(ks, signer) {
-			return fmt.Errorf("trusted keys %s: %w: the signing key %q is not among them", cfg.TrustFile, ErrKeyFile, signer.KeyID())
+			return fmt.Errorf("trusted keys %s: %w: the signing key %q is not among them", trust, ErrKeyFile, signer.KeyID())
 		}
 		sopts = append(sopts, WithTrustedKeys(ks))
+		ids := []string{}
+		for _, k := range ks.Keys() {
+			ids = append(ids, k.ID)
+		}
+		log.Info("trusted approval keys", "file", trust, "keys", ids)
 	}
 	svc, err := NewService(cfg.Brokers, prod, signer, auth, ids, emitID, sopts...)
 	if err != nil {

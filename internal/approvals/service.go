@@ -2,6 +2,7 @@ package approvals
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -34,6 +35,15 @@ type Emitter interface {
 	Emit(ctx context.Context, e *events.Envelope) error
 }
 
+// afterEmitter is an Emitter that can also record an event about
+// something that already happened, spooling it durably while Kafka is down
+// (events.Producer's EmitAfter). The service records expiries with it: the
+// runner has stopped waiting by itself, and writing the expiry again on
+// the next tick would put a second expiry on the chain.
+type afterEmitter interface {
+	EmitAfter(ctx context.Context, e *events.Envelope) error
+}
+
 // Service is the approvals service: it folds the approvals topic into a
 // State from the beginning (every instance rebuilds the whole state; the
 // topic is the only source of truth) and keeps following it, answers
@@ -42,6 +52,7 @@ type Emitter interface {
 // on the events topic. Its HTTP API is Handler.
 type Service struct {
 	state   *State
+	triage  *TriageState // alert triage and suppressions, folded from the same topic
 	auth    *Authenticator
 	signer  Signer
 	emitter Emitter
@@ -102,7 +113,7 @@ func WithServiceKafkaOptions(o ...kgo.Opt) ServiceOption {
 // the signer's own public key). After a key rotation it must hold the old
 // keys as well, or a rebuild would reject the decisions they signed.
 func WithTrustedKeys(ks *KeySet) ServiceOption {
-	return func(s *Service) { s.state = NewState(WithVerifier(ks)) }
+	return func(s *Service) { s.state, s.triage = NewState(WithVerifier(ks)), NewTriageState(ks) }
 }
 
 // WithExpiry turns the expiry of unanswered requests on or off (default
@@ -159,7 +170,7 @@ func NewService(brokers []string, emitter Emitter, signer Signer, auth *Authenti
 		return nil, err
 	}
 	s := &Service{
-		state: NewState(WithVerifier(ks)), auth: auth, signer: signer, emitter: emitter,
+		state: NewState(WithVerifier(ks)), triage: NewTriageState(ks), auth: auth, signer: signer, emitter: emitter,
 		ids: ids, emitID: emitID, log: slog.New(slog.DiscardHandler), now: time.Now,
 		brokers: brokers, topics: events.DefaultTopics,
 		expire: true, expiryEvery: time.Second, applyWait: 10 * time.Second,
@@ -312,6 +323,9 @@ func (s *Service) applyRecord(r *kgo.Record) {
 		return
 	}
 	ch, err := s.state.Apply(env)
+	if err == nil && IsTriage(env.EventType) {
+		ch = s.triage.Apply(env)
+	}
 	if err != nil {
 		s.metrics.foldEvents.WithLabelValues("malformed").Inc()
 		s.log.Warn("event refused by the fold", "event_id", env.EventID, "err", err)
@@ -319,7 +333,14 @@ func (s *Service) applyRecord(r *kgo.Record) {
 	} else {
 		s.metrics.foldEvents.WithLabelValues(string(ch.Kind)).Inc()
 	}
-	if ch.Kind == ChangeRejected {
+	switch {
+	case ch.Kind == ChangeRejected && untrustedKey(ch.Rejection):
+		// A decision this service cannot verify may be one a runner
+		// acted on (runners have their own key set): it is not noise.
+		s.log.Error("decision signed by a key this service does not trust; a request answered with an unknown key stays open and is not expired. "+
+			"Give `approve serve --trust` a keys.json that holds every key still in use (approve keygen keeps earlier keys in its keys.json)",
+			"event_id", env.EventID, "approval_id", env.ApprovalID, "rejection", ch.Rejection, "key_id", keyIDOf(env))
+	case ch.Kind == ChangeRejected:
 		s.log.Info("decision rejected by the fold", "event_id", env.EventID, "approval_id", env.ApprovalID, "rejection", ch.Rejection)
 	}
 	s.waitMu.Lock()
@@ -581,11 +602,15 @@ func (s *Service) expireDue(ctx context.Context) {
 			err = s.signer.Sign(env, r.Ref())
 		}
 		if err == nil {
-			err = s.emitter.Emit(ctx, env)
+			if ae, ok := s.emitter.(afterEmitter); ok {
+				err = ae.EmitAfter(ctx, env)
+			} else {
+				err = s.emitter.Emit(ctx, env)
+			}
 		}
 		if err != nil {
 			s.metrics.emitErrors.Inc()
-			s.log.Warn("expiry not recorded; will retry", "approval_id", r.ID, "err", err)
+			s.log.Error("expiry neither sent nor spooled; will retry", "approval_id", r.ID, "err", err)
 			continue
 		}
 		done()
@@ -652,6 +677,7 @@ func (s *Service) view(r Request, ap *Approver) RequestView {
 		v.History = append(v.History, d)
 	}
 	v.Subject = s.recent.subject(r.SubjectEventID)
+	s.context(&v, r)
 	if ap != nil {
 		if err := s.auth.Authorize(*ap, r); err != nil {
 			v.Refusal = CodeOf(err)
@@ -669,8 +695,50 @@ func (s *Service) holds() []HoldView {
 		for _, h := range s.state.Holds(sid) {
 			v := holdView(h)
 			v.Alert = s.recent.alert(h.AlertEventID)
+			v.Session = s.recent.sessionView(h.SessionID)
 			out = append(out, v)
 		}
 	}
 	return out
+}
+
+// context adds to v what surrounds r: the agent, operator and working
+// directory, a write's preview, the tool call an egress request comes
+// from, and the session's last actions and alerts.
+func (s *Service) context(v *RequestView, r Request) {
+	v.Preview = r.Preview
+	v.Session = s.recent.sessionView(r.SessionID)
+	v.Operator = v.Session.Operator
+	v.Agent = r.Agent
+	if v.Agent == nil {
+		v.Agent = v.Session.Agent
+	}
+	call := v.Subject
+	if call == nil || call.EventType != events.TypeToolCallRequested {
+		// An egress request (or one whose subject left the window) is
+		// linked to the command that caused it by its tool_call_id.
+		call = s.recent.call(r.SessionID, r.ToolCallID)
+		if call != nil && (v.Subject == nil || call.EventID != v.Subject.EventID) {
+			v.Cause = call
+		}
+	}
+	if call != nil {
+		var tc events.ToolCallRequested
+		if json.Unmarshal(call.Payload, &tc) == nil {
+			v.Cwd = tc.Arguments.Cwd
+		}
+	}
+}
+
+// untrustedKey reports whether a rejection says the decision's key is not
+// trusted here, rather than that the decision is wrong.
+func untrustedKey(c Code) bool { return c == CodeUnknownKey || c == CodeKeyRetired }
+
+// keyIDOf returns the key id of a decision event, or "".
+func keyIDOf(env *events.Envelope) string {
+	var d struct {
+		KeyID string `json:"key_id"`
+	}
+	_ = json.Unmarshal(env.Payload, &d)
+	return d.KeyID
 }

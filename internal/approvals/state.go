@@ -80,6 +80,10 @@ type Request struct {
 	ExpiresAt      time.Time
 	SubjectEventID string
 	Policy         *events.PolicyRef
+	// Agent is the envelope's agent; Preview a file write's content and
+	// diff, when the runner sent them.
+	Agent   *events.Agent
+	Preview *events.WritePreview
 
 	Status Status
 	// Final is the decision that settled the request; nil while pending,
@@ -120,6 +124,14 @@ func (r Request) clone() Request {
 	if r.Policy != nil {
 		p := *r.Policy
 		r.Policy = &p
+	}
+	if r.Agent != nil {
+		a := *r.Agent
+		r.Agent = &a
+	}
+	if r.Preview != nil {
+		p := *r.Preview
+		r.Preview = &p
 	}
 	return r
 }
@@ -263,6 +275,14 @@ func (s *State) applyRequested(env *events.Envelope, ch *Change) error {
 	if env.Policy != nil {
 		pol := *env.Policy
 		r.Policy = &pol
+	}
+	if env.Agent != nil {
+		a := *env.Agent
+		r.Agent = &a
+	}
+	if ar.Preview != nil {
+		pv := *ar.Preview
+		r.Preview = &pv
 	}
 	s.requests[r.ID] = r
 	s.order = append(s.order, r.ID)
@@ -492,12 +512,26 @@ func (s *State) ExpireDue(now time.Time) []Request {
 	var out []Request
 	for _, id := range s.order {
 		r := s.requests[id]
-		if r.Status == StatusPending && now.After(r.ExpiresAt) {
+		if r.Status == StatusPending && now.After(r.ExpiresAt) && !r.answeredWithUntrustedKey() {
 			r.Status = StatusExpired
 			out = append(out, r.clone())
 		}
 	}
 	return out
+}
+
+// answeredWithUntrustedKey reports whether a decision for r was signed
+// with a key the state does not trust. Such a request is never expired: a
+// runner trusting that key may have acted on the answer, and an "expired"
+// on top of it would be a false record. It stays pending, with the
+// rejected decision in its history, until the key is trusted.
+func (r *Request) answeredWithUntrustedKey() bool {
+	for _, a := range r.History {
+		if a.Result == ResultRejected && a.Rejection == CodeUnknownKey {
+			return true
+		}
+	}
+	return false
 }
 
 // ExpiryDecision returns the approval.decided payload that records r's

@@ -8,6 +8,8 @@ import (
 	"text/tabwriter"
 	"time"
 	"unicode/utf8"
+
+	"github.com/agentaudit/agentaudit/internal/events"
 )
 
 // The CLI's human-readable output: aligned tables and a detail view.
@@ -36,7 +38,11 @@ func WriteRequest(w io.Writer, r RequestView, now time.Time) error {
 	row("Rule", dash(r.RuleID))
 	row("Risk", string(r.Risk))
 	row("Requester", string(r.Requester.Type)+":"+r.Requester.ID)
+	row("Agent", agentCell(r.Agent))
+	row("Operator", dash(r.Operator))
+	row("Tenant", dash(r.Tenant))
 	row("Session", r.Tenant+" / "+r.SessionID)
+	row("Working directory", dash(r.Cwd))
 	row("Runner", r.RunnerID)
 	row("Tool call", dash(r.ToolCallID))
 	row("Requested", stamp(r.RequestedAt))
@@ -71,6 +77,18 @@ func WriteRequest(w io.Writer, r RequestView, now time.Time) error {
 			return err
 		}
 	}
+	if p := r.Preview; p != nil {
+		writePreview(w, p)
+	}
+	if r.Cause != nil {
+		fmt.Fprintln(w, "\nCaused by:")
+		var tc events.ToolCallRequested
+		_ = json.Unmarshal(r.Cause.Payload, &tc)
+		fmt.Fprintf(w, "  %s %s\n  (tool call %s, event %s)\n", oneLine(tc.ToolName), oneLine(CommandOf(tc.Arguments)), r.ToolCallID, r.Cause.EventID)
+	}
+	if err := writeSession(w, r.Session); err != nil {
+		return err
+	}
 	fmt.Fprintln(w, "\nSubject:")
 	switch {
 	case r.Subject != nil:
@@ -87,6 +105,78 @@ func WriteRequest(w io.Writer, r RequestView, now time.Time) error {
 		fmt.Fprintln(w, "  (none)")
 	}
 	return nil
+}
+
+// writePreview writes a file write's facts, diff and content. Diff and
+// content lines keep their text but lose control characters, so a file
+// cannot repaint the approver's terminal.
+func writePreview(w io.Writer, p *events.WritePreview) {
+	facts := []string{fmt.Sprintf("%d bytes", p.ContentLength), "sha256 " + p.ContentSHA256}
+	if p.NewFile {
+		facts = append(facts, "new file")
+	}
+	if p.Truncated {
+		facts = append(facts, "cut to its bound")
+	}
+	if p.Redacted > 0 {
+		facts = append(facts, fmt.Sprintf("%d secret(s) redacted", p.Redacted))
+	}
+	fmt.Fprintf(w, "\nFile write: %s (%s)\n", oneLine(p.Path), strings.Join(facts, ", "))
+	switch {
+	case p.Binary:
+		fmt.Fprintln(w, "  binary content: not shown")
+		return
+	case p.Diff != "":
+		fmt.Fprintln(w, "Diff:")
+		writeIndented(w, p.Diff)
+	}
+	if p.Content != "" {
+		fmt.Fprintln(w, "New content:")
+		writeIndented(w, p.Content)
+	}
+}
+
+func writeIndented(w io.Writer, text string) {
+	for _, l := range strings.Split(strings.TrimSuffix(text, "\n"), "\n") {
+		fmt.Fprintf(w, "  %s\n", oneLine(l))
+	}
+}
+
+// writeSession writes a session's operator, alerts and last actions.
+func writeSession(w io.Writer, s *SessionView) error {
+	if s == nil {
+		return nil
+	}
+	if len(s.Alerts) > 0 {
+		fmt.Fprintln(w, "\nAlerts on this session:")
+		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+		for _, a := range s.Alerts {
+			fmt.Fprintf(tw, "  %s\t%s\t%s\t%d\t%s\n", stamp(a.EventTime), a.Severity, a.RuleID, a.Count, clip(oneLine(a.Message), 80))
+		}
+		if err := tw.Flush(); err != nil {
+			return err
+		}
+	}
+	fmt.Fprintln(w, "\nLast actions of the session:")
+	if len(s.LastActions) == 0 {
+		fmt.Fprintln(w, "  (none seen)")
+		return nil
+	}
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	for _, a := range s.LastActions {
+		fmt.Fprintf(tw, "  %s\t%s\t%s\n", stamp(a.EventTime), dash(a.Outcome), clip(oneLine(a.Text), 100))
+	}
+	return tw.Flush()
+}
+
+func agentCell(a *events.Agent) string {
+	if a == nil {
+		return "-"
+	}
+	if a.Version == "" {
+		return a.Name
+	}
+	return a.Name + " " + a.Version
 }
 
 // WriteDecision writes what a decision did.
@@ -114,7 +204,20 @@ func WriteHolds(w io.Writer, hs []HoldView) error {
 	for _, h := range hs {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", h.SessionID, h.EventID, dash(h.RuleID), h.By.ID, stamp(h.HeldAt), clip(oneLine(h.Reason), 60))
 	}
-	return tw.Flush()
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	// What each held session did, so a release is not decided blind.
+	for _, h := range hs {
+		if h.Session == nil {
+			continue
+		}
+		fmt.Fprintf(w, "\nSession %s (operator %s, agent %s):", h.SessionID, dash(h.Session.Operator), agentCell(h.Session.Agent))
+		if err := writeSession(w, h.Session); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // WriteAlerts writes alerts as a table.
@@ -145,8 +248,10 @@ func expiresCell(r RequestView, now time.Time) string {
 	return "in " + left.String()
 }
 
+// stamp formats t, or "-" when it is missing: the zero time, or the Unix
+// epoch that a store's empty DateTime reads back as.
 func stamp(t time.Time) string {
-	if t.IsZero() {
+	if t.IsZero() || t.Unix() <= 0 {
 		return "-"
 	}
 	return t.UTC().Format("2006-01-02 15:04:05Z")

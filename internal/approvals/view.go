@@ -60,6 +60,17 @@ type RequestView struct {
 	Approvals         []DecisionView         `json:"approvals"`
 	History           []DecisionView         `json:"history"`
 	Subject           *SubjectView           `json:"subject,omitempty"`
+	// What the approver needs to judge the action: the agent (as the
+	// runner recorded it), the operator who started the session, the
+	// working directory of the call, a file write's content and diff, the
+	// tool call behind an egress request (linked by tool_call_id), and the
+	// session's last actions and alerts.
+	Agent    *events.Agent        `json:"agent,omitempty"`
+	Operator string               `json:"operator,omitempty"`
+	Cwd      string               `json:"cwd,omitempty"`
+	Preview  *events.WritePreview `json:"preview,omitempty"`
+	Cause    *SubjectView         `json:"cause,omitempty"`
+	Session  *SessionView         `json:"session,omitempty"`
 	// MayAnswer says whether the approver asking may answer the request
 	// now; Refusal is the code when not.
 	MayAnswer bool `json:"may_answer"`
@@ -78,6 +89,31 @@ type HoldView struct {
 	By           events.Actor `json:"by"`
 	HeldAt       time.Time    `json:"held_at"`
 	Alert        *AlertView   `json:"alert,omitempty"`
+	// Session is what the held session did before the hold.
+	Session *SessionView `json:"session,omitempty"`
+}
+
+// SessionView is what the service saw of a session on the events topic
+// within its window: who runs it, its last actions (oldest first) and the
+// alerts raised on it (newest first).
+type SessionView struct {
+	Operator    string        `json:"operator,omitempty"`
+	Agent       *events.Agent `json:"agent,omitempty"`
+	Workspace   string        `json:"workspace,omitempty"`
+	StartedAt   time.Time     `json:"started_at,omitzero"`
+	LastActions []ActionView  `json:"last_actions"`
+	Alerts      []AlertView   `json:"alerts"`
+}
+
+// ActionView is one thing a session did, in a line.
+type ActionView struct {
+	EventID    string    `json:"event_id"`
+	EventType  string    `json:"event_type"`
+	EventTime  time.Time `json:"event_time"`
+	ToolCallID string    `json:"tool_call_id,omitempty"`
+	Text       string    `json:"text"`
+	// Outcome is the verdict or result: allow, deny, exit 0, a severity.
+	Outcome string `json:"outcome,omitempty"`
 }
 
 // AlertView is an alert.raised seen on the events topic.

@@ -42,7 +42,69 @@
   }
 
   function text(el, v) { el.textContent = v === undefined || v === null || v === "" ? "—" : String(v); }
-  function when(ts) { return ts ? new Date(ts).toLocaleString() : ""; }
+  // A missing time (absent, the zero time, the epoch) shows as a dash,
+  // never as 0001-01-01 or 1970-01-01.
+  function when(ts) {
+    const ms = ts ? Date.parse(ts) : NaN;
+    return ms > 0 ? new Date(ms).toLocaleString() : "";
+  }
+  function agentName(a) { return a ? a.name + (a.version ? " " + a.version : "") : ""; }
+  function el(tag, cls, txt) {
+    const e = document.createElement(tag);
+    if (cls) e.className = cls;
+    if (txt !== undefined) e.textContent = txt;
+    return e;
+  }
+  // commandOf is a tool_call.requested payload as a person reads it.
+  function commandOf(p) {
+    const a = (p && p.arguments) || {};
+    const what = a.command || (a.argv ? a.argv.join(" ") : "") || a.path || a.url || "";
+    return (p && p.tool_name ? p.tool_name + " " : "") + what;
+  }
+
+  // fillSession shows a session's last actions and its alerts in card.
+  function fillSession(card, s) {
+    const q = (sel) => card.querySelector(sel);
+    const actions = (s && s.last_actions) || [];
+    q(".actions-list").replaceChildren(...actions.map((a) => {
+      const li = el("li", "action");
+      li.dataset.type = a.event_type;
+      li.appendChild(el("span", "at", when(a.event_time) + " "));
+      li.appendChild(el("span", "text", a.text));
+      if (a.outcome) li.appendChild(el("span", "outcome outcome-" + a.outcome.replace(/\s.*/, ""), a.outcome));
+      return li;
+    }));
+    q(".actions-empty").hidden = actions.length > 0;
+    const alerts = (s && s.alerts) || [];
+    q(".alerts-list").replaceChildren(...alerts.map((a) => {
+      const li = el("li", "session-alert");
+      li.appendChild(el("span", "outcome outcome-" + a.severity, a.severity));
+      li.appendChild(el("span", "text", " " + a.rule_id + ": " + a.message + " (" + a.count + "×, " + when(a.event_time) + ")"));
+      return li;
+    }));
+    q(".session-alerts").hidden = alerts.length === 0;
+  }
+
+  // fillPreview shows a file write's facts, diff and new content.
+  function fillPreview(card, p) {
+    const box = card.querySelector(".preview");
+    box.hidden = !p;
+    if (!p) return;
+    const facts = [p.path, p.content_length + " bytes", "sha256 " + p.content_sha256.slice(0, 12)];
+    if (p.new_file) facts.push("new file");
+    if (p.binary) facts.push("binary: not shown");
+    if (p.truncated) facts.push("cut to its bound");
+    if (p.redacted) facts.push(p.redacted + " secret(s) redacted");
+    card.querySelector(".preview-facts").textContent = "(" + facts.join(", ") + ")";
+    const diff = card.querySelector(".diff");
+    diff.replaceChildren(...(p.diff || "").split("\n").filter((l, i, all) => i < all.length - 1 || l !== "").map((l) => {
+      const cls = l.startsWith("@@") ? "hunk" : l.startsWith("+") && !l.startsWith("+++") ? "add" : l.startsWith("-") && !l.startsWith("---") ? "del" : "ctx";
+      return el("span", cls, l + "\n");
+    }));
+    card.querySelector(".diff-box").hidden = !p.diff;
+    card.querySelector(".content").textContent = p.content || "";
+    card.querySelector(".content-box").hidden = !p.content;
+  }
   function actor(a) { return a ? a.type + ":" + a.id : ""; }
 
   function notice(msg) { text($("notice"), msg); if (!msg) $("notice").textContent = ""; }
@@ -82,6 +144,7 @@
     $("login-panel").hidden = false;
     $("login-error").textContent = msg || "";
     for (const id of ["pending", "holds", "alerts", "decided"]) $(id).replaceChildren();
+    if (window.inboxTriage) window.inboxTriage.clear();
   }
 
   // --- live updates ----------------------------------------------------------
@@ -162,6 +225,8 @@
     renderHolds(holds);
     renderAlerts(alerts);
     renderDecided(all.filter((r) => r.status !== "pending").slice(0, 20));
+    // Alert triage lives in triage.js.
+    if (window.inboxTriage) await window.inboxTriage.reload({ api, notice, when, text, el, row, reload });
   }
 
   function renderPending(list) {
@@ -205,6 +270,10 @@
     text(q(".rule"), r.rule_id);
     text(q(".reason-code"), r.reason_code);
     text(q(".requester"), actor(r.requester));
+    text(q(".agent"), agentName(r.agent));
+    text(q(".operator"), r.operator);
+    text(q(".tenant"), r.tenant);
+    text(q(".cwd"), r.cwd);
     text(q(".session"), r.tenant + " / " + r.session_id);
     text(q(".toolcall"), r.tool_call_id);
     text(q(".runner"), r.runner_id);
@@ -223,6 +292,12 @@
       subject = "(no subject event)";
     }
     q(".subject").textContent = subject;
+    fillPreview(card, r.preview);
+    q(".cause").hidden = !r.cause;
+    if (r.cause) {
+      q(".cause-command").textContent = commandOf(r.cause.payload) + "\n(tool call " + r.tool_call_id + ", event " + r.cause.event_id + ")";
+    }
+    fillSession(card, r.session);
     const busy = card.dataset.busy === "1";
     for (const b of card.querySelectorAll("button")) b.disabled = busy || !r.may_answer;
     if (!r.may_answer && r.refusal) {
@@ -272,6 +347,9 @@
       text(q(".by"), actor(h.by));
       text(q(".at"), when(h.held_at));
       text(q(".alert"), h.alert ? h.alert.severity + " " + h.alert.rule_id + ": " + h.alert.message : h.alert_event_id);
+      text(q(".operator"), h.session && h.session.operator);
+      text(q(".agent"), h.session && agentName(h.session.agent));
+      fillSession(card, h.session);
       return card;
     });
     box.replaceChildren(...cards);
@@ -294,12 +372,21 @@
     }
   }
 
+  // row builds a table row; a cell whose class is "clip" keeps its full
+  // text in a tooltip and shows at most three lines.
   function row(cells, cls) {
     const tr = document.createElement("tr");
     cells.forEach((c, i) => {
       const td = document.createElement("td");
-      td.textContent = c === undefined || c === null ? "" : String(c);
-      if (cls && cls[i]) td.className = cls[i];
+      const v = c === undefined || c === null ? "" : String(c);
+      if (cls && cls[i] === "clip") {
+        const d = el("div", "clip", v);
+        d.title = v;
+        td.appendChild(d);
+      } else {
+        td.textContent = v;
+        if (cls && cls[i]) td.className = cls[i];
+      }
       tr.appendChild(td);
     });
     return tr;
@@ -307,7 +394,8 @@
 
   function renderAlerts(list) {
     $("alerts").replaceChildren(...list.map((a) =>
-      row([when(a.event_time), a.severity, a.rule_id, a.session_id, a.count, a.action, a.message])));
+      row([when(a.event_time), a.severity, a.rule_id, a.session_id, a.count, a.action, a.message],
+        [null, null, null, null, null, null, "clip"])));
     $("alerts-count").textContent = String(list.length);
   }
 
@@ -315,7 +403,7 @@
     $("decided").replaceChildren(...list.map((r) => {
       const f = r.final || {};
       return row([r.id, r.status, r.summary, actor(f.approver), f.scope, f.comment, when(f.decided_at)],
-        [null, "status-" + r.status]);
+        [null, "status-" + r.status, "clip", null, null, "clip"]);
     }));
   }
 
