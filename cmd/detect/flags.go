@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"flag"
 	"log/slog"
 	"os"
@@ -32,12 +33,25 @@ func envInt(name string, def int) int {
 	return def
 }
 
+// brokersFlag binds --brokers. Like every other binary, detect has no
+// default: a missing KAFKA_BROKERS is an error (needBrokers), never a
+// silent 127.0.0.1:9092.
 func brokersFlag(fs *flag.FlagSet, dst *[]string) {
-	*dst = strings.Split(env("KAFKA_BROKERS", "127.0.0.1:9092"), ",")
-	fs.Func("brokers", "Kafka brokers, comma-separated (env KAFKA_BROKERS)", func(s string) error {
+	if v := os.Getenv("KAFKA_BROKERS"); v != "" {
+		*dst = strings.Split(v, ",")
+	}
+	fs.Func("brokers", "Kafka brokers, comma-separated (env KAFKA_BROKERS; required)", func(s string) error {
 		*dst = strings.Split(s, ",")
 		return nil
 	})
+}
+
+// needBrokers names the missing setting.
+func needBrokers(b []string) error {
+	if len(b) == 0 || len(b) == 1 && b[0] == "" {
+		return errors.New("no Kafka brokers: set KAFKA_BROKERS or --brokers")
+	}
+	return nil
 }
 
 // clickHouseFlags binds the read-only ClickHouse connection.
@@ -61,4 +75,9 @@ func logFlags(fs *flag.FlagSet) {
 
 func logger() *slog.Logger {
 	return slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: logLevel}))
+}
+
+// overridesFlag binds --overrides, the rule override file.
+func overridesFlag(fs *flag.FlagSet) *string {
+	return fs.String("overrides", os.Getenv("DETECT_OVERRIDES"), "override file that tunes rules without copying them (env DETECT_OVERRIDES)")
 }

@@ -6,5 +6,11 @@ import (
 	"github.com/agentaudit/agentaudit/internal/detect"
 )
 
-// runLint is `detect lint DIR`.
-func runLint(dir string) int { return detect.LintCommand(dir, os.Stdout, os.Stderr) }
+// runLint is `detect lint [--overrides FILE] DIR`.
+func runLint(args []string) int {
+	dir, opts, code := dirCmd("lint", args)
+	if code >= 0 {
+		return code
+	}
+	return detect.LintCommand(dir, os.Stdout, os.Stderr, opts...)
+}

@@ -1,8 +1,10 @@
 // Command detect is the detection service and the detection engineers' CLI.
 //
 //	detect run [flags]                          the service: consume, evaluate, alert
-//	detect test DIR                             run every rule's inline tests
-//	detect lint DIR                             load errors, unused lists/macros, rules that cannot match their tests
+//	detect test [--overrides F] DIR             run every rule's inline tests
+//	detect lint [--overrides F] DIR             load errors, unused lists/macros, rules that cannot match their tests
+//	detect import-sigma [-o FILE] SIGMA.yml…    convert Sigma rules into rules with tests
+//	detect docs                                 print the rule language reference (docs/rules.md)
 //	detect replay --from T --to T [--rule ID] [--json] [--emit]
 //	                                            run the rules over stored events (ClickHouse)
 //	detect bench [flags]                        alert latency at a steady event rate on the real broker
@@ -10,7 +12,7 @@
 //
 // Flags default to the environment (.testenv/env names): KAFKA_BROKERS,
 // CLICKHOUSE_ADDR, CLICKHOUSE_READONLY_USER, CLICKHOUSE_READONLY_PASSWORD,
-// CLICKHOUSE_DATABASE.
+// CLICKHOUSE_DATABASE, DETECT_OVERRIDES.
 package main
 
 import (
@@ -25,8 +27,11 @@ import (
 
 const usage = `usage:
   detect run [flags]              the detection service (see detect run -h)
-  detect test DIR                 load the rules in DIR, run their inline tests, print a table
-  detect lint DIR                 report load errors, unused lists and macros, rules that cannot match their tests
+  detect test [--overrides F] DIR load the rules in DIR, run their inline tests, print a table
+  detect lint [--overrides F] DIR report load errors, unused lists and macros, rules that cannot match their tests
+  detect import-sigma [-o FILE] SIGMA.yml...
+                                  convert Sigma rules into rules with generated tests
+  detect docs                     print the rule language reference (fields, functions, syntax)
   detect replay --from T --to T [--rule ID] [--json] [--emit]
                                   run the rules over stored events and report what would have fired
   detect bench [flags]            event-produced to alert-emitted latency at a steady rate
@@ -44,15 +49,14 @@ func main() {
 	cmd, args := os.Args[1], os.Args[2:]
 	var err error
 	switch cmd {
-	case "test", "lint":
-		if len(args) != 1 {
-			fmt.Fprint(os.Stderr, usage)
-			os.Exit(2)
-		}
-		if cmd == "test" {
-			os.Exit(runTest(args[0]))
-		}
-		os.Exit(runLint(args[0]))
+	case "test":
+		os.Exit(runTest(args))
+	case "lint":
+		os.Exit(runLint(args))
+	case "import-sigma":
+		os.Exit(importSigmaCmd(args))
+	case "docs":
+		os.Exit(docsCmd(args))
 	case "run":
 		err = runCmd(ctx, args)
 	case "replay":

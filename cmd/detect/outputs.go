@@ -51,6 +51,9 @@ An Authorization header for every output comes from the environment
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
+	if err := needBrokers(brokers); err != nil {
+		return err
+	}
 	if len(outputs) == 0 {
 		return fmt.Errorf("no outputs: give --output FORMAT=URL (or DETECT_OUTPUTS)")
 	}

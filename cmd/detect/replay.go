@@ -20,6 +20,7 @@ func replayCmd(ctx context.Context, args []string) (int, error) {
 	var from, to, rules string
 	fs := flag.NewFlagSet("detect replay", flag.ContinueOnError)
 	fs.StringVar(&c.RulesDir, "rules", env("DETECT_RULES", "rules"), "rule directory (env DETECT_RULES)")
+	fs.StringVar(&c.Overrides, "overrides", os.Getenv("DETECT_OVERRIDES"), "override file that tunes rules without copying them (env DETECT_OVERRIDES)")
 	fs.StringVar(&from, "from", "", "start of the range, RFC 3339 (required)")
 	fs.StringVar(&to, "to", "", "end of the range, RFC 3339 (required)")
 	fs.StringVar(&rules, "rule", "", "only these rules (comma-separated ids)")
@@ -45,6 +46,9 @@ func replayCmd(ctx context.Context, args []string) (int, error) {
 	}
 	c.Logger = logger()
 	if c.Emit {
+		if err := needBrokers(brokers); err != nil {
+			return 0, fmt.Errorf("--emit: %w", err)
+		}
 		id := "detect-replay-" + time.Now().UTC().Format("20060102T150405")
 		p, err := events.NewProducer(ctx, brokers, id, events.WithProducerLogger(c.Logger))
 		if err != nil {

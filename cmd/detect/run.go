@@ -16,6 +16,7 @@ func runCmd(ctx context.Context, args []string) error {
 	brokersFlag(fs, &c.Brokers)
 	fs.StringVar(&c.Group, "group", env("DETECT_GROUP", "detect"), "consumer group shared by every instance (env DETECT_GROUP)")
 	fs.StringVar(&c.RulesDir, "rules", env("DETECT_RULES", "rules"), "rule directory (env DETECT_RULES)")
+	fs.StringVar(&c.Overrides, "overrides", os.Getenv("DETECT_OVERRIDES"), "override file that tunes rules without copying them (env DETECT_OVERRIDES)")
 	fs.StringVar(&c.RunnerID, "id", os.Getenv("DETECT_ID"), "runner_id of the events it writes (default detect-<host>-<start time>) (env DETECT_ID)")
 	node := int64(envInt("DETECT_NODE_ID", -1))
 	fs.Int64Var(&c.NodeID, "node-id", node, "snowflake node id 0..1023, unique among emitters; -1 derives one from the id (env DETECT_NODE_ID)")
@@ -31,10 +32,18 @@ func runCmd(ctx context.Context, args []string) error {
 	fs.DurationVar(&c.SQLEvery, "sql-every", envDur("DETECT_SQL_EVERY", 0), "how often due SQL rules are looked for (default 10s) (env DETECT_SQL_EVERY)")
 	fs.DurationVar(&c.SQLDelay, "sql-delay", envDur("DETECT_SQL_DELAY", 0), "how far behind now SQL rule ranges end (env DETECT_SQL_DELAY)")
 	clickHouseFlags(fs, &c.ClickHouse)
+	trust := fs.String("trust", os.Getenv("DETECT_TRUST"), "the approvals service's public keys (keys.json): honour the rule suppressions it signs (env DETECT_TRUST)")
 	logFlags(fs)
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
+	if err := needBrokers(c.Brokers); err != nil {
+		return err
+	}
 	c.Logger = logger()
-	return detect.Run(ctx, c)
+	opts, err := suppressions(ctx, *trust, c, c.Logger)
+	if err != nil {
+		return err
+	}
+	return detect.Run(ctx, c, opts...)
 }

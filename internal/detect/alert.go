@@ -34,6 +34,9 @@ type Alert struct {
 	// hold applies.
 	Tenant    string
 	SessionID string
+	// Agent is the last matched event's agent name ("" for summaries and
+	// SQL rules): what an agent-scoped suppression compares.
+	Agent string
 }
 
 // AlertSink receives alerts; the detect service turns them into events.

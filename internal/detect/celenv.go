@@ -52,6 +52,16 @@ var payloadTypes = map[string]reflect.Type{
 	events.TypeSessionHeld:       reflect.TypeFor[events.SessionHeld](),
 	events.TypeSessionReleased:   reflect.TypeFor[events.SessionReleased](),
 	events.TypeProcessExec:       reflect.TypeFor[events.ProcessExec](),
+	events.TypeAgentPrompt:       reflect.TypeFor[events.AgentPrompt](),
+	events.TypeAgentModelCall:    reflect.TypeFor[events.AgentModelCall](),
+	events.TypeAgentResponse:     reflect.TypeFor[events.AgentResponse](),
+	events.TypeAgentToolDecision: reflect.TypeFor[events.AgentToolDecision](),
+	events.TypeAgentToolResult:   reflect.TypeFor[events.AgentToolResult](),
+	events.TypeAgentSession:      reflect.TypeFor[events.AgentSession](),
+	events.TypeAgentOther:        reflect.TypeFor[events.AgentOther](),
+	events.TypeAlertTriaged:      reflect.TypeFor[events.AlertTriaged](),
+	events.TypeRuleSuppressed:    reflect.TypeFor[events.RuleSuppressed](),
+	events.TypeRuleUnsuppressed:  reflect.TypeFor[events.RuleUnsuppressed](),
 }
 
 // List is a named list of strings usable in any rule as lists.NAME.

@@ -16,8 +16,8 @@ const (
 
 // TestCommand is `detect test DIR`: load every rule, run the inline tests,
 // print a table and return ExitFail on any failure or load error.
-func TestCommand(dir string, stdout, stderr io.Writer) int {
-	rs, err := Load(dir)
+func TestCommand(dir string, stdout, stderr io.Writer, opts ...LoadOption) int {
+	rs, err := Load(dir, opts...)
 	if err != nil {
 		for _, f := range LoadFindings(err) {
 			fmt.Fprintf(stderr, "%s\n", f.locMessage(dir))
@@ -44,7 +44,7 @@ func TestCommand(dir string, stdout, stderr io.Writer) int {
 	tw.Flush()
 	for _, r := range results {
 		if !r.Pass {
-			fmt.Fprintf(stderr, "%s:%d: rule %s, test %q: expected %s, got %d alerts\n", filepath.Join(dir, r.File), r.Line, r.Rule, r.Test, r.Expected(), r.Got)
+			fmt.Fprintf(stderr, "%s:%d: rule %s, test %q: expected %s, got %d alerts\n", joinDir(dir, r.File), r.Line, r.Rule, r.Test, r.Expected(), r.Got)
 		}
 	}
 	fmt.Fprintf(stdout, "%d rules, %d tests: %d passed, %d failed\n", len(rs.Rules)+len(rs.SQLRules), len(results), len(results)-failed, failed)
@@ -56,9 +56,9 @@ func TestCommand(dir string, stdout, stderr io.Writer) int {
 
 // LintCommand is `detect lint DIR`: print load errors, unused lists and
 // macros, and rules that cannot match their own tests; ExitFail if any.
-func LintCommand(dir string, stdout, stderr io.Writer) int {
+func LintCommand(dir string, stdout, stderr io.Writer, opts ...LoadOption) int {
 	var findings []Finding
-	rs, err := Load(dir)
+	rs, err := Load(dir, opts...)
 	if err != nil {
 		findings = LoadFindings(err)
 	} else {
@@ -76,6 +76,15 @@ func LintCommand(dir string, stdout, stderr io.Writer) int {
 }
 
 func (f Finding) locMessage(dir string) string {
-	f.File = filepath.Join(dir, f.File)
+	f.File = joinDir(dir, f.File)
 	return f.String()
+}
+
+// joinDir places a rule file under its directory; override files are
+// reported by absolute path and stay as they are.
+func joinDir(dir, file string) string {
+	if filepath.IsAbs(file) {
+		return file
+	}
+	return filepath.Join(dir, file)
 }

@@ -6,7 +6,9 @@
 // count per group) or a sequence of matches within a time bound. Matches go
 // through dedup, which counts what it suppresses, and become Alerts that an
 // AlertSink turns into alert.raised (and session.held) events. SQL rules are
-// ClickHouse queries run on a schedule through a Querier.
+// ClickHouse queries run on a schedule through a Querier; chsql's guard
+// checks them at load, and ClickHouseQuerier runs them on a read-only
+// connection (readonly=2 forced on an account that could write).
 //
 // All state (windows, sequences, dedup, chain positions) is keyed by event
 // time, never the wall clock, so replays and rule tests are deterministic,
@@ -25,4 +27,11 @@
 // alert twice or losing one. Replay (`detect replay`) runs the rules over
 // events stored in ClickHouse; Bench (`detect bench`) measures alert
 // latency on a real broker.
+//
+// WithOverrides tunes a loaded rule set from an override file (switch a
+// rule on or off, change its numbers, add exceptions) without copying the
+// rules; ImportSigmaCommand converts Sigma rules into rules with generated
+// tests, refusing by name what it cannot convert faithfully; and
+// RuleReference renders the rule language reference from the loader's own
+// types (`detect docs`, docs/rules.md).
 package detect

@@ -462,7 +462,7 @@ func (e *Engine) raise(h hookRef, occ *occurrence, act *activation, alerts []Ale
 	a := Alert{
 		RuleID: r.ID, RuleVersion: r.Version, Title: r.Title, Severity: r.Severity, Action: r.Action, Tags: r.Tags,
 		GroupKey: occ.group, Count: occ.count, FirstSeen: occ.first, LastSeen: occ.last, EventIDs: occ.ids,
-		Message: msg, Tenant: act.event.Tenant, SessionID: act.event.SessionID,
+		Message: msg, Tenant: act.event.Tenant, SessionID: act.event.SessionID, Agent: agentName(act.event),
 	}
 	if cr.suppress == 0 {
 		e.stats.Alerts++

@@ -35,12 +35,14 @@ func (rs *RuleSet) Rule(id string) *Rule {
 
 // Load reads every *.yaml and *.yml file under dir (test event files
 // referenced by rules are read relative to the rule file).
-func Load(dir string) (*RuleSet, error) { return LoadFS(os.DirFS(dir)) }
+func Load(dir string, opts ...LoadOption) (*RuleSet, error) {
+	return LoadFS(os.DirFS(dir), opts...)
+}
 
 // LoadFS loads a rule directory from fsys. The error, if any, is LoadErrors
 // listing every problem found with its file and line; the RuleSet is then
 // nil.
-func LoadFS(fsys fs.FS) (*RuleSet, error) {
+func LoadFS(fsys fs.FS, opts ...LoadOption) (*RuleSet, error) {
 	var files []string
 	err := fs.WalkDir(fsys, ".", func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
@@ -61,6 +63,9 @@ func LoadFS(fsys fs.FS) (*RuleSet, error) {
 		return nil, LoadErrors{{File: ".", Reason: "no *.yaml rule files"}}
 	}
 	l := &loader{fsys: fsys}
+	for _, o := range opts {
+		o(l)
+	}
 	for _, f := range files {
 		data, err := fs.ReadFile(fsys, f)
 		if err != nil {
@@ -79,6 +84,12 @@ type loader struct {
 	macros []*Macro
 	rules  []pendingRule
 	sql    []pendingSQL
+
+	// The override file (WithOverrides): its path as given, as reported,
+	// and its entries.
+	overridesPath string
+	overridesName string
+	overrides     []overrideDoc
 }
 
 type pendingRule struct {
@@ -233,6 +244,8 @@ func (l *loader) finish() (*RuleSet, error) {
 		return nil, l.errs.sorted()
 	}
 	rs := &RuleSet{Lists: l.lists, Macros: l.macros, env: env}
+	l.readOverrides()
+	l.applyOverrides(env)
 	// Every macro must parse, used or not.
 	for _, m := range l.macros {
 		env.used = nil
@@ -252,7 +265,7 @@ func (l *loader) finish() (*RuleSet, error) {
 		if r == nil || len(errs) > 0 {
 			continue
 		}
-		tests, errs := l.buildTests(p.file, r.ID, p.doc.Tests, false)
+		tests, errs := l.buildTests(l.testsFile(p.file, p.doc.ID), r.ID, p.doc.Tests, false)
 		l.errs = append(l.errs, errs...)
 		r.Tests = tests
 		rs.Rules = append(rs.Rules, r)
@@ -268,7 +281,7 @@ func (l *loader) finish() (*RuleSet, error) {
 		if r == nil || len(errs) > 0 {
 			continue
 		}
-		tests, errs := l.buildTests(p.file, r.ID, p.doc.Tests, true)
+		tests, errs := l.buildTests(l.testsFile(p.file, p.doc.ID), r.ID, p.doc.Tests, true)
 		l.errs = append(l.errs, errs...)
 		r.Tests = tests
 		rs.SQLRules = append(rs.SQLRules, r)

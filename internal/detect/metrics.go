@@ -27,6 +27,7 @@ type metrics struct {
 	checkpointBytes                           prometheus.Histogram
 	sqlRuns, sqlErrors, sqlAlerts             *prometheus.CounterVec
 	sqlSeconds                                *prometheus.HistogramVec
+	suppressedAlerts                          *prometheus.CounterVec
 
 	mu       sync.Mutex
 	listenOn string
@@ -63,9 +64,11 @@ func newMetrics(s *Service) *metrics {
 	m.sqlRuns = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "detect_sql_runs_total", Help: "SQL rule runs, per rule."}, []string{"rule"})
 	m.sqlErrors = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "detect_sql_errors_total", Help: "Failed SQL rule runs, per rule."}, []string{"rule"})
 	m.sqlAlerts = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "detect_sql_alerts_total", Help: "Alerts from SQL rules after dedup, per rule."}, []string{"rule"})
+	m.suppressedAlerts = newSuppressedCounter()
 	m.sqlSeconds = prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "detect_sql_run_seconds", Help: "SQL rule run time, per rule."}, []string{"rule"})
 	for _, c := range []prometheus.Collector{m.events, m.invalid, m.emitted, m.dropped, m.recovered, m.forwarded, m.forwardErrors, m.duplicates,
-		m.emitErrors, m.checkpoints, m.logRecords, m.checkpointErrors, m.checkpointBytes, m.sqlRuns, m.sqlErrors, m.sqlAlerts, m.sqlSeconds, ruleCollector{s}} {
+		m.emitErrors, m.checkpoints, m.logRecords, m.checkpointErrors, m.checkpointBytes, m.sqlRuns, m.sqlErrors, m.sqlAlerts, m.sqlSeconds, ruleCollector{s},
+		m.suppressedAlerts} {
 		f(c)
 	}
 	f(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "detect_partitions", Help: "Partitions this instance holds."}, func() float64 {

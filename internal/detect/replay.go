@@ -16,7 +16,9 @@ import (
 // ReplayConfig is `detect replay`: run the rules over the events stored in
 // ClickHouse between From and To and report what would have fired.
 type ReplayConfig struct {
-	RulesDir   string
+	RulesDir string
+	// Overrides is an override file tuning the rules (WithOverrides).
+	Overrides  string
 	ClickHouse ClickHouseConfig
 	From, To   time.Time
 	// Rules restricts the replay to these rule ids (stream or SQL).
@@ -71,7 +73,7 @@ func Replay(ctx context.Context, cfg ReplayConfig) (*ReplayResult, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
-	rs, err := Load(cfg.RulesDir)
+	rs, err := Load(cfg.RulesDir, WithOverrides(cfg.Overrides))
 	if err != nil {
 		return nil, fmt.Errorf("detect: rules in %s: %w", cfg.RulesDir, err)
 	}

@@ -114,6 +114,9 @@ type Test struct {
 	Events []*events.Envelope
 	// Rows feed a SQL rule's test.
 	Rows []map[string]any
+	// File is where the test is written when it is not the rule's file
+	// (an override file replaced the rule's tests).
+	File string
 	Line int
 }
 

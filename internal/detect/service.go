@@ -31,6 +31,8 @@ type Config struct {
 	// Group is the consumer group; every instance of one detector shares it.
 	Group    string `env:"DETECT_GROUP"`
 	RulesDir string `env:"DETECT_RULES"`
+	// Overrides is an override file tuning the rules (WithOverrides).
+	Overrides string `env:"DETECT_OVERRIDES"`
 	// RunnerID names this process's event chains; default
 	// detect-<host>-<start id>, so a restart never reuses a chain.
 	RunnerID string `env:"DETECT_ID"`
@@ -209,6 +211,8 @@ type Service struct {
 	querier  Querier
 	sql      *SQLRunner
 	metrics  *metrics
+	// suppressions, when set, holds back alerts an analyst suppressed.
+	suppressions Suppressions
 
 	mu      sync.Mutex // guards tasks and retired
 	tasks   map[tp]*task
@@ -235,7 +239,7 @@ func NewService(ctx context.Context, cfg Config, opts ...ServiceOption) (*Servic
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	rs, err := Load(cfg.RulesDir)
+	rs, err := Load(cfg.RulesDir, WithOverrides(cfg.Overrides))
 	if err != nil {
 		return nil, fmt.Errorf("detect: rules in %s: %w", cfg.RulesDir, err)
 	}
@@ -287,7 +291,11 @@ func NewService(ctx context.Context, cfg Config, opts ...ServiceOption) (*Servic
 		return nil, err
 	}
 	if len(rs.SQLRules) > 0 && s.querier == nil && cfg.ClickHouse.Addr != "" {
-		if s.querier, err = NewClickHouseQuerier(ctx, cfg.ClickHouse); err != nil {
+		ch := cfg.ClickHouse
+		if ch.Logger == nil {
+			ch.Logger = cfg.Logger
+		}
+		if s.querier, err = NewClickHouseQuerier(ctx, ch); err != nil {
 			return nil, err
 		}
 	}
@@ -323,8 +331,8 @@ func NewService(ctx context.Context, cfg Config, opts ...ServiceOption) (*Servic
 }
 
 // Run runs a service with cfg until ctx ends.
-func Run(ctx context.Context, cfg Config) error {
-	s, err := NewService(ctx, cfg)
+func Run(ctx context.Context, cfg Config, opts ...ServiceOption) error {
+	s, err := NewService(ctx, cfg, opts...)
 	if err != nil {
 		return err
 	}
@@ -852,6 +860,9 @@ func (s *Service) enqueue(t *task, a Alert) {
 	if t.suppress[id] > 0 {
 		t.suppress[id]--
 		s.metrics.recovered.WithLabelValues("replayed").Inc()
+		return
+	}
+	if _, ok := s.suppressedBy(a); ok {
 		return
 	}
 	ps, err := s.builder.build(a)

@@ -84,8 +84,31 @@ func payloadDefaults(typ string, at time.Time) map[string]any {
 		return map[string]any{"reason": "held by a rule", "by": map[string]any{"type": "rule", "id": "test.rule"}}
 	case events.TypeSessionReleased:
 		return map[string]any{"reason": "released", "by": map[string]any{"type": "human", "id": "alice"}}
+	case events.TypeAgentPrompt:
+		return agentDefaults("claude_code.user_prompt", map[string]any{"length": 0})
+	case events.TypeAgentModelCall:
+		return agentDefaults("claude_code.api_request", map[string]any{"kind": "call", "model": "claude-sonnet-4-5"})
+	case events.TypeAgentResponse:
+		return agentDefaults("claude_code.assistant_response", map[string]any{"length": 0})
+	case events.TypeAgentToolDecision:
+		return agentDefaults("claude_code.tool_decision", map[string]any{"tool_name": "Bash", "call_id": "toolu_test",
+			"decision": "accept", "verdict": "allow", "decision_source": "config"})
+	case events.TypeAgentToolResult:
+		return agentDefaults("claude_code.tool_result", map[string]any{"tool_name": "Bash", "call_id": "toolu_test", "success": true})
+	case events.TypeAgentSession:
+		return agentDefaults("codex.conversation_starts", map[string]any{})
+	case events.TypeAgentOther:
+		return agentDefaults("claude_code.mcp_server_connection", map[string]any{"attributes": []any{}})
 	}
 	return map[string]any{}
+}
+
+// agentDefaults is an agent.* payload of the agent session testSession,
+// from Claude Code unless a test says otherwise.
+func agentDefaults(name string, p map[string]any) map[string]any {
+	source, _, _ := strings.Cut(name, ".")
+	p["source"], p["event_name"], p["conversation_id"] = source, name, testSession
+	return p
 }
 
 func actorDefault(typ string) map[string]any {
@@ -314,7 +337,7 @@ func (l *loader) buildTests(file, ruleID string, docs []testDoc, sql bool) ([]Te
 			continue
 		}
 		names[d.Name] = true
-		t := Test{Name: d.Name, Expect: Expect(d.Expect), Count: d.Count, Line: d.line}
+		t := Test{Name: d.Name, Expect: Expect(d.Expect), Count: d.Count, Line: d.line, File: file}
 		if t.Expect == "" && t.Count != nil {
 			t.Expect = ExpectFire
 			if *t.Count == 0 {

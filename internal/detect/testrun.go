@@ -1,6 +1,7 @@
 package detect
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"time"
@@ -51,7 +52,7 @@ func RunTests(rs *RuleSet) []TestResult {
 		for _, t := range r.Tests {
 			e := NewEngine(rs, WithRules(r.ID), WithDisabled())
 			got := 0
-			res := TestResult{Rule: r.ID, Test: t.Name, File: r.File, Line: t.Line, Expect: t.Expect}
+			res := TestResult{Rule: r.ID, Test: t.Name, File: cmp.Or(t.File, r.File), Line: t.Line, Expect: t.Expect}
 			for _, ev := range t.Events {
 				alerts, err := e.Eval(ev)
 				if err != nil {
@@ -69,7 +70,7 @@ func RunTests(rs *RuleSet) []TestResult {
 	}
 	for _, r := range rs.SQLRules {
 		for _, t := range r.Tests {
-			res := TestResult{Rule: r.ID, Test: t.Name, File: r.File, Line: t.Line, Expect: t.Expect}
+			res := TestResult{Rule: r.ID, Test: t.Name, File: cmp.Or(t.File, r.File), Line: t.Line, Expect: t.Expect}
 			runner := &SQLRunner{rules: []*SQLRule{r}, q: rowsQuerier(t.Rows), next: map[string]time.Time{}, dedup: map[string]map[string]*dedupEntry{}}
 			to := DefaultTestStart
 			alerts, err := runner.RunRule(context.Background(), r, to.Add(-r.Lookback), to)
