@@ -41,6 +41,7 @@ func storeFlags(fs *flag.FlagSet, c *ingest.Config) {
 	fs.StringVar(&c.ClickHouseUser, "clickhouse-user", env("CLICKHOUSE_USER", "default"), "ClickHouse user (env CLICKHOUSE_USER)")
 	fs.StringVar(&c.ClickHousePassword, "clickhouse-password", os.Getenv("CLICKHOUSE_PASSWORD"), "ClickHouse password (env CLICKHOUSE_PASSWORD)")
 	fs.StringVar(&c.Database, "database", env("CLICKHOUSE_DATABASE", ingest.DefaultDatabase), "ClickHouse database (env CLICKHOUSE_DATABASE)")
+	fs.StringVar(&c.ClickHouseCluster, "clickhouse-cluster", os.Getenv("CLICKHOUSE_CLUSTER"), "ClickHouse cluster `name` to install the schema ON CLUSTER, sharded by session; empty for one server (env CLICKHOUSE_CLUSTER)")
 }
 
 var logLevel = new(slog.LevelVar)

@@ -31,7 +31,7 @@ func (c *Config) openStore(ctx context.Context) (*store.Store, error) {
 	}
 	return store.Open(ctx, store.Config{
 		Addr: c.ClickHouseAddr, User: c.ClickHouseUser, Password: c.ClickHousePassword,
-		Database: c.Database, Logger: c.Logger,
+		Database: c.Database, Cluster: c.ClickHouseCluster, Logger: c.Logger,
 	})
 }
 

@@ -36,6 +36,10 @@ type Config struct {
 	ClickHouseUser     string `flag:"clickhouse-user" env:"CLICKHOUSE_USER"`
 	ClickHousePassword string `flag:"clickhouse-password" env:"CLICKHOUSE_PASSWORD"`
 	Database           string `flag:"database" env:"CLICKHOUSE_DATABASE"`
+	// ClickHouseCluster names the cluster (remote_servers) the migrations
+	// install on: Replicated tables ON CLUSTER behind Distributed tables
+	// sharded by session. Empty for one server.
+	ClickHouseCluster string `flag:"clickhouse-cluster" env:"CLICKHOUSE_CLUSTER"`
 	// Migrate applies pending migrations at start-up (under the migration
 	// lock) before consuming.
 	Migrate bool `flag:"migrate"`

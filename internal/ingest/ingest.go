@@ -286,7 +286,7 @@ func (in *ingester) openStore(ctx context.Context) (*store.Store, error) {
 	err := in.retry(ctx, "open_clickhouse", func(ctx context.Context) error {
 		s, err := store.Open(ctx, store.Config{
 			Addr: in.cfg.ClickHouseAddr, User: in.cfg.ClickHouseUser, Password: in.cfg.ClickHousePassword,
-			Database: in.cfg.Database, Logger: in.log,
+			Database: in.cfg.Database, Cluster: in.cfg.ClickHouseCluster, Logger: in.log,
 		})
 		if err != nil {
 			return err

@@ -60,6 +60,12 @@ func (s *Store) migrate(ctx context.Context) ([]Applied, []Skipped, error) {
 	if err != nil {
 		return nil, nil, err
 	}
+	// One server runs the files' statements as written; a cluster runs them
+	// rendered (chschema.Render). Checksums are the files' either way.
+	rendered, err := chschema.Render(all, s.db, chschema.Cluster{Name: s.cfg.Cluster})
+	if err != nil {
+		return nil, nil, err
+	}
 	if err := s.bootstrap(ctx); err != nil {
 		return nil, nil, err
 	}
@@ -110,8 +116,15 @@ func (s *Store) migrate(ctx context.Context) ([]Applied, []Skipped, error) {
 			return out, skipped, err
 		}
 		start := time.Now()
-		stmts := m.Statements(s.db)
+		stmts := rendered[m.Version]
 		for i, stmt := range stmts {
+			if local, ok := perShard(stmt); ok && s.cfg.Cluster != "" {
+				err := s.execPerShard(ctx, local, func(err error) bool { return addsExistingColumn(local, err) })
+				if err != nil {
+					return out, skipped, fmt.Errorf("store: migration %s statement %d: %w", m.File, i+1, err)
+				}
+				continue
+			}
 			if err := s.conn.Exec(ctx, stmt); err != nil {
 				if addsExistingColumn(stmt, err) {
 					s.log.Info("column exists already; statement done by an earlier run", "version", m.Version, "statement", i+1)
@@ -130,8 +143,10 @@ func (s *Store) migrate(ctx context.Context) ([]Applied, []Skipped, error) {
 	return out, skipped, nil
 }
 
-// addColumnRE matches an ALTER TABLE that adds exactly one column.
-var addColumnRE = regexp.MustCompile(`(?is)^ALTER\s+TABLE\s+\S+\s+ADD\s+COLUMN\s+[^,;]+$`)
+// addColumnRE matches an ALTER TABLE that adds exactly one column (on a
+// cluster, ON CLUSTER; the server then reports the first failing host's
+// error, code and message included).
+var addColumnRE = regexp.MustCompile(`(?is)^ALTER\s+TABLE\s+\S+(\s+ON\s+CLUSTER\s+\S+)?\s+ADD\s+COLUMN\s+[^,;]+$`)
 
 // addsExistingColumn reports that stmt adds one column and failed because
 // the column exists. The 18.16 server has no ADD COLUMN IF NOT EXISTS, so
@@ -162,7 +177,15 @@ func (s *Store) gate(m chschema.Migration, ver chschema.Version) string {
 // migrators may race on CREATE … IF NOT EXISTS; an "already exists" from
 // the loser is success.
 func (s *Store) bootstrap(ctx context.Context) error {
-	stmts := append([]string{"CREATE DATABASE IF NOT EXISTS " + s.db}, chschema.Bootstrap(s.db)...)
+	create := "CREATE DATABASE IF NOT EXISTS " + s.db
+	if s.cfg.Cluster != "" {
+		create += " ON CLUSTER " + s.cfg.Cluster
+	}
+	boot, err := chschema.RenderBootstrap(s.db, chschema.Cluster{Name: s.cfg.Cluster})
+	if err != nil {
+		return err
+	}
+	stmts := append([]string{create}, boot...)
 	for _, stmt := range stmts {
 		var err error
 		// A concurrent CREATE of the same table can fail in ways other than

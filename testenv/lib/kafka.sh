@@ -4,6 +4,8 @@
 # $TE/kafka. Sourced after common.sh; defines kafka_up, kafka_status,
 # kafka_down and kafka_env.
 
+source "$TESTENV_DIR/lib/maven.sh"
+
 KAFKA_SRC="$TESTENV_DIR/kafka"
 KAFKA_STATE="$TE/kafka"
 KAFKA_LIBS="$KAFKA_STATE/libs"
@@ -30,32 +32,11 @@ _kafka_java() {
 	return 1
 }
 
-# _kafka_libs copies the broker's runtime jars with Maven when the pom changed
-# since the last copy (a sha256 stamp), into a fresh folder swapped in whole
-# so an interrupted copy never leaves a half-filled libs folder.
+# _kafka_libs copies the broker's runtime jars with Maven when the pom
+# changed since the last copy (maven_libs in maven.sh).
 # Returns 0 when the jars changed, 1 when they were up to date.
 _kafka_libs() {
-	local sum stamp="$KAFKA_LIBS/.pom.sha256"
-	sum="$(sha256sum "$KAFKA_SRC/pom.xml" | cut -d' ' -f1)"
-	if [[ -f "$stamp" && "$(cat "$stamp")" == "$sum" ]]; then
-		return 1
-	fi
-	command -v mvn >/dev/null || apt_install maven
-	step "copying the Kafka $KAFKA_VERSION broker jars with Maven (once per pom change)"
-	# Maven runs on a copy of the pom so nothing is written into the source tree.
-	local build="$KAFKA_STATE/build" log="$LOGDIR/kafka-mvn.log"
-	rm -rf "$build" "$KAFKA_LIBS.new"
-	mkdir -p "$build"
-	cp "$KAFKA_SRC/pom.xml" "$build/pom.xml"
-	(cd "$build" && mvn -q -B dependency:copy-dependencies -DoutputDirectory="$KAFKA_LIBS.new") >"$log" 2>&1 \
-		|| fail "mvn dependency:copy-dependencies for Kafka $KAFKA_VERSION" "$log"
-	[[ -f "$KAFKA_LIBS.new/kafka_2.13-$KAFKA_VERSION.jar" ]] \
-		|| fail "Maven did not copy kafka_2.13-$KAFKA_VERSION.jar" "$log"
-	echo "$sum" >"$KAFKA_LIBS.new/.pom.sha256"
-	rm -rf "$KAFKA_LIBS" "$build"
-	mv "$KAFKA_LIBS.new" "$KAFKA_LIBS"
-	note "kafka: $(ls "$KAFKA_LIBS"/*.jar | wc -l) jars, $(du -sh "$KAFKA_LIBS" | cut -f1)"
-	return 0
+	maven_libs kafka "$KAFKA_SRC/pom.xml" "$KAFKA_LIBS" "kafka_2.13-$KAFKA_VERSION.jar"
 }
 
 # _kafka_render writes server.properties with the absolute data folder.
