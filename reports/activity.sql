@@ -7,21 +7,24 @@
 -- findings: no
 -- chart: events_per_day day event_count
 -- chart: decisions decision_type decisions
+-- No FINAL: every count is of distinct (event_id, hash), a small set per
+-- session, so a redelivered event not yet merged counts once; min, max
+-- and any do not change when a row is stored twice.
 SELECT
     tenant,
-    anyIf(agent_name, agent_name != '')                                AS agent,
+    anyIf(agent_name, agent_name != '')                                          AS agent,
     session_id,
-    min(event_time)                                                    AS first_event,
-    max(event_time)                                                    AS last_event,
-    count()                                                            AS event_count,
-    countIf(event_type = 'tool_call.requested')                        AS tool_call_count,
-    countIf(event_type = 'policy.decision' AND decision = 'allow')     AS allowed,
-    countIf(event_type = 'policy.decision' AND decision = 'ask')       AS asked,
-    countIf(event_type = 'policy.decision' AND decision = 'deny')      AS denied,
-    countIf(event_type = 'approval.requested')                         AS approval_requests,
-    countIf(event_type = 'net.egress' AND egress_phase = 'decision')   AS egress_decisions,
-    countIf(event_type = 'alert.raised')                               AS alert_count
-FROM events FINAL
-WHERE event_time >= @from AND event_time < @to
+    min(event_time)                                                              AS first_event,
+    max(event_time)                                                              AS last_event,
+    uniqExact(cityHash64(event_id, hash))                                                    AS event_count,
+    uniqExactIf(cityHash64(event_id, hash), event_type = 'tool_call.requested')              AS tool_call_count,
+    uniqExactIf(cityHash64(event_id, hash), event_type = 'policy.decision' AND decision = 'allow') AS allowed,
+    uniqExactIf(cityHash64(event_id, hash), event_type = 'policy.decision' AND decision = 'ask')   AS asked,
+    uniqExactIf(cityHash64(event_id, hash), event_type = 'policy.decision' AND decision = 'deny')  AS denied,
+    uniqExactIf(cityHash64(event_id, hash), event_type = 'approval.requested')               AS approval_requests,
+    uniqExactIf(cityHash64(event_id, hash), event_type = 'net.egress' AND egress_phase = 'decision') AS egress_decisions,
+    uniqExactIf(cityHash64(event_id, hash), event_type = 'alert.raised')                     AS alert_count
+FROM events
+WHERE event_time >= @from AND toDate(event_time) >= toDate(@from) - 1 AND event_time < @to AND toDate(event_time) <= toDate(@to) + 1
 GROUP BY tenant, session_id
 ORDER BY agent, tenant, session_id

@@ -15,7 +15,7 @@ SELECT
     min(event_time)                   AS first_alert,
     max(event_time)                   AS last_alert
 FROM events FINAL
-WHERE event_type = 'alert.raised' AND event_time >= @from AND event_time < @to
+WHERE event_type = 'alert.raised' AND event_time >= @from AND toDate(event_time) >= toDate(@from) - 1 AND event_time < @to AND toDate(event_time) <= toDate(@to) + 1
 GROUP BY rule_id, severity
 ORDER BY multiIf(severity = 'critical', 0, severity = 'high', 1, severity = 'medium', 2, severity = 'low', 3, 4),
          alerts DESC, rule_id

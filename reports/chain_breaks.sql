@@ -12,9 +12,14 @@
 -- param: to DateTime  end of the period (exclusive)
 -- param: lookback_hours UInt32 = 24  how long before @from a chain with events in the period may have started
 -- findings: yes
+-- The seq check runs in two phases without FINAL. Phase one keeps, per
+-- chain, only counts: a chain whose rows hold seq 1..n once each (count
+-- = distinct seqs = max seq, min seq 1) is intact, and a redelivered row
+-- only makes its chain a candidate. Phase two folds the few candidates in
+-- full, counting rows as distinct (event_id, hash) as FINAL would.
 SELECT tenant, session_id, runner_id, kind, event_id, expected_seq, got_seq, detail, 'ingest' AS source
 FROM chain_breaks FINAL
-WHERE event_time >= @from AND event_time < @to
+WHERE event_time >= @from AND toDate(event_time) >= toDate(@from) - 1 AND event_time < @to AND toDate(event_time) <= toDate(@to) + 1
 UNION ALL
 SELECT
     tenant, session_id, runner_id,
@@ -32,7 +37,7 @@ FROM
 (
     SELECT
         tenant, session_id, runner_id,
-        count()           AS row_count,
+        uniqExact(event_id, hash) AS row_count,
         uniqExact(seq)    AS distinct_seqs,
         max(seq)          AS last_seq,
         min(seq)          AS first_seq,
@@ -41,10 +46,29 @@ FROM
         -- 18.16 drops captured columns from subqueries).
         arraySort(groupUniqArray(seq)) AS sorted,
         arrayFilter((a, b) -> b - a > 1, arrayPopBack(sorted), arrayPopFront(sorted)) AS gaps
-    FROM events FINAL
-    WHERE event_time >= subtractHours(@from, @lookback_hours) AND event_time < @to
-      AND (session_id, runner_id) IN (SELECT session_id, runner_id FROM events
-                                      WHERE event_time >= @from AND event_time < @to)
+    FROM events
+    WHERE event_time >= subtractHours(@from, @lookback_hours) AND toDate(event_time) >= toDate(subtractHours(@from, @lookback_hours)) - 1 AND event_time < @to AND toDate(event_time) <= toDate(@to) + 1
+      AND cityHash64(tenant, session_id, runner_id) IN
+      (
+          SELECT chain
+          FROM
+          (
+              SELECT
+                  cityHash64(tenant, session_id, runner_id) AS chain,
+                  count()        AS k_rows,
+                  uniqExact(seq) AS k_seqs,
+                  min(seq)       AS k_first,
+                  max(seq)       AS k_last
+              FROM events
+              WHERE event_time >= subtractHours(@from, @lookback_hours) AND toDate(event_time) >= toDate(subtractHours(@from, @lookback_hours)) - 1 AND event_time < @to AND toDate(event_time) <= toDate(@to) + 1
+                AND cityHash64(session_id, runner_id) IN (SELECT cityHash64(session_id, runner_id) FROM events
+                                                          WHERE event_time >= @from AND toDate(event_time) >= toDate(@from) - 1 AND event_time < @to AND toDate(event_time) <= toDate(@to) + 1)
+              GROUP BY chain
+              HAVING k_first != 1 OR k_rows != k_seqs OR k_seqs != k_last
+          )
+      )
+      AND cityHash64(session_id, runner_id) IN (SELECT cityHash64(session_id, runner_id) FROM events
+                                                WHERE event_time >= @from AND toDate(event_time) >= toDate(@from) - 1 AND event_time < @to AND toDate(event_time) <= toDate(@to) + 1)
     GROUP BY tenant, session_id, runner_id
     HAVING first_seq != 1 OR row_count != last_seq OR distinct_seqs != row_count
 )

@@ -16,6 +16,9 @@
 -- param: from DateTime  start of the period (inclusive)
 -- param: to DateTime  end of the period (exclusive)
 -- findings: yes
+-- No FINAL: every per-call fold here (any, min, argMax by seq,
+-- groupUniqArray, counts only compared with zero) and the session-end
+-- lookup are unchanged when a row is stored twice.
 SELECT
     tenant, session_id, runner_id, tool_call_id, tool_name, command, requested_at,
     if(last_decision = 'allow', decided_at, approved_at) AS allowed_at,
@@ -58,15 +61,26 @@ FROM
                 countIf(event_type = 'tool_call.completed' AND killed_reason != 'runner_lost')     AS c_completed,
                 countIf(event_type = 'tool_call.completed' AND killed_reason = 'runner_lost')      AS c_lost,
                 groupUniqArrayIf(approval_id, approval_id != '')                                   AS c_approval_ids
-            FROM events FINAL
-            WHERE event_time >= @from AND tool_call_id != ''
+            FROM events
+            WHERE event_time >= @from AND toDate(event_time) >= toDate(@from) - 1 AND tool_call_id != ''
               AND event_type IN ('tool_call.requested', 'policy.decision', 'approval.requested', 'tool_call.completed')
               -- Calls are keyed by a hash of (tenant, session, id), as in
               -- unapproved_actions: a month of calls must fit the read-only
               -- profile's memory limit.
+              -- Only calls that can be findings are folded in full: requested
+              -- in the period, allowed or asked, and not completed (a
+              -- runner_lost completion may close them). Sets of call hashes,
+              -- no per-call aggregation, keep a month within the read-only
+              -- profile's memory and time.
               AND cityHash64(tenant, session_id, tool_call_id) IN
                   (SELECT cityHash64(tenant, session_id, tool_call_id) FROM events
-                   WHERE event_type = 'tool_call.requested' AND event_time >= @from AND event_time < @to)
+                   WHERE event_type = 'tool_call.requested' AND event_time >= @from AND toDate(event_time) >= toDate(@from) - 1 AND event_time < @to AND toDate(event_time) <= toDate(@to) + 1)
+              AND cityHash64(tenant, session_id, tool_call_id) IN
+                  (SELECT cityHash64(tenant, session_id, tool_call_id) FROM events
+                   WHERE event_type = 'policy.decision' AND decision IN ('allow', 'ask') AND event_time >= @from AND toDate(event_time) >= toDate(@from) - 1)
+              AND cityHash64(tenant, session_id, tool_call_id) NOT IN
+                  (SELECT cityHash64(tenant, session_id, tool_call_id) FROM events
+                   WHERE event_type = 'tool_call.completed' AND killed_reason != 'runner_lost' AND event_time >= @from AND toDate(event_time) >= toDate(@from) - 1)
             GROUP BY call
             HAVING c_requests > 0 AND c_completed = 0 AND c_last_decision IN ('allow', 'ask')
         )
@@ -75,8 +89,8 @@ FROM
     ANY LEFT JOIN
     (
         SELECT approval_id AS aid, min(event_time) AS a_approved_at, toUInt8(1) AS a_approved
-        FROM events FINAL
-        WHERE event_type = 'approval.decided' AND approval_outcome = 'approved' AND event_time >= @from
+        FROM events
+        WHERE event_type = 'approval.decided' AND approval_outcome = 'approved' AND event_time >= @from AND toDate(event_time) >= toDate(@from) - 1
         GROUP BY approval_id
     ) USING aid
     GROUP BY call
@@ -84,8 +98,8 @@ FROM
 ANY LEFT JOIN
 (
     SELECT tenant, session_id, toUInt8(1) AS session_ended, any(reason) AS end_reason
-    FROM events FINAL
-    WHERE event_type = 'session.ended' AND event_time >= @from
+    FROM events
+    WHERE event_type = 'session.ended' AND event_time >= @from AND toDate(event_time) >= toDate(@from) - 1
     GROUP BY tenant, session_id
 ) USING (tenant, session_id)
 WHERE last_decision = 'allow' OR approved = 1

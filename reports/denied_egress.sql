@@ -13,6 +13,6 @@ SELECT
     max(event_time)         AS last_attempt
 FROM events FINAL
 WHERE event_type = 'net.egress' AND egress_phase = 'decision' AND decision = 'deny'
-  AND event_time >= @from AND event_time < @to
+  AND event_time >= @from AND toDate(event_time) >= toDate(@from) - 1 AND event_time < @to AND toDate(event_time) <= toDate(@to) + 1
 GROUP BY host, port, reason_code
 ORDER BY attempts DESC, host, port, reason_code

@@ -4,8 +4,16 @@
 -- param: to DateTime  end of the period (exclusive)
 -- findings: no
 -- chart: self day event_count
-SELECT toDate(event_time) AS day, count() AS event_count
-FROM events FINAL
-WHERE event_time >= @from AND event_time < @to
+-- No FINAL: duplicates (a redelivered event not yet merged) are counted
+-- once by counting distinct (event_id, hash) per session and day, small
+-- sets, and summing the sessions (see deploy/clickhouse/README.md).
+SELECT day, sum(n) AS event_count
+FROM
+(
+    SELECT toDate(event_time) AS day, uniqExact(cityHash64(event_id, hash)) AS n
+    FROM events
+    WHERE event_time >= @from AND toDate(event_time) >= toDate(@from) - 1 AND event_time < @to AND toDate(event_time) <= toDate(@to) + 1
+    GROUP BY day, tenant, session_id
+)
 GROUP BY day
 ORDER BY day

@@ -6,15 +6,28 @@
 -- param: from DateTime  start of the period (inclusive)
 -- param: to DateTime  end of the period (exclusive)
 -- findings: no
+-- No FINAL: decisions are counted as distinct (event_id, hash) per
+-- session and emitter and summed; min, max and distinct counts do not
+-- change when a row is stored twice.
 SELECT
     policy_id, policy_sha256,
-    min(event_time)                                   AS first_used,
-    max(event_time)                                   AS last_used,
-    count()                                           AS decisions,
-    countIf(decision = 'deny')                        AS denials,
+    min(p_first)                                      AS first_used,
+    max(p_last)                                       AS last_used,
+    sum(p_decisions)                                  AS decisions,
+    sum(p_denials)                                    AS denials,
     uniqExact(session_id)                             AS sessions,
     uniqExact(runner_id)                              AS emitters
-FROM events FINAL
-WHERE policy_id != '' AND event_time >= @from AND event_time < @to
+FROM
+(
+    SELECT
+        policy_id, policy_sha256, session_id, runner_id,
+        min(event_time)                               AS p_first,
+        max(event_time)                               AS p_last,
+        uniqExact(cityHash64(event_id, hash))                     AS p_decisions,
+        uniqExactIf(cityHash64(event_id, hash), decision = 'deny') AS p_denials
+    FROM events
+    WHERE policy_id != '' AND event_time >= @from AND toDate(event_time) >= toDate(@from) - 1 AND event_time < @to AND toDate(event_time) <= toDate(@to) + 1
+    GROUP BY policy_id, policy_sha256, tenant, session_id, runner_id
+)
 GROUP BY policy_id, policy_sha256
 ORDER BY first_used, policy_id, policy_sha256

@@ -10,6 +10,9 @@
 -- param: to DateTime  end of the period (exclusive)
 -- param: lookback_hours UInt32 = 24  how long before @from the decisions and approvals of a call completed in the period may lie
 -- findings: yes
+-- No FINAL: every per-call fold here (any, min, argMin/argMax by seq,
+-- groupUniqArray, and counts only compared with zero) is unchanged when
+-- a row is stored twice.
 SELECT
     tenant, session_id, tool_call_id, completed_at, command,
     first_decision, last_decision, approval_ids,
@@ -51,15 +54,27 @@ FROM
                 argMaxIf(decision, seq, event_type = 'policy.decision')                                   AS c_last_decision,
                 groupUniqArrayIf(approval_id, approval_id != '')                                          AS c_approval_ids,
                 countIf(event_type = 'tool_call.completed')                                               AS c_completions
-            FROM events FINAL
-            WHERE event_time >= subtractHours(@from, @lookback_hours) AND event_time < @to
+            FROM events
+            WHERE event_time >= subtractHours(@from, @lookback_hours) AND toDate(event_time) >= toDate(subtractHours(@from, @lookback_hours)) - 1 AND event_time < @to AND toDate(event_time) <= toDate(@to) + 1
               AND event_type IN ('tool_call.requested', 'policy.decision', 'approval.requested', 'tool_call.completed')
               -- Calls are keyed by a hash of (tenant, session, id), not the
               -- strings: a month of calls must fit the read-only profile's
               -- memory limit, and the reader may not enable external GROUP BY.
+              -- Only calls that can be findings are folded in full: completed
+              -- in the period, and with no decision, a deny or an ask. Sets of
+              -- call hashes, no per-call aggregation: a month of calls stays
+              -- within the read-only profile's memory and time.
               AND cityHash64(tenant, session_id, tool_call_id) IN
                   (SELECT cityHash64(tenant, session_id, tool_call_id) FROM events
-                   WHERE event_type = 'tool_call.completed' AND event_time >= @from AND event_time < @to)
+                   WHERE event_type = 'tool_call.completed' AND event_time >= @from AND toDate(event_time) >= toDate(@from) - 1 AND event_time < @to AND toDate(event_time) <= toDate(@to) + 1)
+              AND (cityHash64(tenant, session_id, tool_call_id) NOT IN
+                      (SELECT cityHash64(tenant, session_id, tool_call_id) FROM events
+                       WHERE event_type = 'policy.decision'
+                         AND event_time >= subtractHours(@from, @lookback_hours) AND toDate(event_time) >= toDate(subtractHours(@from, @lookback_hours)) - 1 AND event_time < @to AND toDate(event_time) <= toDate(@to) + 1)
+                   OR cityHash64(tenant, session_id, tool_call_id) IN
+                      (SELECT cityHash64(tenant, session_id, tool_call_id) FROM events
+                       WHERE event_type = 'policy.decision' AND decision IN ('ask', 'deny')
+                         AND event_time >= subtractHours(@from, @lookback_hours) AND toDate(event_time) >= toDate(subtractHours(@from, @lookback_hours)) - 1 AND event_time < @to AND toDate(event_time) <= toDate(@to) + 1))
             GROUP BY call
             HAVING c_completions > 0 AND c_completed_at >= @from
         )
@@ -68,9 +83,9 @@ FROM
     ANY LEFT JOIN
     (
         SELECT approval_id AS aid, min(toUInt64(event_time) * 1000000 + event_time_us) AS approved_us
-        FROM events FINAL
+        FROM events
         WHERE event_type = 'approval.decided' AND approval_outcome = 'approved'
-          AND event_time >= subtractHours(@from, @lookback_hours) AND event_time < @to
+          AND event_time >= subtractHours(@from, @lookback_hours) AND toDate(event_time) >= toDate(subtractHours(@from, @lookback_hours)) - 1 AND event_time < @to AND toDate(event_time) <= toDate(@to) + 1
         GROUP BY approval_id
     ) USING aid
     GROUP BY call

@@ -49,11 +49,18 @@ func runBench(ctx context.Context, args []string) error {
 	sum, err := query.RunBench(ctx, bench, os.Stdout)
 	if sum != nil && *jsonOut != "" {
 		ms := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
-		werr := benchreport.WriteFigures(*jsonOut, benchreport.Figures{
+		figs := benchreport.Figures{
 			"events": float64(sum.Events), "days": float64(sum.Days),
 			"slowest_day_ms": ms(sum.SlowestDay), "slowest_period_ms": ms(sum.SlowestPeriod),
 			"failed_reports": float64(sum.Failed), "verify_day_ms": ms(sum.VerifyDay),
-		})
+			"verify_day_events": float64(sum.VerifyDayEvents), "verify_day_heap_mib": float64(sum.VerifyDayPeakHeap >> 20),
+			"verify_period_ms": ms(sum.VerifyPeriod), "verify_period_events": float64(sum.VerifyPeriodEvents),
+			"verify_period_heap_mib": float64(sum.VerifyPeriodPeakHeap >> 20),
+		}
+		for name, t := range sum.Reports {
+			figs["report_day_ms."+name], figs["report_period_ms."+name] = ms(t.Day), ms(t.Period)
+		}
+		werr := benchreport.WriteFigures(*jsonOut, figs)
 		err = errors.Join(err, werr)
 	}
 	return err

@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"math/rand/v2"
+	"runtime"
 	"slices"
 	"strconv"
 	"sync"
@@ -42,7 +43,47 @@ type BenchSummary struct {
 	Events, Days                         int
 	SlowestDay, SlowestPeriod, VerifyDay time.Duration
 	Failed                               int
+	// Verify over the last day (median) and over the whole period (once):
+	// events verified and the peak Go heap while verifying.
+	VerifyDayEvents, VerifyPeriodEvents     int
+	VerifyPeriod                            time.Duration
+	VerifyDayPeakHeap, VerifyPeriodPeakHeap uint64
+	// Reports holds each report's median over the whole period and over
+	// the last day, by report name (absent when it failed).
+	Reports map[string]ReportTimes
 }
+
+// ReportTimes are one report's medians.
+type ReportTimes struct{ Day, Period time.Duration }
+
+// heapPeak samples the Go heap in use until stopped.
+type heapPeak struct {
+	done chan struct{}
+	peak chan uint64
+}
+
+func startHeapPeak() *heapPeak {
+	h := &heapPeak{done: make(chan struct{}), peak: make(chan uint64)}
+	go func() {
+		var m runtime.MemStats
+		var peak uint64
+		t := time.NewTicker(20 * time.Millisecond)
+		defer t.Stop()
+		for {
+			runtime.ReadMemStats(&m)
+			peak = max(peak, m.HeapInuse)
+			select {
+			case <-h.done:
+				h.peak <- peak
+				return
+			case <-t.C:
+			}
+		}
+	}()
+	return h
+}
+
+func (h *heapPeak) stop() uint64 { close(h.done); return <-h.peak }
 
 // RunBench generates the events (if needed), then prints per report the
 // median of Runs timings over the whole period and over its last day, and
@@ -125,7 +166,7 @@ func RunBench(ctx context.Context, cfg BenchConfig, out io.Writer) (*BenchSummar
 		fmt.Fprintf(out, "%-20s %8s %8s %10s %10s %10s  %s\n", name, period, rows, med, lo, hi, ok)
 	}
 	line("report", "period", "rows", "median", "min", "max", "≤ 2 s")
-	sum := &BenchSummary{Events: int(have), Days: cfg.Days}
+	sum := &BenchSummary{Events: int(have), Days: cfg.Days, Reports: map[string]ReportTimes{}}
 	failed := 0
 	for _, r := range all {
 		for _, p := range []struct {
@@ -151,27 +192,47 @@ func RunBench(ctx context.Context, cfg BenchConfig, out io.Writer) (*BenchSummar
 				continue
 			}
 			med := sortedMedian(times)
+			rt := sum.Reports[r.Name]
 			if p.p == dayP {
 				sum.SlowestDay = max(sum.SlowestDay, med)
+				rt.Day = med
 			} else {
 				sum.SlowestPeriod = max(sum.SlowestPeriod, med)
+				rt.Period = med
 			}
+			sum.Reports[r.Name] = rt
 			line(r.Name, p.name, strconv.Itoa(rows), fmtMS(med), fmtMS(slices.Min(times)), fmtMS(slices.Max(times)), okMark(sortedMedian(times)))
 		}
 	}
 	var times []time.Duration
 	var rep *VerifyReport
+	heap := startHeapPeak()
 	for i := 0; i < cfg.Runs; i++ {
 		start := time.Now()
 		if rep, err = q.Verify(ctx, VerifyScope{Period: dayP}); err != nil {
+			heap.stop()
 			return nil, err
 		}
 		times = append(times, time.Since(start))
 	}
+	dayPeak := heap.stop()
 	line("verify", "1 day", strconv.Itoa(rep.Events), fmtMS(sortedMedian(times)), fmtMS(slices.Min(times)), fmtMS(slices.Max(times)), "-")
+	sum.VerifyDay, sum.Failed = sortedMedian(times), failed
+	sum.VerifyDayEvents, sum.VerifyDayPeakHeap = rep.Events, dayPeak
 	fmt.Fprintf(out, "\nverify read %d rows: %d events in %d chains, %d breaks (rows = events verified)\n",
 		rep.Rows, rep.Events, rep.Chains, len(rep.Findings))
-	sum.VerifyDay, sum.Failed = sortedMedian(times), failed
+	// The whole period once: memory must not grow with the scope.
+	heap = startHeapPeak()
+	start := time.Now()
+	prep, err := q.Verify(ctx, VerifyScope{Period: fullP})
+	sum.VerifyPeriod, sum.VerifyPeriodPeakHeap = time.Since(start), heap.stop()
+	if err != nil {
+		return nil, err
+	}
+	sum.VerifyPeriodEvents = prep.Events
+	fmt.Fprintf(out, "verify throughput: 1 day %.0f events/s (median), peak Go heap %d MiB; %d days %d events in %s, %.0f events/s, peak Go heap %d MiB (target ≥ 200k events/s)\n",
+		float64(rep.Events)/sum.VerifyDay.Seconds(), dayPeak>>20, cfg.Days, prep.Events, sum.VerifyPeriod.Round(time.Millisecond),
+		float64(prep.Events)/sum.VerifyPeriod.Seconds(), sum.VerifyPeriodPeakHeap>>20)
 	if failed > 0 {
 		return sum, fmt.Errorf("bench: %d report runs failed", failed)
 	}

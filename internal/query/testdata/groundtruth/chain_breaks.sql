@@ -1,0 +1,51 @@
+-- title: Sessions with chain gaps or breaks
+-- purpose: Every chain (session, emitter) with a problem: the breaks the
+--   ingester recorded in chain_breaks (source ingest), and a check of the
+--   stored rows (source seq_check) of every chain with events in the
+--   period: a chain must hold seq 1..n once each, so a deleted row shows
+--   as a gap and a second row with a seen seq as duplicate_seq. Chains are
+--   read from lookback_hours before the period, so a chain that began
+--   earlier than that shows as "missing before seq N": raise the
+--   parameter. `query verify` recomputes the hashes and names the events.
+--   Must be empty.
+-- param: from DateTime  start of the period (inclusive)
+-- param: to DateTime  end of the period (exclusive)
+-- param: lookback_hours UInt32 = 24  how long before @from a chain with events in the period may have started
+-- findings: yes
+SELECT tenant, session_id, runner_id, kind, event_id, expected_seq, got_seq, detail, 'ingest' AS source
+FROM chain_breaks FINAL
+WHERE event_time >= @from AND event_time < @to
+UNION ALL
+SELECT
+    tenant, session_id, runner_id,
+    if(distinct_seqs != row_count, 'duplicate_seq', 'gap') AS kind,
+    toUInt64(0)                                             AS event_id,
+    row_count                                               AS expected_seq,
+    last_seq                                                AS got_seq,
+    concat(toString(row_count), ' rows, ', toString(distinct_seqs), ' distinct seq, max seq ', toString(last_seq),
+           if(first_seq > 1, concat(', missing before seq ', toString(first_seq)), ''),
+           if(length(gaps) > 0,
+              concat(', missing after seq ', arrayStringConcat(arrayMap(x -> toString(x), arraySlice(gaps, 1, 10)), ',')),
+              ''))                                          AS detail,
+    'seq_check'                                             AS source
+FROM
+(
+    SELECT
+        tenant, session_id, runner_id,
+        count()           AS row_count,
+        uniqExact(seq)    AS distinct_seqs,
+        max(seq)          AS last_seq,
+        min(seq)          AS first_seq,
+        -- The seqs after which some are missing: neighbours more than one
+        -- apart in the sorted distinct seqs (no lambda captures a column:
+        -- 18.16 drops captured columns from subqueries).
+        arraySort(groupUniqArray(seq)) AS sorted,
+        arrayFilter((a, b) -> b - a > 1, arrayPopBack(sorted), arrayPopFront(sorted)) AS gaps
+    FROM events FINAL
+    WHERE event_time >= subtractHours(@from, @lookback_hours) AND event_time < @to
+      AND (session_id, runner_id) IN (SELECT session_id, runner_id FROM events
+                                      WHERE event_time >= @from AND event_time < @to)
+    GROUP BY tenant, session_id, runner_id
+    HAVING first_seq != 1 OR row_count != last_seq OR distinct_seqs != row_count
+)
+ORDER BY tenant, session_id, runner_id, kind, event_id
