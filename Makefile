@@ -5,7 +5,7 @@ GOTAGS  := remote,containers_image_openpgp,exclude_graphdriver_btrfs,exclude_gra
 GO      := CGO_ENABLED=0 go
 GOFLAGS_TEST := -tags $(GOTAGS) -count=1 -p 2 -timeout 30m
 
-.PHONY: all demo build up down status test faults vet unit test-deps fuzz race bench bench-go bench-runner bench-detect bench-ingest clean
+.PHONY: all demo build up down status test faults vet unit test-deps fuzz race bench bench-go bench-runner bench-soak bench-detect bench-ingest clean test-cluster
 
 all: build
 
@@ -17,7 +17,9 @@ up:
 
 # The README's first command: services up, binaries built, one scripted agent
 # session through the runner, approvals, detection, ingest and query.
-# `make demo DEMO_FLAGS=--interactive` waits for a person in the inbox instead.
+# `make demo DEMO_FLAGS=--interactive` waits for a person in the inbox instead;
+# `make demo DEMO_FLAGS=--agent=codex` (or =claude) then also runs that agent
+# CLI itself in a sandbox (runner agent), driven by a scripted model.
 demo: up build
 	bin/demo $(DEMO_FLAGS)
 
@@ -38,7 +40,7 @@ vet:
 # platform installs) fails here, naming the package, instead of being
 # silently rewritten. A stamp of the lock's hash skips the install when
 # nothing changed.
-NODE_DIRS := schemas/check internal/approvals/web/e2e cmd/runner/testdata/inspector
+NODE_DIRS := schemas/check internal/approvals/web/e2e cmd/runner/testdata/inspector testenv/agents
 test-deps:
 	@for d in $(NODE_DIRS); do \
 		want=$$(sha256sum $$d/package-lock.json | cut -d' ' -f1); \
@@ -59,6 +61,14 @@ test: up vet test-deps
 	$(GO) test -tags $(GOTAGS),chdb -count=1 -run Chdb ./internal/store/
 	$(GO) run -tags $(GOTAGS) ./cmd/detect test rules/
 	$(call fault_phase,)
+
+# The cluster suite (build tag cluster): migrations and sharding on the
+# 2-shard x 2-replica ClickHouse 18.16 cluster that testenv/up --cluster
+# starts beside the single-node services. Not part of make test; stop the
+# cluster afterwards with testenv/down --cluster.
+test-cluster:
+	testenv/up --cluster
+	$(GO) test -tags $(GOTAGS),cluster -count=1 -p 1 -timeout 20m -run 'Cluster' ./internal/store/ ./internal/testenv/ ./internal/ingest/
 
 # make test's first phase under the race detector: unit and integration
 # tests against the real services, fault tests left out. -race needs cgo;
@@ -140,6 +150,12 @@ bench-detect: build
 
 bench-runner:
 	set -a; . .testenv/env; set +a; $(GO) run -tags $(GOTAGS) ./cmd/runner bench -n 200
+
+# Long sessions: the runner's live heap at the start and the end of CALLS
+# calls on the MCP path and on runner agent's hook path (target: growth
+# ≤ 1 MiB over 10,000 each).
+bench-soak:
+	set -a; . .testenv/env; set +a; $(GO) run -tags $(GOTAGS) ./cmd/runner soak -calls $${CALLS:-10000}
 
 clean:
 	rm -rf bin

@@ -13,7 +13,7 @@ import (
 func benchCmd(ctx context.Context, args []string) error {
 	var c ingest.Config
 	var b ingest.BenchConfig
-	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
+	fs := flag.NewFlagSet("ingest bench", flag.ContinueOnError)
 	storeFlags(fs, &c)
 	brokers := env("KAFKA_BROKERS", "127.0.0.1:9092")
 	fs.StringVar(&brokers, "brokers", brokers, "Kafka brokers (env KAFKA_BROKERS)")

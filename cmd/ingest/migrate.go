@@ -10,7 +10,7 @@ import (
 
 func migrateCmd(ctx context.Context, args []string) error {
 	var cfg ingest.Config
-	fs := flag.NewFlagSet("migrate", flag.ContinueOnError)
+	fs := flag.NewFlagSet("ingest migrate", flag.ContinueOnError)
 	storeFlags(fs, &cfg)
 	logFlags(fs)
 	if err := parse(fs, args); err != nil {

@@ -4,8 +4,10 @@
 //
 //	runner exec [--policy F] [--profile F] --workspace DIR -- CMD…
 //	runner serve --mcp stdio|http [--listen 127.0.0.1:PORT] --workspace DIR
+//	runner agent [--agent codex|claude] --egress-policy F --workspace DIR -- AGENT ARGS…
 //	runner policy check FILE
 //	runner bench [--n N] --workspace DIR
+//	runner soak [--calls N] [--workspace DIR]
 //
 // Configuration comes from flags and the environment (KAFKA_BROKERS,
 // PODMAN_SOCKET, SANDBOX_IMAGE, RUNNER_ID, RUNNER_TENANT, RUNNER_OPERATOR,
@@ -40,9 +42,11 @@ import (
 
 const usage = `usage:
   runner exec [--policy F] [--profile F] [--egress-policy F] --workspace DIR -- CMD…
-  runner serve --mcp stdio|http [--listen 127.0.0.1:PORT] [--policy F] [--profile F] [--egress-policy F] --workspace DIR
+  runner serve --mcp stdio|http [--listen 127.0.0.1:PORT] [--idle-timeout D] [--max-message-bytes N] [--policy F] [--profile F] [--egress-policy F] --workspace DIR
+  runner agent [--agent codex|claude] [--model-url URL] [--api-key-file F] --egress-policy F --workspace DIR -- AGENT ARGS…
   runner policy check FILE
   runner bench [--n N] [--profile F] --workspace DIR
+  runner soak [--calls N] [--heap-profile DIR] [--json F] [--workspace DIR]
 `
 
 func main() {
@@ -62,10 +66,14 @@ func run(ctx context.Context, args []string) int {
 		return execCmd(ctx, args[1:])
 	case "serve":
 		return serveCmd(ctx, args[1:])
+	case "agent":
+		return agentCmd(ctx, args[1:])
 	case "policy":
 		return policyCmd(args[1:])
 	case "bench":
 		return benchCmd(ctx, args[1:])
+	case "soak":
+		return soakCmd(ctx, args[1:])
 	case "-h", "--help", "help":
 		fmt.Print(usage)
 		return 0

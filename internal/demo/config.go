@@ -48,6 +48,10 @@ type Config struct {
 	// hold (the inbox URL and the token are printed) instead of the
 	// scripted approver.
 	Interactive bool
+	// Agent, when "codex" or "claude", also runs that agent CLI itself in
+	// a sandbox (runner agent) after the MCP session, driven by a
+	// scripted model; its own tools go through its managed hooks.
+	Agent string
 	// Env is the services' environment (KAFKA_BROKERS, CLICKHOUSE_*,
 	// PODMAN_SOCKET, SANDBOX_IMAGE, …). Default: .testenv/env, overridden
 	// by the process environment.
@@ -101,6 +105,9 @@ func (c *Config) validate() error {
 	}
 	if fi, err := os.Stat(c.RulesDir); err != nil || !fi.IsDir() {
 		return bad("RulesDir", "%s is not a directory", c.RulesDir)
+	}
+	if c.Agent != "" && !realAgents[c.Agent] {
+		return bad("Agent", "%q: want codex or claude", c.Agent)
 	}
 	if c.Prefix == "" {
 		c.Prefix = "demo"

@@ -58,6 +58,8 @@ type Result struct {
 	HTMLReports []string
 	Timings     []Timing
 	Total       time.Duration
+	// Agent is the real agent's session (Config.Agent), nil without one.
+	Agent *AgentResult
 }
 
 type demo struct {
@@ -80,8 +82,25 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	d.res.Timings, d.res.Total = d.p.timings, time.Since(d.p.start)
 	if err == nil {
 		d.p.printf("\nDone in %s. Logs: %s\n", round(d.res.Total), filepath.Join(cfg.Dir, "logs"))
+		d.p.printf("%s", nextSteps(d.res))
 	}
 	return d.res, err
+}
+
+// nextSteps is what to do once the demo has ended: its services are
+// stopped (the inbox URL it printed is gone), the events stay in
+// ClickHouse.
+func nextSteps(r *Result) string {
+	var b strings.Builder
+	b.WriteString("\nThe demo's services have stopped, so its inbox URL no longer answers; what it recorded stays in ClickHouse. Next:\n")
+	if r.SessionID != "" {
+		fmt.Fprintf(&b, "  set -a; . .testenv/env; set +a; bin/query session %s    the MCP session again\n", r.SessionID)
+	}
+	b.WriteString("  bin/query report --list                       every compliance report; bin/query verify checks the hash chains\n")
+	b.WriteString("  make demo DEMO_FLAGS=--interactive            keep the inbox up and answer approvals yourself\n")
+	b.WriteString("  make demo DEMO_FLAGS=--agent=codex            run Codex (or --agent=claude) itself in the sandbox\n")
+	b.WriteString("  README.md, \"Running each binary against your own services\", runs each service by hand\n")
+	return b.String()
 }
 
 func (d *demo) run(ctx context.Context) error {
@@ -255,7 +274,20 @@ func (d *demo) run(ctx context.Context) error {
 	st.done("session.ended; %d events of the session on Kafka", total(d.res.Produced))
 
 	// 3. The record.
-	return d.record(ctx, periodFrom)
+	if err := d.record(ctx, periodFrom); err != nil {
+		return err
+	}
+
+	// 4. A real agent CLI in the sandbox, its own tools governed.
+	if c.Agent != "" {
+		return d.realAgent(ctx, ts, d.env("RUNNER_TENANT=demo", "RUNNER_OPERATOR=demo",
+			"APPROVAL_KEYS="+creds.keySet, "APPROVAL_TIMEOUT="+approvalTimeout.String(),
+			"SPOOL_DIR="+filepath.Join(c.Dir, "spool-agent"),
+			"AUDIT_TOPIC_EVENTS="+topics.Events, "AUDIT_TOPIC_APPROVALS="+topics.Approvals, "AUDIT_TOPIC_DLQ="+topics.DLQ,
+			"SANDBOX_SUPERVISOR="+filepath.Join(c.BinDir, "sandbox-supervisor"),
+			"SANDBOX_SOCKET_ROOT="+filepath.Join(c.Dir, "sockets")), egressPolicy)
+	}
+	return nil
 }
 
 func total(m map[string]int) int {

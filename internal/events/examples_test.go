@@ -288,6 +288,9 @@ func exampleChain(t testing.TB) []namedEvent {
 	lostReq := emitIn("tool_call.requested.lost", lostIDs, lostSession, lostRunner, ToolCallRequested{
 		ToolName: "shell", Arguments: ToolArguments{Argv: []string{"make", "bench"}, Cwd: "/workspace", TimeoutMS: 300000},
 		ArgumentsSHA256: "7d865e959b2466918c9863afca942d0fb89d7c9ac0c99bafc3749504ded97730",
+		ClientMeta: &ClientMeta{CallID: lostCall, SessionID: "0199a213-81c0-7800-8aa1-bbab2a035a53",
+			ThreadID: "0199a213-81c0-7800-8aa1-bbab2a035a53", TurnID: "0199a214-02d7-7c21-9a4e-3f1c5b2e8d10",
+			Traceparent: "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"},
 	}, append(codex, WithToolCall(lostCall))...)
 	emitIn("policy.decision.lost", lostIDs, lostSession, lostRunner, PolicyDecision{
 		Decision: DecisionAllow, ReasonCode: ReasonAllowlisted, RuleID: "dev-tools/make", ApprovalMode: ApprovalModeNone, Risk: RiskLow, EvalMicros: 19,
@@ -335,6 +338,7 @@ func exampleChain(t testing.TB) []namedEvent {
 	build := emitIn("tool_call.requested.failed", failedIDs, failedSession, failedRunner, ToolCallRequested{
 		ToolName: "shell", Arguments: ToolArguments{Argv: []string{"cargo", "build", "--release"}, Cwd: "/workspace", TimeoutMS: 600000},
 		ArgumentsSHA256: "9b74c9897bac770ffc029102a200c5de4f0f1e0e6e0d0b1b1b7e5a8a7f0c1d2e",
+		ClientMeta:      &ClientMeta{ToolUseID: "toolu_01Q7mZk3Xw8Yb2Vc5Nd9Hf4J"},
 	}, append(agent, WithToolCall(failedCall))...)
 	emitIn("policy.decision.failed", failedIDs, failedSession, failedRunner, PolicyDecision{
 		Decision: DecisionAllow, ReasonCode: ReasonAllowlisted, RuleID: "dev-tools/cargo", ApprovalMode: ApprovalModeNone, Risk: RiskLow, EvalMicros: 17,
@@ -358,6 +362,148 @@ func exampleChain(t testing.TB) []namedEvent {
 		Counts: SessionCounts{ToolCalls: 1, Allowed: 1, Violations: 1, Execs: 1},
 		Error:  "sandbox supervisor died",
 	}, failedSys...)
+
+	// A developer's Claude Code and a Codex run export their own telemetry
+	// to a standalone OTLP receiver (ingest otlp): one chain per agent
+	// session on the receiver's emitter id.
+	const (
+		otlpEmitter  = "otlp-eu1-2k9f8x"
+		claudeSess   = "0f8e7d6c-5b4a-4392-8170-6f5e4d3c2b1a"
+		codexConv    = "0199a213-81c0-7800-8aa1-bbab2a035a53"
+		claudePrompt = "6b1f0c52-3e6d-4f2a-9b8c-1d2e3f4a5b6c"
+		claudeUse    = "toolu_01Q7mZk3Xw8Yb2Vc5Nd9Hf4J"
+		codexCall    = "call_7QmZ2xT9vB4nR8kD1sF6hJ3w"
+	)
+	otlpIDs := ids(29)
+	tick(time.Minute)
+	claude := []Option{WithActor(ActorAgent, "claude-code"), WithAgent("claude-code", "2.1.197")}
+	cdx := []Option{WithActor(ActorAgent, "codex"), WithAgent("codex", "0.169.1")}
+	emitIn("agent.prompt", otlpIDs, claudeSess, otlpEmitter, AgentPrompt{
+		Source: AgentSourceClaudeCode, EventName: "claude_code.user_prompt", ConversationID: claudeSess, PromptID: claudePrompt,
+		Sequence: 1, Operator: "alice@acme.example", Length: 41,
+		Text: &AgentText{Mode: TextHash, Length: 41, SHA256: "a3f5c2e1b0d9f8e7c6b5a4938271605f4e3d2c1b0a9f8e7d6c5b4a3928170605"},
+	}, claude...)
+	emitIn("agent.model_call", otlpIDs, claudeSess, otlpEmitter, AgentModelCall{
+		Source: AgentSourceClaudeCode, EventName: "claude_code.api_request", ConversationID: claudeSess, PromptID: claudePrompt,
+		Sequence: 2, Operator: "alice@acme.example", Kind: ModelCallCall, Model: "claude-sonnet-4-5",
+		InputTokens: 5120, OutputTokens: 312, CacheReadTokens: 4096, CacheCreationTokens: 256, CostMicroUSD: 21840, DurationMS: 1840,
+	}, claude...)
+	emitIn("agent.response", otlpIDs, claudeSess, otlpEmitter, AgentResponse{
+		Source: AgentSourceClaudeCode, EventName: "claude_code.assistant_response", ConversationID: claudeSess, PromptID: claudePrompt,
+		Sequence: 3, Operator: "alice@acme.example", Model: "claude-sonnet-4-5", Length: 58,
+		Text: &AgentText{Mode: TextStore, Length: 58, SHA256: "5d41402abc4b2a76b9719d911017c592ae2f1e0d3c4b5a69788796a5b4c3d2e1",
+			Text: "I will run the tests with GITHUB_TOKEN=[REDACTED:github_token].", Redactions: 1},
+	}, claude...)
+	emitIn("agent.tool_decision", otlpIDs, claudeSess, otlpEmitter, AgentToolDecision{
+		Source: AgentSourceClaudeCode, EventName: "claude_code.tool_decision", ConversationID: claudeSess, PromptID: claudePrompt,
+		Sequence: 4, Operator: "alice@acme.example", ToolName: "Bash", CallID: claudeUse, Decision: "accept", Verdict: VerdictAllow,
+		DecisionSource: "user_temporary", Command: "git push origin main",
+		Policy: &AgentPolicy{Decision: DecisionAsk, ReasonCode: ReasonNeedsApproval, RuleID: "deploy/git-push", PolicyID: policy, PolicySHA256: policySHA},
+	}, append(claude, WithToolCall(failedCall))...)
+	emitIn("agent.tool_result", otlpIDs, claudeSess, otlpEmitter, AgentToolResult{
+		Source: AgentSourceClaudeCode, EventName: "claude_code.tool_result", ConversationID: claudeSess, PromptID: claudePrompt,
+		Sequence: 5, Operator: "alice@acme.example", ToolName: "Bash", CallID: claudeUse, Success: false, DurationMS: 2210,
+		Decision: "accept", DecisionSource: "user_temporary", Command: "git push origin main",
+		Arguments: &AgentText{Mode: TextHash, Length: 44, SHA256: "e7d6c5b4a39281706f5e4d3c2b1a0f9e8d7c6b5a4f3e2d1c0b9a8f7e6d5c4b3a"},
+		Error:     "remote: Permission to acme/payments-api.git denied",
+		Policy:    &AgentPolicy{Decision: DecisionAsk, ReasonCode: ReasonNeedsApproval, RuleID: "deploy/git-push", PolicyID: policy, PolicySHA256: policySHA},
+	}, append(claude, WithToolCall(failedCall))...)
+	emitIn("agent.other", otlpIDs, claudeSess, otlpEmitter, AgentOther{
+		Source: AgentSourceClaudeCode, EventName: "claude_code.mcp_server_connection", ConversationID: claudeSess,
+		Sequence: 6, Operator: "alice@acme.example",
+		Attributes: []string{"server_name=agentaudit", "status=connected", "transport_type=stdio"},
+	}, claude...)
+	emitIn("agent.session", otlpIDs, codexConv, otlpEmitter, AgentSession{
+		Source: AgentSourceCodex, EventName: "codex.conversation_starts", ConversationID: codexConv, Operator: "ci@acme.example",
+		Model: "gpt-5.5", Provider: "openai", ApprovalPolicy: "never", SandboxPolicy: "danger-full-access",
+		Originator: "codex_exec", MCPServers: []string{"agentaudit"},
+	}, cdx...)
+	emitIn("agent.prompt.codex", otlpIDs, codexConv, otlpEmitter, AgentPrompt{
+		Source: AgentSourceCodex, EventName: "codex.user_prompt", ConversationID: codexConv, Operator: "ci@acme.example", Length: 27,
+		Text: &AgentText{Mode: TextDrop, Length: 27},
+	}, cdx...)
+	emitIn("agent.model_call.request", otlpIDs, codexConv, otlpEmitter, AgentModelCall{
+		Source: AgentSourceCodex, EventName: "codex.api_request", ConversationID: codexConv, Operator: "ci@acme.example",
+		Kind: ModelCallRequest, Model: "gpt-5.5", DurationMS: 912, Status: "200", Endpoint: "/v1/responses", Attempt: 1,
+	}, cdx...)
+	emitIn("agent.model_call.usage", otlpIDs, codexConv, otlpEmitter, AgentModelCall{
+		Source: AgentSourceCodex, EventName: "codex.sse_event", ConversationID: codexConv, Operator: "ci@acme.example",
+		Kind: ModelCallUsage, Model: "gpt-5.5", InputTokens: 8214, OutputTokens: 655, CacheReadTokens: 7040, ReasoningTokens: 448, ToolTokens: 120,
+	}, cdx...)
+	emitIn("agent.tool_result.codex", otlpIDs, codexConv, otlpEmitter, AgentToolResult{
+		Source: AgentSourceCodex, EventName: "codex.tool_result", ConversationID: codexConv, Operator: "ci@acme.example",
+		ToolName: "exec_command", CallID: codexCall, Success: true, DurationMS: 61012, Command: "make -j8 test",
+		Arguments: &AgentText{Mode: TextStore, Length: 26, SHA256: "0263829989b6fd954f72baaf2fc64bc2e2f01d692d4de72986ea808f6e99813f", Text: "{\"cmd\":\"make -j8 test\"}"},
+		Output:    &AgentText{Mode: TextHash, Length: 48213, SHA256: "ca978112ca1bbdcafac231b39a23dc4da786eff8147c4e72b9807785afee48bb"},
+		Policy:    &AgentPolicy{Decision: DecisionAllow, ReasonCode: ReasonAllowlisted, RuleID: "dev-tools/make", PolicyID: policy, PolicySHA256: policySHA},
+	}, append(cdx, WithToolCall(slowCall))...)
+
+	// A write the policy asks about carries a preview of the content and
+	// its diff against the file it would replace, so the approver sees it.
+	const (
+		writeSession = "sess-01JQ5B2W9N4K7H3D6F8R1T0YXC"
+		writeCall    = "toolu_01W4rT8yU2iO6pA9sD3fG7hJ5k"
+	)
+	writeIDs := ids(31)
+	writeReq := emitIn("tool_call.requested.preview", writeIDs, writeSession, runner, ToolCallRequested{
+		ToolName: "write_file", Arguments: ToolArguments{Path: "/workspace/.github/workflows/ci.yml", Cwd: "/workspace",
+			ContentLength: cl(61), ContentSHA256: "3b9c358f36f0a31b4c0e6f4e8c6d2a1b0f9e8d7c6b5a49382716051f4e3d2c1b"},
+		ArgumentsSHA256: "8e1f0a2b3c4d5e6f708192a3b4c5d6e7f8091a2b3c4d5e6f708192a3b4c5d6e7",
+	}, append(agent, WithToolCall(writeCall))...)
+	emitIn("approval.requested.write", writeIDs, writeSession, runner, ApprovalRequested{
+		Kind: ApprovalKindToolCall, Summary: "write_file /workspace/.github/workflows/ci.yml (61 bytes)",
+		Reason: "CI configuration runs with the repository's secrets", ReasonCode: ReasonNeedsApproval,
+		RuleID: "protected/ci-config", Risk: RiskHigh, Requester: Actor{Type: ActorHuman, ID: "alice@acme.example"},
+		Scopes: []ApprovalScope{ScopeOnce}, ExpiresAt: At(now.Add(15 * time.Minute)), RequestEventID: writeReq.EventID,
+		Preview: &WritePreview{Path: "/workspace/.github/workflows/ci.yml", ContentLength: 61,
+			ContentSHA256: "3b9c358f36f0a31b4c0e6f4e8c6d2a1b0f9e8d7c6b5a49382716051f4e3d2c1b",
+			Content:       "on: push\njobs:\n  test:\n    env: {TOKEN: \"[REDACTED:assignment]\"}\n",
+			Diff: "--- a/workspace/.github/workflows/ci.yml\n+++ b/workspace/.github/workflows/ci.yml\n@@ -1,3 +1,4 @@\n" +
+				" on: push\n jobs:\n   test:\n+    env: {TOKEN: \"[REDACTED:assignment]\"}\n",
+			Redacted: 1},
+	}, append(sys, WithToolCall(writeCall), WithParent(writeReq.EventID))...)
+
+	// Analysts triage the escape alert through the approvals service (a
+	// later process of it, so a chain of its own): acknowledge, assign,
+	// judge; and suppress a noisy rule for one agent for a day, then lift it.
+	const (
+		triageEmitter = "approvals-eu1-k3x9a"
+		noisyRule     = "egress/new-destination"
+	)
+	triageIDs := ids(5)
+	illustrative := func(s string) string {
+		// Illustrative: internal/approvals defines the signed bytes.
+		return base64.StdEncoding.EncodeToString(ed25519.Sign(ed25519.NewKeyFromSeed(bytes.Repeat([]byte{7}, 32)), []byte(s)))
+	}
+	bob := Actor{Type: ActorHuman, ID: "bob@acme.example"}
+	carol := Actor{Type: ActorHuman, ID: "carol@acme.example"}
+	tick(4 * time.Minute)
+	emitIn("alert.triaged", triageIDs, session, triageEmitter, AlertTriaged{
+		Action: TriageAcknowledge, AlertEventID: alert.EventID, RuleID: "sandbox/escape-attempts", By: bob,
+		TriagedAt: At(now), KeyID: "approvals-ed25519-2025-03", Signature: illustrative(alert.EventID + "|acknowledge"),
+	}, WithActor(ActorHuman, bob.ID), WithParent(alert.EventID))
+	tick(30 * time.Second)
+	emitIn("alert.triaged.assign", triageIDs, session, triageEmitter, AlertTriaged{
+		Action: TriageAssign, AlertEventID: alert.EventID, RuleID: "sandbox/escape-attempts", Assignee: "carol@acme.example", By: bob,
+		TriagedAt: At(now), KeyID: "approvals-ed25519-2025-03", Signature: illustrative(alert.EventID + "|assign"),
+	}, WithActor(ActorHuman, bob.ID), WithParent(alert.EventID))
+	tick(9 * time.Minute)
+	emitIn("alert.triaged.false_positive", triageIDs, session, triageEmitter, AlertTriaged{
+		Action: TriageFalsePositive, AlertEventID: alert.EventID, RuleID: "sandbox/escape-attempts", By: carol,
+		Comment:   "the metadata probe was the SDK's region lookup; the path escape was denied by policy",
+		TriagedAt: At(now), KeyID: "approvals-ed25519-2025-03", Signature: illustrative(alert.EventID + "|false_positive"),
+	}, WithActor(ActorHuman, carol.ID), WithParent(alert.EventID))
+	tick(time.Minute)
+	sup := emitIn("rule.suppressed", triageIDs, "triage/"+noisyRule, triageEmitter, RuleSuppressed{
+		RuleID: noisyRule, Scope: SuppressionScope{Kind: SuppressAgent, Value: "claude-code"},
+		ExpiresAt: At(now.Add(24 * time.Hour)), Comment: "new package mirror rollout; every agent fetches from it today",
+		By: carol, SuppressedAt: At(now), KeyID: "approvals-ed25519-2025-03", Signature: illustrative(noisyRule + "|agent|claude-code"),
+	}, WithActor(ActorHuman, carol.ID))
+	tick(3 * time.Hour)
+	emitIn("rule.unsuppressed", triageIDs, "triage/"+noisyRule, triageEmitter, RuleUnsuppressed{
+		SuppressionEventID: sup.EventID, RuleID: noisyRule, Comment: "rollout done", By: carol,
+		UnsuppressedAt: At(now), KeyID: "approvals-ed25519-2025-03", Signature: illustrative(sup.EventID + "|unsuppress"),
+	}, WithActor(ActorHuman, carol.ID), WithParent(sup.EventID))
 	return out
 }
 
@@ -415,7 +561,26 @@ func invalidExamples() []invalidExample {
 		{File: "rusage-extra-field", From: "tool_call.completed.timeout", Pointer: "/payload/rusage/cpu_ms", Keyword: "additionalProperties", set: 1, Why: "rusage is closed"},
 		{File: "end-reason-unknown", From: "session.ended.lost", Pointer: "/payload/reason", Keyword: "enum", set: "crashed", Why: "end reasons are a closed list"},
 		{File: "killed-reason-unknown", From: "tool_call.completed.lost", Pointer: "/payload/killed_reason", Keyword: "enum", set: "runner_died", Why: "kill reasons are a closed list"},
+		{File: "agent-source-unknown", From: "agent.prompt", Pointer: "/payload/source", Keyword: "enum", set: "gemini", Why: "agent telemetry comes from a known agent; others are refused"},
+		{File: "agent-text-mode-unknown", From: "agent.response", Pointer: "/payload/text/mode", Keyword: "enum", set: "plain", Why: "text is stored, hashed or dropped"},
+		{File: "agent-tokens-negative", From: "agent.model_call", Pointer: "/payload/input_tokens", Keyword: "minimum", set: -5, Why: "token counts are not negative"},
+		{File: "agent-call-id-space", From: "agent.tool_result", Pointer: "/payload/call_id", Keyword: "pattern", set: "call 1", Why: "agent ids are printable ASCII without spaces"},
+		{File: "agent-other-too-many", From: "agent.other", Pointer: "/payload/attributes", Keyword: "maxItems", set: manyAttrs(), Why: "agent.other keeps at most 32 attributes"},
+		{File: "agent-verdict-missing", From: "agent.tool_decision", Pointer: "/payload/verdict", Keyword: "required", del: true, Why: "an agent decision is normalised to a verdict"},
+		{File: "triage-action-unknown", From: "alert.triaged", Pointer: "/payload/action", Keyword: "enum", set: "escalate", Why: "triage actions are a closed list"},
+		{File: "triage-signature-missing", From: "alert.triaged.assign", Pointer: "/payload/signature", Keyword: "required", del: true, Why: "triage is signed by the approvals service"},
+		{File: "suppression-scope-unknown", From: "rule.suppressed", Pointer: "/payload/scope/kind", Keyword: "enum", set: "host", Why: "a suppression covers a tenant, session, agent or group key"},
+		{File: "suppression-expiry-missing", From: "rule.suppressed", Pointer: "/payload/expires_at", Keyword: "required", del: true, Why: "every suppression expires"},
 	}
+}
+
+// manyAttrs is one attribute more than agent.other keeps.
+func manyAttrs() []any {
+	out := make([]any, 33)
+	for i := range out {
+		out[i] = fmt.Sprintf("k%02d=v", i)
+	}
+	return out
 }
 
 // setPointer sets (or deletes) the value at a JSON pointer in a decoded doc.

@@ -25,6 +25,9 @@ var EventTypes = []string{
 	TypeToolCallCompleted, TypeNetEgress, TypeSandboxViolation,
 	TypeAlertRaised, TypeSessionHeld, TypeSessionReleased,
 	TypeProcessExec,
+	TypeAgentPrompt, TypeAgentModelCall, TypeAgentResponse, TypeAgentToolDecision,
+	TypeAgentToolResult, TypeAgentSession, TypeAgentOther,
+	TypeAlertTriaged, TypeRuleSuppressed, TypeRuleUnsuppressed,
 }
 
 // Payload is the type-specific body of an event. Each implementation mirrors
@@ -62,6 +65,26 @@ func newPayload(eventType string) Payload {
 		return &SessionReleased{}
 	case TypeProcessExec:
 		return &ProcessExec{}
+	case TypeAgentPrompt:
+		return &AgentPrompt{}
+	case TypeAgentModelCall:
+		return &AgentModelCall{}
+	case TypeAgentResponse:
+		return &AgentResponse{}
+	case TypeAgentToolDecision:
+		return &AgentToolDecision{}
+	case TypeAgentToolResult:
+		return &AgentToolResult{}
+	case TypeAgentSession:
+		return &AgentSession{}
+	case TypeAlertTriaged:
+		return &AlertTriaged{}
+	case TypeRuleSuppressed:
+		return &RuleSuppressed{}
+	case TypeRuleUnsuppressed:
+		return &RuleUnsuppressed{}
+	case TypeAgentOther:
+		return &AgentOther{}
 	}
 	return nil
 }
@@ -164,6 +187,21 @@ type ToolCallRequested struct {
 	ArgumentsSHA256 string `json:"arguments_sha256"`
 	// ArgumentsTruncated says a field of Arguments was cut to its bound.
 	ArgumentsTruncated bool `json:"arguments_truncated"`
+	// ClientMeta is the agent's own correlation for the call (MCP _meta),
+	// so SQL can join the audit trail with the agent's telemetry.
+	ClientMeta *ClientMeta `json:"client_meta,omitempty"`
+}
+
+// ClientMeta is what an agent said about a call to correlate it with its
+// own records: Codex sends callId, sessionId, threadId, a turn id and a
+// traceparent in the request's _meta; Claude Code its tool-use id.
+type ClientMeta struct {
+	CallID      string `json:"call_id,omitempty"`
+	ToolUseID   string `json:"tool_use_id,omitempty"`
+	SessionID   string `json:"session_id,omitempty"`
+	ThreadID    string `json:"thread_id,omitempty"`
+	TurnID      string `json:"turn_id,omitempty"`
+	Traceparent string `json:"traceparent,omitempty"`
 }
 
 // EventType implements Payload.
@@ -209,10 +247,39 @@ type ApprovalRequested struct {
 	// RequestEventID is the event the request is about (a tool_call.requested,
 	// a net.egress decision or an alert.raised).
 	RequestEventID string `json:"request_event_id,omitempty"`
+	// Preview shows the approver what a file write would do. Only the
+	// runner can read the file it would replace, so it fills this in.
+	Preview *WritePreview `json:"preview,omitempty"`
 }
 
 // EventType implements Payload.
 func (ApprovalRequested) EventType() string { return TypeApprovalRequested }
+
+// Bounds of a WritePreview, in bytes; the schema enforces them.
+const (
+	MaxPreviewContent = 16 << 10
+	MaxPreviewDiff    = 32 << 10
+)
+
+// WritePreview is a bounded, redacted view of a file write awaiting
+// approval: the new content and a unified diff against the file it would
+// replace. Binary content is never shown, only its length and sha256.
+type WritePreview struct {
+	Path          string `json:"path"`
+	ContentLength uint64 `json:"content_length"`
+	ContentSHA256 string `json:"content_sha256"`
+	// Content is the new content, cut to MaxPreviewContent, secrets
+	// replaced; empty when Binary.
+	Content string `json:"content,omitempty"`
+	// Diff is a unified diff from the current file (or /dev/null when
+	// NewFile) to Content, cut to MaxPreviewDiff.
+	Diff      string `json:"diff,omitempty"`
+	NewFile   bool   `json:"new_file"`
+	Binary    bool   `json:"binary"`
+	Truncated bool   `json:"truncated"`
+	// Redacted counts the secrets replaced in Content and Diff.
+	Redacted uint64 `json:"redacted"`
+}
 
 // ApprovalDecided is a signed answer to an approval request.
 type ApprovalDecided struct {

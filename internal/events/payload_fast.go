@@ -152,12 +152,39 @@ func (d *fastDecoder) toolCallRequested(i int) *ToolCallRequested {
 			p.ArgumentsSHA256 = d.str(v)
 		case "arguments_truncated":
 			p.ArgumentsTruncated = d.boolean(v)
+		case "client_meta":
+			if p.ClientMeta == nil {
+				p.ClientMeta = &ClientMeta{}
+			}
+			d.clientMeta(v, p.ClientMeta)
 		default:
 			return false
 		}
 		return true
 	})
 	return p
+}
+
+func (d *fastDecoder) clientMeta(i int, m *ClientMeta) {
+	d.object(i, func(k string, v int) bool {
+		switch k {
+		case "call_id":
+			m.CallID = d.str(v)
+		case "tool_use_id":
+			m.ToolUseID = d.str(v)
+		case "session_id":
+			m.SessionID = d.str(v)
+		case "thread_id":
+			m.ThreadID = d.str(v)
+		case "turn_id":
+			m.TurnID = d.str(v)
+		case "traceparent":
+			m.Traceparent = d.str(v)
+		default:
+			return false
+		}
+		return true
+	})
 }
 
 func (d *fastDecoder) arguments(i int, a *ToolArguments) {

@@ -89,6 +89,11 @@ func TestDecodePayloadFastEdges(t *testing.T) {
 		{TypeToolCallRequested, `{"tool_name":"\ud800"}`}, // lone surrogate: encoding/json substitutes
 		{TypeToolCallRequested, "{\"tool_name\":\"\xff\"}"},
 		{TypeToolCallRequested, `{"arguments":{"timeout_ms":18446744073709551615,"content_length":-0}}`},
+		{TypeToolCallRequested, `{"tool_name":"shell","arguments":{},"client_meta":{"call_id":"call_1","tool_use_id":"toolu_1","session_id":"s","thread_id":"t","turn_id":"u","traceparent":"00-a-b-01"}}`},
+		{TypeToolCallRequested, `{"tool_name":"shell","client_meta":null}`},
+		{TypeToolCallRequested, `{"client_meta":{"call_id":"a"},"client_meta":{"turn_id":"b"}}`}, // duplicates merge
+		{TypeToolCallRequested, `{"client_meta":{"callId":"a"}}`},
+		{TypeToolCallRequested, `{"client_meta":{"call_id":1}}`},
 		{TypePolicyDecision, `{"decision":"allow","reason_code":"allowlisted","approval_mode":"none","eval_us":12}`},
 		{TypePolicyDecision, `{"decision":"deny","eval_us":1.5}`},
 		{TypePolicyDecision, `{"decision":"deny","eval_us":-1}`},

@@ -25,7 +25,7 @@ var ErrInvalidEvent = errors.New("events: invalid event")
 // Topics names the Kafka topics events travel on.
 type Topics struct {
 	Events    string // every event not about approvals or holds, key session_id
-	Approvals string // approval.*, session.held, session.released, key approval_id (else session_id)
+	Approvals string // approval.*, session.held, session.released, alert.triaged, rule.*, key approval_id (else session_id)
 	DLQ       string // records that failed validation downstream
 }
 
@@ -35,7 +35,8 @@ var DefaultTopics = Topics{Events: "audit.events", Approvals: "audit.approvals",
 // TopicFor returns the topic and key an event is written with.
 func (t Topics) TopicFor(e *Envelope) (topic string, key []byte) {
 	switch e.EventType {
-	case TypeApprovalRequested, TypeApprovalDecided, TypeSessionHeld, TypeSessionReleased:
+	case TypeApprovalRequested, TypeApprovalDecided, TypeSessionHeld, TypeSessionReleased,
+		TypeAlertTriaged, TypeRuleSuppressed, TypeRuleUnsuppressed:
 		if e.ApprovalID != "" {
 			return t.Approvals, []byte(e.ApprovalID)
 		}

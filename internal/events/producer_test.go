@@ -61,6 +61,29 @@ func sampleEvent(t testing.TB, typ, sid string, i int) *Envelope {
 		argv, cut := BoundArgv([]string{"git", "status", fmt.Sprint(i)})
 		p = ProcessExec{PID: 2 + i, PPID: 1, Argv: argv, ArgvTruncated: cut, Exe: "/usr/bin/git", Cwd: "/workspace",
 			Decision: DecisionAllow, ReasonCode: ReasonKnownSafe, Root: true}
+	case TypeAgentPrompt:
+		p = AgentPrompt{Source: AgentSourceCodex, EventName: "codex.user_prompt", ConversationID: sid, Length: 12, Text: &AgentText{Mode: TextHash, Length: 12, SHA256: sha(5)}}
+	case TypeAgentModelCall:
+		p = AgentModelCall{Source: AgentSourceClaudeCode, EventName: "claude_code.api_request", Kind: ModelCallCall, Model: "claude-sonnet-4-5", InputTokens: 100, OutputTokens: uint64(i), CostMicroUSD: 420}
+	case TypeAgentResponse:
+		p = AgentResponse{Source: AgentSourceClaudeCode, EventName: "claude_code.assistant_response", Length: 3, Text: &AgentText{Mode: TextDrop, Length: 3}}
+	case TypeAgentToolDecision:
+		p = AgentToolDecision{Source: AgentSourceCodex, EventName: "codex.tool_decision", ToolName: "exec_command", CallID: "call_1", Decision: "approved", Verdict: VerdictAllow, DecisionSource: "config"}
+	case TypeAgentToolResult:
+		p = AgentToolResult{Source: AgentSourceCodex, EventName: "codex.tool_result", ToolName: "exec_command", CallID: "call_1", Success: true, DurationMS: 5}
+	case TypeAgentSession:
+		p = AgentSession{Source: AgentSourceCodex, EventName: "codex.conversation_starts", ConversationID: sid, ApprovalPolicy: "never"}
+	case TypeAgentOther:
+		p = AgentOther{Source: AgentSourceClaudeCode, EventName: "claude_code.mcp_server_connection", Attributes: []string{"status=connected"}}
+	case TypeAlertTriaged:
+		p = AlertTriaged{Action: TriageTruePositive, AlertEventID: "1", RuleID: "egress-deny-burst", By: Actor{Type: ActorHuman, ID: "alice"}, TriagedAt: At(now),
+			KeyID: "k1", Signature: base64.StdEncoding.EncodeToString(make([]byte, 64))}
+	case TypeRuleSuppressed:
+		p = RuleSuppressed{RuleID: "egress-deny-burst", Scope: SuppressionScope{Kind: SuppressSession, Value: sid}, ExpiresAt: At(now.Add(time.Hour)),
+			Comment: "noisy", By: Actor{Type: ActorHuman, ID: "alice"}, SuppressedAt: At(now), KeyID: "k1", Signature: base64.StdEncoding.EncodeToString(make([]byte, 64))}
+	case TypeRuleUnsuppressed:
+		p = RuleUnsuppressed{SuppressionEventID: "1", RuleID: "egress-deny-burst", By: Actor{Type: ActorHuman, ID: "alice"}, UnsuppressedAt: At(now),
+			KeyID: "k1", Signature: base64.StdEncoding.EncodeToString(make([]byte, 64))}
 	default:
 		t.Fatalf("no sample for %s", typ)
 	}

@@ -85,6 +85,14 @@ func ServeBridge(ctx context.Context, ln net.Listener, socketPath string, log *s
 	return serveBridge(ctx, ln, socketPath, log, true)
 }
 
+// ServeRelay accepts on ln and relays each connection byte for byte to
+// the Unix socket at socketPath: a bridge for a server that takes plain
+// connections (the runner's per-session OTLP receiver), where ServeBridge
+// hands sockets to the egress proxy.
+func ServeRelay(ctx context.Context, ln net.Listener, socketPath string, log *slog.Logger) error {
+	return serveBridge(ctx, ln, socketPath, log, false)
+}
+
 // serveBridge with passFD false always relays (the benchmark's baseline).
 func serveBridge(ctx context.Context, ln net.Listener, socketPath string, log *slog.Logger, passFD bool) error {
 	if log == nil {

@@ -89,6 +89,7 @@ type proxyConfig struct {
 	auditTimeout    time.Duration
 	maxHeaderBytes  int
 	log             *slog.Logger
+	credentials     []Credential
 }
 
 // ProxyOption configures a Proxy.
@@ -605,7 +606,14 @@ func (p *Proxy) forward(c *clientConn, h RequestHead, head []byte, rec *egressRe
 		p.refuse(c, http.StatusBadRequest, rec, ReasonBadRequest, "only http:// URIs are forwarded; use CONNECT for TLS")
 		return
 	}
-	d := p.decide(Request{Host: tg.Host.String(), Port: tg.Port, Method: h.Method, Scheme: SchemeHTTP}, rec)
+	// A destination the proxy holds a credential for is decided, and
+	// dialed, as the upstream it really connects to.
+	cred := p.credentialFor(tg.Host.String(), tg.Port)
+	port := tg.Port
+	if cred != nil {
+		port = cred.upstreamPort()
+	}
+	d := p.decide(Request{Host: tg.Host.String(), Port: port, Method: h.Method, Scheme: SchemeHTTP}, rec)
 	if rec.Verdict != Allow {
 		p.refuse(c, http.StatusForbidden, rec, rec.Reason, "")
 		return
@@ -639,6 +647,18 @@ func (p *Proxy) forward(c *clientConn, h RequestHead, head []byte, rec *egressRe
 	}
 	defer p.untrack(up)
 	defer up.Close()
+	if cred != nil {
+		cred.apply(req.Header)
+		hctx, cancel := context.WithTimeout(p.ctx, p.cfg.dialTimeout)
+		tup, err := cred.upstream(hctx, up, tg.Host.String())
+		cancel()
+		if err != nil {
+			p.log.Info("egress upstream TLS failed", "host", rec.Host, "port", rec.Port, "err", err)
+			p.answerClosed(c, http.StatusBadGateway, rec, ReasonUpstreamError)
+			return
+		}
+		up = tup
+	}
 	c.idle.Store(int64(p.cfg.idleTimeout))
 	upc := &countingConn{Conn: up, idle: p.cfg.idleTimeout}
 

@@ -62,6 +62,9 @@ var safeGitConfig = []string{
 	"format.numbered", "format.signoff", "grep.linenumber", "grep.patterntype", "grep.extendedregexp",
 	"transfer.fsckobjects", "fetch.fsckobjects", "receive.fsckobjects", "index.version", "pack.threads",
 	"feature.manyfiles", "core.pager=cat",
+	// Turning hooks and the file-system monitor off runs nothing (agents'
+	// own housekeeping does this: git -c core.hooksPath=/dev/null …).
+	"core.hookspath=/dev/null", "core.fsmonitor=", "core.fsmonitor=false", "safe.barerepository=explicit",
 }
 
 func safeGitKey(key, value string) bool {

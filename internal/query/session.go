@@ -9,7 +9,11 @@ import (
 )
 
 // timelineSQL reads a session's events with the columns the timeline
-// describes them by. FINAL: a redelivered event shows once.
+// describes them by. FINAL: a redelivered event shows once. It also reads
+// the sessions that share an agent conversation with it: a runner's
+// session whose tool calls carry the agent's conversation id
+// (client_meta) and the agent's own telemetry recorded by a standalone
+// OTLP receiver under that conversation id interleave in one timeline.
 const timelineSQL = `SELECT
     event_time, event_time_us, seq, runner_id, event_type, event_id, tool_call_id, approval_id,
     actor_type, actor_id, agent_name, agent_version, tool_name, command, path, url,
@@ -17,9 +21,16 @@ const timelineSQL = `SELECT
     approval_outcome, approval_scope, approver, egress_phase, host, port, resolved_ip,
     status_code, bytes_sent, bytes_received, exit_code, duration_ms, timed_out, killed_reason,
     severity, alert_action, alert_count, syscall, by_id, workspace, image, sandbox_profile, operator, error,
-    pid, ppid, exe, background, root_process, signal, process_count
+    pid, ppid, exe, background, root_process, signal, process_count,
+    agent_event, conversation_id, prompt_id, agent_call_id, model, input_tokens, output_tokens,
+    cache_read_tokens, reasoning_tokens, cost_micro_usd, text_mode, text_length, text, agent_decision,
+    decision_source, success, approval_policy, sandbox_policy, stdout_length
 FROM events FINAL
 WHERE session_id = @session
+   OR session_id IN (
+        SELECT DISTINCT session_id FROM events
+        WHERE conversation_id != '' AND conversation_id IN (
+            SELECT conversation_id FROM events WHERE session_id = @session AND conversation_id != ''))
 ORDER BY event_time, event_time_us, runner_id, seq`
 
 // Timeline returns a session's events in time order, one line each: when,
@@ -72,6 +83,7 @@ func describe(s func(string) string) string {
 			}
 		}
 		add("%s: %s", s("tool_name"), target)
+		opt("agent call", s("agent_call_id"))
 	case "policy.decision":
 		add("%s %s", strings.ToUpper(s("decision")), s("reason_code"))
 		opt("rule", s("rule_id"))
@@ -127,10 +139,77 @@ func describe(s func(string) string) string {
 		add("HELD by %s: %s", s("by_id"), s("reason"))
 	case "session.released":
 		add("RELEASED by %s: %s", s("by_id"), s("reason"))
+	case "agent.session":
+		add("AGENT SESSION %s model %s, approval %s, sandbox %s", s("conversation_id"), s("model"), s("approval_policy"), s("sandbox_policy"))
+		opt("mcp", s("summary"))
+	case "agent.prompt":
+		add("PROMPT %s", agentText(s))
+		opt("prompt", s("prompt_id"))
+	case "agent.model_call":
+		add("MODEL %s %s", s("kind"), s("model"))
+		if s("input_tokens")+s("output_tokens") != "00" {
+			add(" tokens in %s out %s", s("input_tokens"), s("output_tokens"))
+			opt("cached", s("cache_read_tokens"))
+			opt("reasoning", s("reasoning_tokens"))
+		}
+		if c := s("cost_micro_usd"); c != "0" && c != "" {
+			add(" cost $%s", usd(c))
+		}
+		if d := s("duration_ms"); d != "0" && d != "" {
+			add(" in %s", ms(d))
+		}
+		opt("status", s("status_code"))
+		opt("error", s("error"))
+	case "agent.response":
+		add("RESPONSE %s", agentText(s))
+	case "agent.tool_decision":
+		add("AGENT DECIDED %s %s (%s by %s) call %s", strings.ToUpper(s("kind")), s("tool_name"), s("agent_decision"), s("decision_source"), s("agent_call_id"))
+		agentPolicy(s, add, opt)
+	case "agent.tool_result":
+		outcome := "FAILED"
+		if s("success") == "1" {
+			outcome = "OK"
+		}
+		add("AGENT RAN %s %s call %s in %s", s("tool_name"), outcome, s("agent_call_id"), ms(s("duration_ms")))
+		agentPolicy(s, add, opt)
+		opt("output bytes", s("stdout_length"))
+		opt("error", s("error"))
+	case "agent.other":
+		add("AGENT %s %s", s("agent_event"), s("summary"))
 	default:
 		add("%s by %s %s", s("event_type"), s("actor_type"), s("actor_id"))
 	}
 	return b.String()
+}
+
+// agentText says how an agent's text was kept: the redacted text when
+// stored, its length otherwise.
+func agentText(s func(string) string) string {
+	switch s("text_mode") {
+	case "store":
+		return strconv.Quote(s("text"))
+	case "hash", "drop":
+		return "(" + s("text_length") + " bytes, " + s("text_mode") + ")"
+	}
+	return "(" + s("text_length") + " bytes, not logged)"
+}
+
+// agentPolicy adds the command an agent ran and what our policy says of it.
+func agentPolicy(s func(string) string, add func(string, ...any), opt func(string, string)) {
+	opt("command", s("command"))
+	if d := s("decision"); d != "" {
+		add(" policy would %s %s", strings.ToUpper(d), s("reason_code"))
+		opt("rule", s("rule_id"))
+	}
+}
+
+// usd renders micro-dollars as dollars.
+func usd(micro string) string {
+	n, err := strconv.ParseUint(micro, 10, 64)
+	if err != nil {
+		return micro
+	}
+	return strconv.FormatFloat(float64(n)/1e6, 'f', -1, 64)
 }
 
 func ms(v string) string {

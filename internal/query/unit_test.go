@@ -145,12 +145,12 @@ func TestReportHeaders(t *testing.T) {
 			}
 		}
 	}
-	want := []string{"activity", "alerts", "approvals", "chain_breaks", "dangling_calls", "decisions", "denied_egress",
-		"events_per_day", "policy_versions", "top_commands", "unapproved_actions"}
+	want := []string{"activity", "agent_self_approved", "agent_usage", "alerts", "approvals", "chain_breaks", "dangling_calls", "decisions", "denied_egress",
+		"events_per_day", "policy_versions", "prompts_to_actions", "rule_precision", "top_commands", "unapproved_actions"}
 	if diff := cmp.Diff(want, names); diff != "" {
 		t.Errorf("reports (-want +got):\n%s", diff)
 	}
-	if diff := cmp.Diff([]string{"chain_breaks", "dangling_calls", "unapproved_actions"}, findings); diff != "" {
+	if diff := cmp.Diff([]string{"agent_self_approved", "chain_breaks", "dangling_calls", "unapproved_actions"}, findings); diff != "" {
 		t.Errorf("findings reports (-want +got):\n%s", diff)
 	}
 	bad := []string{

@@ -137,3 +137,14 @@ func (h *hub) decision(env *events.Envelope) {
 	default:
 	}
 }
+
+// writePreview is what an approval request about a write_file call shows
+// the approver (approval.requested's preview): the new content and a
+// unified diff against the file it would replace, bounded and with
+// secrets redacted. Only the runner can read that file, so the runner
+// fills it in; rel is the path the workspace resolved. The file is read
+// through an os.Root of the workspace, never through a symlink out of it.
+func writePreview(hostWorkspace, rel, shownPath string, content []byte) *events.WritePreview {
+	cur, exists := approvals.CurrentFile(hostWorkspace, rel)
+	return approvals.NewWritePreview(shownPath, cur, exists, content)
+}

@@ -2,7 +2,6 @@ package runner
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -66,6 +65,10 @@ type Config struct {
 	// the sandbox's supervisor connects to (default
 	// /run/agentaudit/sandbox); mode 0711 like EGRESS_SOCKET_ROOT.
 	SocketRoot string `env:"SANDBOX_SOCKET_ROOT"`
+	// LockDir holds one lock per live runner id on this host, so two
+	// runners never share one (default /run/agentaudit/runners as root,
+	// else agentaudit-runners-UID in the temporary directory).
+	LockDir string `env:"RUNNER_LOCK_DIR"`
 	// PodmanUID is the host uid the sandbox's processes run as (the
 	// rootless Podman user, keep-id); the socket directories belong to
 	// it. Default: the owner of the Podman socket when the runner is
@@ -74,11 +77,20 @@ type Config struct {
 	// EgressResolver resolves the proxy's host names (default the
 	// system resolver). For tests.
 	EgressResolver netpol.Resolver `env:"-"`
+	// EgressCredentials are secrets the egress proxy adds to requests for
+	// their destinations (runner agent: the model API key), so the
+	// sandbox never holds them.
+	EgressCredentials []netpol.Credential `env:"-"`
+	// Profile, when set, is the sandbox profile instead of ProfileFile
+	// (runner agent: the agent's profile).
+	Profile *sandbox.Profile `env:"-"`
 
 	Logger *slog.Logger `env:"-"`
 
 	node     int64 // parsed NodeID, -1 when derived
 	uid, gid int   // sandbox user, -1 when the runner's own
+	// runnerIDDefault: RunnerID was not given and defaults to runner-<host>.
+	runnerIDDefault bool
 }
 
 var runnerIDPattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._:@/+=-]{0,127}$`)
@@ -117,6 +129,7 @@ func (c *Config) Validate() error {
 		c.PodmanSocket = "unix://" + c.PodmanSocket
 	}
 	if c.RunnerID == "" {
+		c.runnerIDDefault = true
 		host, _ := os.Hostname()
 		c.RunnerID = "runner-" + strings.Map(func(r rune) rune {
 			if r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '.' {
@@ -192,6 +205,7 @@ func (c *Config) Validate() error {
 const (
 	DefaultEgressSocketRoot = "/run/agentaudit/egress"
 	DefaultSocketRoot       = "/run/agentaudit/sandbox"
+	DefaultLockDir          = "/run/agentaudit/runners"
 )
 
 func (c *Config) validateEgress(bad func(field, format string, args ...any) error) error {
@@ -218,6 +232,15 @@ func (c *Config) validateSandbox(bad func(field, format string, args ...any) err
 		return bad("SANDBOX_SOCKET_ROOT", "%q: must be an absolute path", c.SocketRoot)
 	}
 	c.SocketRoot = filepath.Clean(c.SocketRoot)
+	if c.LockDir == "" {
+		c.LockDir = DefaultLockDir
+		if os.Geteuid() != 0 {
+			c.LockDir = filepath.Join(os.TempDir(), "agentaudit-runners-"+strconv.Itoa(os.Geteuid()))
+		}
+	}
+	if !filepath.IsAbs(c.LockDir) {
+		return bad("RUNNER_LOCK_DIR", "%q: must be an absolute path", c.LockDir)
+	}
 	if c.Supervisor != "" {
 		fi, err := os.Stat(c.Supervisor)
 		if err != nil {
@@ -268,6 +291,8 @@ type Service struct {
 	Lost []LostSession
 	feed *Feed
 	cfg  Config
+	// idLock holds the runner id for this process (claimRunnerID).
+	idLock *os.File
 }
 
 // Open validates cfg and wires a runner: the producer (with spool), the
@@ -283,7 +308,9 @@ func Open(ctx context.Context, cfg Config, opts ...Option) (*Service, error) {
 		return nil, err
 	}
 	prof := sandbox.DefaultProfile()
-	if cfg.ProfileFile != "" {
+	if cfg.Profile != nil {
+		prof = cfg.Profile
+	} else if cfg.ProfileFile != "" {
 		if prof, err = sandbox.LoadProfile(cfg.ProfileFile); err != nil {
 			return nil, fmt.Errorf("%w: --profile: %w", ErrConfig, err)
 		}
@@ -307,6 +334,23 @@ func Open(ctx context.Context, cfg Config, opts ...Option) (*Service, error) {
 	if err := prepareSocketRoot(cfg.SocketRoot, cfg.uid); err != nil {
 		return nil, fmt.Errorf("%w: SANDBOX_SOCKET_ROOT: %w", ErrConfig, err)
 	}
+	if err := os.MkdirAll(cfg.LockDir, 0o700); err != nil {
+		return nil, fmt.Errorf("%w: RUNNER_LOCK_DIR: %w", ErrConfig, err)
+	}
+	idLock, id, err := claimRunnerID(cfg.LockDir, cfg.RunnerID, cfg.runnerIDDefault)
+	if err != nil {
+		return nil, err
+	}
+	if id != cfg.RunnerID {
+		log.Info("runner id in use by another running runner; taking the next", "runner_id", id, "default", cfg.RunnerID)
+		cfg.RunnerID = id
+	}
+	opened := false
+	defer func() {
+		if !opened {
+			idLock.Close()
+		}
+	}()
 	supBin, err := findSupervisor(ctx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("%w: SANDBOX_SUPERVISOR: %w", ErrConfig, err)
@@ -325,12 +369,18 @@ func Open(ctx context.Context, cfg Config, opts ...Option) (*Service, error) {
 	if err != nil {
 		return nil, err
 	}
+	psb.uid = cfg.uid
+	if psb.uid < 0 {
+		psb.uid = os.Geteuid() // rootless Podman as the runner's own user
+	}
 	prod, err := events.NewProducer(ctx, cfg.KafkaBrokers, cfg.RunnerID,
 		events.WithTopics(cfg.Topics()), events.WithAckTimeout(cfg.AckTimeout),
 		events.WithSpool(cfg.SpoolDir, 256<<20), events.WithEnsureTopics(-1, -1),
 		events.WithProducerLogger(log))
 	if err != nil {
-		return nil, fmt.Errorf("runner: audit producer: %w", err)
+		// Kafka unreachable: `runner serve` keeps serving and refuses
+		// calls audit_unavailable until a retry gets through.
+		return nil, fmt.Errorf("runner: audit producer: %w: %w", events.ErrAuditUnavailable, err)
 	}
 	// Sessions whose sandboxes outlived their runner: their supervisors
 	// killed every process when the runner's socket closed; their ends
@@ -356,9 +406,10 @@ func Open(ctx context.Context, cfg Config, opts ...Option) (*Service, error) {
 	feed, err := FollowApprovals(ctx, cfg.KafkaBrokers, cfg.TopicApprovals, r.Dispatch, r.Stats(), log)
 	if err != nil {
 		prod.Close(ctx)
-		return nil, err
+		return nil, fmt.Errorf("%w: %w", events.ErrAuditUnavailable, err)
 	}
-	svc := &Service{Runner: r, Producer: prod, Podman: psb, Profile: prof, feed: feed, cfg: cfg}
+	svc := &Service{Runner: r, Producer: prod, Podman: psb, Profile: prof, feed: feed, cfg: cfg, idLock: idLock}
+	opened = true
 	svc.Lost = recoverLost(ctx, prod, r.ids, cfg.Tenant, cfg.RunnerID, lost, log)
 	return svc, nil
 }
@@ -381,5 +432,7 @@ func loadPolicy(file string) (*policy.Policy, error) {
 // stay on disk for the next start). Close sessions first.
 func (s *Service) Close(ctx context.Context) error {
 	s.feed.Close()
-	return errors.Join(s.Producer.Close(ctx))
+	err := s.Producer.Close(ctx)
+	s.idLock.Close()
+	return err
 }

@@ -48,6 +48,8 @@ type AskRequest struct {
 	// policy); empty stamps the tool-call policy.
 	PolicyID     string
 	PolicySHA256 string
+	// Preview shows a file write's content and diff (write_file only).
+	Preview *events.WritePreview
 }
 
 // AskResult is how an approval ended.

@@ -34,9 +34,13 @@ func openEgress(ctx context.Context, cfg Config) (*NetpolEgress, error) {
 	}
 	cfg.Logger.Info("egress on", "policy", pol.ID, "policy_sha256", pol.SHA256, "socket_root", cfg.EgressSocketRoot,
 		"sandbox_uid", cfg.uid)
+	var popts []netpol.ProxyOption
+	if len(cfg.EgressCredentials) > 0 {
+		popts = append(popts, netpol.WithCredentials(cfg.EgressCredentials...))
+	}
 	return &NetpolEgress{
 		Decider: netpol.NewDecider(pol, dopts...), SocketRoot: cfg.EgressSocketRoot,
-		UID: cfg.uid, GID: cfg.gid, ApprovalTimeout: cfg.ApprovalTimeout,
+		UID: cfg.uid, GID: cfg.gid, ApprovalTimeout: cfg.ApprovalTimeout, Options: popts,
 	}, nil
 }
 

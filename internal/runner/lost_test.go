@@ -70,7 +70,6 @@ func TestIntegrationRunnerLost(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer svc.Close(context.Background())
 	if len(svc.Lost) != 1 || svc.Lost[0].SessionID != sessionID || len(svc.Lost[0].Dangling) != 1 {
 		t.Fatalf("lost sessions %+v, want %s with one dangling call", svc.Lost, sessionID)
 	}
@@ -93,7 +92,9 @@ func TestIntegrationRunnerLost(t *testing.T) {
 	if err := events.VerifyChain(evs); err != nil {
 		t.Errorf("chain after recovery: %v", err)
 	}
-	// A second start finds nothing left.
+	// A second start (after this one ends: one runner per id) finds
+	// nothing left.
+	svc.Close(context.Background())
 	svc2, err := Open(ctx, cfg)
 	if err != nil {
 		t.Fatal(err)

@@ -2,12 +2,15 @@ package runner
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
+	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
@@ -44,26 +47,67 @@ type ListFilesInput struct {
 // MCPServer serves the runner's tools over MCP, one runner Session (one
 // sandbox, one chain) per MCP session.
 type MCPServer struct {
-	r         *Runner
 	srv       *mcp.Server
 	workspace string
 	log       *slog.Logger
+	maxFrame  int          // bytes of one inbound JSON-RPC frame (stdio)
+	idle      atomic.Int64 // HTTP idle time-out in nanoseconds; 0 on stdio
+
+	// stopping: the server is shutting down, so a session that ends now
+	// ends for that reason, not because its client left.
+	stopping atomic.Bool
 
 	mu     sync.Mutex
+	r      *Runner // nil while the audit log is unavailable (see SetRunner)
+	down   error   // why r is nil
 	slots  map[*mcp.ServerSession]*slot
 	closed bool
 	ending sync.WaitGroup // session closes in progress; Close waits for them
 }
 
+// DefaultMaxFrame bounds one inbound JSON-RPC frame on stdio. A bigger
+// frame is refused with an error naming its size; the session goes on.
+const DefaultMaxFrame = 16 << 20
+
+// MCPOption configures an MCPServer.
+type MCPOption func(*MCPServer)
+
+// WithMaxFrame bounds one inbound JSON-RPC frame on stdio (default
+// DefaultMaxFrame).
+func WithMaxFrame(n int) MCPOption { return func(m *MCPServer) { m.maxFrame = n } }
+
+// WithMCPLogger sets the logger of a server started without a runner.
+func WithMCPLogger(l *slog.Logger) MCPOption { return func(m *MCPServer) { m.log = l } }
+
+// WithUnavailable starts the server without a runner: every call is
+// refused audit_unavailable, naming cause, until SetRunner.
+func WithUnavailable(cause error) MCPOption { return func(m *MCPServer) { m.down = cause } }
+
 type slot struct {
 	ready chan struct{}
 	s     *Session
 	err   error
+	last  atomic.Int64 // unix nanoseconds of the last call, for the idle time-out
 }
 
-// NewMCPServer returns an MCP server whose sessions work in workspace.
-func NewMCPServer(r *Runner, workspace string) *MCPServer {
-	m := &MCPServer{r: r, workspace: workspace, log: r.o.log, slots: map[*mcp.ServerSession]*slot{}}
+// NewMCPServer returns an MCP server whose sessions work in workspace. r
+// may be nil (with WithUnavailable): the server then answers initialize
+// and lists its tools, but refuses every call audit_unavailable until
+// SetRunner, so an agent sees a refusal instead of a missing server.
+func NewMCPServer(r *Runner, workspace string, opts ...MCPOption) *MCPServer {
+	m := &MCPServer{r: r, workspace: workspace, maxFrame: DefaultMaxFrame, slots: map[*mcp.ServerSession]*slot{}}
+	if r != nil {
+		m.log = r.o.log
+	}
+	for _, o := range opts {
+		o(m)
+	}
+	if m.log == nil {
+		m.log = slog.New(slog.DiscardHandler)
+	}
+	if m.r == nil && m.down == nil {
+		m.down = events.ErrAuditUnavailable
+	}
 	m.srv = mcp.NewServer(&mcp.Implementation{Name: "agentaudit-runner", Version: Version}, &mcp.ServerOptions{
 		Instructions: "Every tool runs inside a sandbox with no network; the workspace is mounted at /workspace. " +
 			"Each call is audited and decided by policy before it runs; a refused call returns an error " +
@@ -77,23 +121,29 @@ func NewMCPServer(r *Runner, workspace string) *MCPServer {
 				}
 			}()
 		},
-		Logger: r.o.log,
+		Logger: m.log,
 	})
+	// Annotations let a client tell reads from writes: Codex asks approval
+	// for every call of a tool without them.
 	mcp.AddTool(m.srv, &mcp.Tool{Name: ToolShell,
-		Description: "Run a command in the sandbox (no network; only /workspace is writable). Returns the exit code, stdout and stderr."},
+		Description: "Run a command in the sandbox (no network; only /workspace is writable). Returns the exit code, stdout and stderr.",
+		Annotations: &mcp.ToolAnnotations{Title: "Run a command in the sandbox", DestructiveHint: ptr(true)}},
 		func(ctx context.Context, req *mcp.CallToolRequest, in ShellInput) (*mcp.CallToolResult, any, error) {
 			return m.call(ctx, req, Call{Tool: ToolShell, Argv: in.Argv, Command: in.Command, Cwd: in.Cwd,
 				Timeout: time.Duration(in.TimeoutMS) * time.Millisecond})
 		})
-	mcp.AddTool(m.srv, &mcp.Tool{Name: ToolReadFile, Description: "Read a file of the workspace."},
+	mcp.AddTool(m.srv, &mcp.Tool{Name: ToolReadFile, Description: "Read a file of the workspace.",
+		Annotations: &mcp.ToolAnnotations{Title: "Read a workspace file", ReadOnlyHint: true, IdempotentHint: true, OpenWorldHint: ptr(false)}},
 		func(ctx context.Context, req *mcp.CallToolRequest, in ReadFileInput) (*mcp.CallToolResult, any, error) {
 			return m.call(ctx, req, Call{Tool: ToolReadFile, Path: in.Path})
 		})
-	mcp.AddTool(m.srv, &mcp.Tool{Name: ToolWriteFile, Description: "Create or replace a file of the workspace."},
+	mcp.AddTool(m.srv, &mcp.Tool{Name: ToolWriteFile, Description: "Create or replace a file of the workspace.",
+		Annotations: &mcp.ToolAnnotations{Title: "Write a workspace file", DestructiveHint: ptr(true), IdempotentHint: true, OpenWorldHint: ptr(false)}},
 		func(ctx context.Context, req *mcp.CallToolRequest, in WriteFileInput) (*mcp.CallToolResult, any, error) {
 			return m.call(ctx, req, Call{Tool: ToolWriteFile, Path: in.Path, Content: []byte(in.Content), CreateDirs: in.CreateDirs})
 		})
-	mcp.AddTool(m.srv, &mcp.Tool{Name: ToolListFiles, Description: "List a directory of the workspace."},
+	mcp.AddTool(m.srv, &mcp.Tool{Name: ToolListFiles, Description: "List a directory of the workspace.",
+		Annotations: &mcp.ToolAnnotations{Title: "List a workspace directory", ReadOnlyHint: true, IdempotentHint: true, OpenWorldHint: ptr(false)}},
 		func(ctx context.Context, req *mcp.CallToolRequest, in ListFilesInput) (*mcp.CallToolResult, any, error) {
 			return m.call(ctx, req, Call{Tool: ToolListFiles, Path: in.Path, Recursive: in.Recursive})
 		})
@@ -105,20 +155,48 @@ func (m *MCPServer) Server() *mcp.Server { return m.srv }
 
 // ServeStdio serves one MCP session on stdin/stdout until the client
 // disconnects or ctx ends, then ends the session.
-func (m *MCPServer) ServeStdio(ctx context.Context) error {
-	err := m.srv.Run(ctx, &mcp.StdioTransport{})
-	reason := events.EndClientClosed
-	if ctx.Err() != nil {
-		reason, err = events.EndShutdown, nil
+func (m *MCPServer) ServeStdio(ctx context.Context) error { return m.serveStdio(ctx, time.Minute) }
+
+func (m *MCPServer) serveStdio(ctx context.Context, closeTimeout time.Duration) error {
+	return m.serve(ctx, &frameTransport{r: os.Stdin, w: nopWriteCloser{os.Stdout}, limit: m.maxFrame, log: m.log}, closeTimeout)
+}
+
+// serve runs one MCP session on t until the client disconnects or ctx
+// ends, then ends every session within closeTimeout.
+func (m *MCPServer) serve(ctx context.Context, t mcp.Transport, closeTimeout time.Duration) error {
+	if ft, ok := t.(*frameTransport); ok && ft.log == nil {
+		ft.log = m.log
 	}
-	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
+	rctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancel()
-	return errors.Join(err, m.Close(cctx, reason))
+	ran := make(chan error, 1)
+	go func() { ran <- m.srv.Run(rctx, t) }()
+	select {
+	case err := <-ran:
+		// The client left (or the connection failed).
+		cctx, ccancel := context.WithTimeout(context.WithoutCancel(ctx), closeTimeout)
+		defer ccancel()
+		return errors.Join(err, m.Close(cctx, events.EndClientClosed))
+	case <-ctx.Done():
+	}
+	// Shutdown. The SDK's Run returns only once every tool handler has,
+	// so the sessions are ended first, not after: that cuts off their
+	// sandboxes, which ends the calls still running.
+	cctx, ccancel := context.WithTimeout(context.WithoutCancel(ctx), closeTimeout)
+	defer ccancel()
+	cerr := m.Close(cctx, events.EndShutdown)
+	cancel()
+	select {
+	case <-ran:
+	case <-cctx.Done():
+	}
+	return cerr
 }
 
 // Handler serves MCP over streamable HTTP; each MCP session gets its own
 // sandbox. Idle sessions end after idle.
 func (m *MCPServer) Handler(idle time.Duration) http.Handler {
+	m.idle.Store(int64(idle))
 	return mcp.NewStreamableHTTPHandler(func(*http.Request) *mcp.Server { return m.srv },
 		&mcp.StreamableHTTPOptions{SessionTimeout: idle, Logger: m.log})
 }
@@ -131,13 +209,21 @@ func (m *MCPServer) session(ctx context.Context, ss *mcp.ServerSession, client *
 		m.mu.Unlock()
 		return nil, ErrSessionClosed
 	}
+	r := m.r
+	if r == nil {
+		down := m.down
+		m.mu.Unlock()
+		return nil, &DeniedError{Reason: events.ReasonAuditUnavailable, Detail: fmt.Sprintf(
+			"the audit log (Kafka) is not reachable, so no call runs; the runner keeps retrying (%v)", down)}
+	}
 	sl := m.slots[ss]
 	if sl == nil {
 		sl = &slot{ready: make(chan struct{})}
+		sl.last.Store(time.Now().UnixNano())
 		m.slots[ss] = sl
 		m.mu.Unlock()
 		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Minute)
-		sl.s, sl.err = m.r.OpenSession(sctx, SessionOptions{Workspace: m.workspace, Mode: "mcp", Client: clientInfo(client)})
+		sl.s, sl.err = r.OpenSession(sctx, SessionOptions{Workspace: m.workspace, Mode: "mcp", Client: clientInfo(client)})
 		cancel()
 		close(sl.ready)
 		if sl.err != nil {
@@ -147,19 +233,39 @@ func (m *MCPServer) session(ctx context.Context, ss *mcp.ServerSession, client *
 		} else if ss != nil {
 			go func() {
 				_ = ss.Wait()
+				reason := events.EndClientClosed
+				switch idle := time.Duration(m.idle.Load()); {
+				case m.stopping.Load():
+					reason = events.EndShutdown
+				case idle > 0 && time.Since(time.Unix(0, sl.last.Load())) >= idle:
+					// The client went quiet without ending its session
+					// (Claude Code never sends DELETE).
+					reason = events.EndTimeout
+				}
 				cctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 				defer cancel()
-				m.end(cctx, ss, events.EndClientClosed)
+				m.end(cctx, ss, reason)
 			}()
 		}
 	} else {
 		m.mu.Unlock()
 	}
+	sl.last.Store(time.Now().UnixNano())
 	select {
 	case <-sl.ready:
 		return sl.s, sl.err
 	case <-ctx.Done():
 		return nil, ctx.Err()
+	}
+}
+
+// touch notes activity on an MCP session, for the idle time-out's reason.
+func (m *MCPServer) touch(ss *mcp.ServerSession) {
+	m.mu.Lock()
+	sl := m.slots[ss]
+	m.mu.Unlock()
+	if sl != nil {
+		sl.last.Store(time.Now().UnixNano())
 	}
 }
 
@@ -177,14 +283,19 @@ func (m *MCPServer) end(ctx context.Context, ss *mcp.ServerSession, reason strin
 	defer m.ending.Done()
 	<-sl.ready
 	if sl.s != nil {
+		t0 := time.Now()
 		if err := sl.s.Close(ctx, reason); err != nil {
 			m.log.Warn("session close failed", "session", sl.s.ID(), "err", err)
 		}
+		m.log.Info("session ended", "session", sl.s.ID(), "reason", reason, "took", time.Since(t0))
 	}
 }
 
 // Close ends every session with reason and refuses new ones.
 func (m *MCPServer) Close(ctx context.Context, reason string) error {
+	if reason == events.EndShutdown {
+		m.stopping.Store(true)
+	}
 	m.mu.Lock()
 	m.closed = true
 	var all []*mcp.ServerSession
@@ -192,9 +303,13 @@ func (m *MCPServer) Close(ctx context.Context, reason string) error {
 		all = append(all, ss)
 	}
 	m.mu.Unlock()
+	// At once: each session records its end as soon as its sandbox is
+	// cut off, not after the removal of the sandboxes before it.
+	var wg sync.WaitGroup
 	for _, ss := range all {
-		m.end(ctx, ss, reason)
+		wg.Go(func() { m.end(ctx, ss, reason) })
 	}
+	wg.Wait()
 	// A client that disconnected may have started its session's close on
 	// another goroutine; the process must not exit before session.ended.
 	m.ending.Wait()
@@ -213,14 +328,22 @@ func clientInfo(impl *mcp.Implementation) *events.ClientInfo {
 func (m *MCPServer) call(ctx context.Context, req *mcp.CallToolRequest, c Call) (*mcp.CallToolResult, any, error) {
 	if req.Params != nil {
 		c.Raw = req.Params.Arguments
+		c.Meta = ClientMetaOf(req.Params.Meta)
 	}
 	s, err := m.session(ctx, req.Session, req.ClientInfo())
-	if err != nil {
+	var d *DeniedError
+	switch {
+	case errors.As(err, &d):
+		return toolError(d.Reason, d.Error()), nil, nil
+	case errors.Is(err, events.ErrAuditUnavailable):
+		d := &DeniedError{Reason: events.ReasonAuditUnavailable, Detail: "the audit log (Kafka) did not acknowledge the session's start, so nothing ran"}
+		return toolError(d.Reason, d.Error()), nil, nil
+	case err != nil:
 		return toolError(events.ReasonSandboxError, fmt.Sprintf("error (sandbox_error): the session could not start: %v", err)), nil, nil
 	}
 	res, err := s.Call(ctx, c)
+	m.touch(req.Session)
 	if err != nil {
-		var d *DeniedError
 		if errors.As(err, &d) {
 			return toolError(d.Reason, d.Error()), nil, nil
 		}
@@ -283,4 +406,84 @@ func toolResult(tool string, res *Result) *mcp.CallToolResult {
 		sc["path"], sc["entries"] = res.Path, res.Entries
 	}
 	return &mcp.CallToolResult{Content: []mcp.Content{&mcp.TextContent{Text: text}}, StructuredContent: sc}
+}
+
+func ptr[T any](v T) *T { return &v }
+
+// SetRunner ends the server's unavailability: calls from now on run
+// through r.
+func (m *MCPServer) SetRunner(r *Runner) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.r, m.down = r, nil
+}
+
+// SetUnavailable records why the runner could not start yet, for the
+// refusals.
+func (m *MCPServer) SetUnavailable(cause error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.r == nil {
+		m.down = cause
+	}
+}
+
+// ClientMetaOf picks the agent's correlation keys out of a request's
+// _meta: Codex's callId, sessionId, threadId, x-codex-turn-metadata and
+// traceparent, Claude Code's claudecode/toolUseId. Values are bounded to
+// what the event schema accepts; nil when there is none.
+func ClientMetaOf(meta map[string]any) *events.ClientMeta {
+	if len(meta) == 0 {
+		return nil
+	}
+	str := func(n int, keys ...string) string {
+		for _, k := range keys {
+			switch v := meta[k].(type) {
+			case string:
+				if v = strings.TrimSpace(v); v != "" {
+					return clip(v, n)
+				}
+			case float64:
+				return clip(fmt.Sprint(v), n)
+			}
+		}
+		return ""
+	}
+	cm := events.ClientMeta{
+		CallID:      str(256, "callId", "call_id"),
+		ToolUseID:   str(256, "claudecode/toolUseId", "toolUseId", "tool_use_id"),
+		SessionID:   str(256, "sessionId", "session_id"),
+		ThreadID:    str(256, "threadId", "thread_id"),
+		TurnID:      str(256, "turnId", "turn_id"),
+		Traceparent: str(128, "traceparent"),
+	}
+	if cm.TurnID == "" {
+		cm.TurnID = codexTurnID(meta["x-codex-turn-metadata"])
+	}
+	if cm == (events.ClientMeta{}) {
+		return nil
+	}
+	return &cm
+}
+
+// codexTurnID reads turn_id from Codex's turn metadata, an object or its
+// JSON text.
+func codexTurnID(v any) string {
+	if s, ok := v.(string); ok {
+		var o map[string]any
+		if json.Unmarshal([]byte(s), &o) != nil {
+			return ""
+		}
+		v = o
+	}
+	o, ok := v.(map[string]any)
+	if !ok {
+		return ""
+	}
+	for _, k := range []string{"turn_id", "turnId"} {
+		if s, ok := o[k].(string); ok && strings.TrimSpace(s) != "" {
+			return clip(strings.TrimSpace(s), 256)
+		}
+	}
+	return ""
 }

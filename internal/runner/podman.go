@@ -3,6 +3,8 @@ package runner
 import (
 	"context"
 	"fmt"
+	"os"
+	"syscall"
 
 	"github.com/agentaudit/agentaudit/internal/sandbox"
 )
@@ -12,6 +14,10 @@ import (
 type PodmanSandbox struct {
 	c *sandbox.Client
 	p *sandbox.Profile
+	// uid is the host user the sandbox's processes run as (keep-id); -1
+	// when unknown. A workspace it does not own is opened to it with ACLs
+	// (sandbox.GrantWorkspace).
+	uid int
 }
 
 // NewPodmanSandbox returns a Sandbox that starts containers with c under
@@ -22,7 +28,28 @@ func NewPodmanSandbox(c *sandbox.Client, p *sandbox.Profile) (*PodmanSandbox, er
 		return nil, fmt.Errorf("%w: sandbox profile %s mounts the workspace at %s; the runner needs %s",
 			ErrConfig, p.Name, p.Workspace, SandboxWorkspace)
 	}
-	return &PodmanSandbox{c: c, p: p}, nil
+	return &PodmanSandbox{c: c, p: p, uid: -1}, nil
+}
+
+// grantWorkspace opens a workspace the sandbox user does not own to it, so
+// writes inside the sandbox do not all fail with Permission denied. A
+// runner that is not root can only do that for its own workspaces; for
+// others it leaves the workspace as it is.
+func (ps *PodmanSandbox) grantWorkspace(dir string) error {
+	if ps.uid < 0 {
+		return nil
+	}
+	var st syscall.Stat_t
+	if err := syscall.Stat(dir, &st); err != nil {
+		return fmt.Errorf("runner: workspace: %w", err)
+	}
+	if int(st.Uid) == ps.uid {
+		return nil
+	}
+	if os.Geteuid() != 0 && int(st.Uid) != os.Geteuid() {
+		return nil
+	}
+	return sandbox.GrantWorkspace(dir, ps.uid)
 }
 
 // Client returns the Podman client.
@@ -40,6 +67,9 @@ func (ps *PodmanSandbox) Start(ctx context.Context, sessionID string, spec Sandb
 	for k, v := range spec.Env {
 		opts = append(opts, sandbox.WithEnv(k, v))
 	}
+	if spec.OTLPSocket != "" {
+		opts = append(opts, sandbox.WithOTLPSocket(spec.OTLPSocket))
+	}
 	if spec.EgressSocket != "" {
 		opts = append(opts, sandbox.WithEgressSocket(spec.EgressSocket))
 	}
@@ -51,6 +81,9 @@ func (ps *PodmanSandbox) Start(ctx context.Context, sessionID string, spec Sandb
 	}
 	if spec.OnNotice != nil {
 		opts = append(opts, sandbox.WithNoticeHandler(spec.OnNotice))
+	}
+	if err := ps.grantWorkspace(spec.Workspace); err != nil {
+		return nil, err
 	}
 	s, err := ps.c.Start(ctx, sessionID, ps.p, spec.Workspace, opts...)
 	if err != nil {
@@ -94,7 +127,10 @@ func (ps *podmanSession) Done() <-chan struct{} { return ps.s.Done() }
 
 func (ps *podmanSession) Info() SandboxInfo {
 	return SandboxInfo{Profile: ps.p.Name, ProfileSHA256: ps.p.SHA256(), Image: ps.s.Image(), ImageID: ps.s.ImageID(),
-		Background: ps.p.Background, Protected: ps.p.Protected()}
+		Background: ps.p.Background, Protected: ps.p.Protected(), InitPID: ps.s.SupervisorPID()}
 }
 
 func (ps *podmanSession) Close(ctx context.Context) error { return ps.s.Close(ctx) }
+
+// Detach kills everything in the sandbox at once (see sandbox.Session.Detach).
+func (ps *podmanSession) Detach() error { return ps.s.Detach() }

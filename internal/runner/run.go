@@ -5,9 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/agentaudit/agentaudit/internal/events"
@@ -29,7 +31,12 @@ func RunExec(ctx context.Context, cfg Config, argv []string, stdout, stderr io.W
 	if len(argv) == 0 {
 		return ExitError, fmt.Errorf("%w: no command after --", ErrConfig)
 	}
-	svc, err := Open(ctx, cfg)
+	// A person runs this at a terminal: an approval wait is said, not
+	// silent.
+	svc, err := Open(ctx, cfg, WithOnAsk(func(a AskNotice) {
+		fmt.Fprintf(stderr, "runner: waiting for approval %s until %s: %s (%s)\n  answer it in the inbox, or: approve show %s\n",
+			a.ApprovalID, a.Expires.Local().Format("15:04:05"), a.Summary, a.Reason, a.ApprovalID)
+	}))
 	if err != nil {
 		return ExitError, err
 	}
@@ -90,54 +97,153 @@ type ServeOptions struct {
 	Listen    string // http: 127.0.0.1:PORT
 	// Ready, when set, is called with the listening address (http).
 	Ready func(addr string)
-	// IdleTimeout ends HTTP sessions without requests (default 30 minutes).
+	// IdleTimeout ends HTTP sessions without requests (default 30
+	// minutes): Claude Code never sends DELETE for its session.
 	IdleTimeout time.Duration
+	// MaxFrame bounds one inbound JSON-RPC message on stdio (default
+	// DefaultMaxFrame); a bigger one is refused, the session goes on.
+	MaxFrame int
+	// Retry is the first wait before Kafka is tried again when it was
+	// unreachable at start (default 1s, doubling up to RetryMax, 30s).
+	Retry, RetryMax time.Duration
+	// CloseTimeout bounds ending the sessions at shutdown (default 1
+	// minute).
+	CloseTimeout time.Duration
 }
 
 // Serve is `runner serve`: an MCP server with one sandbox session per MCP
 // session, until ctx ends (or, on stdio, the client disconnects).
+//
+// When Kafka cannot be reached at start, Serve serves anyway: the client
+// gets its tools and every call is refused audit_unavailable (an agent
+// that does not see the server at all carries on without it), while the
+// runner retries with back-off; calls run once Kafka answers.
 func Serve(ctx context.Context, cfg Config, so ServeOptions) error {
 	if cfg.Workspace == "" {
 		return fmt.Errorf("%w: --workspace: required", ErrConfig)
 	}
-	svc, err := Open(ctx, cfg)
-	if err != nil {
-		return err
+	if so.CloseTimeout <= 0 {
+		so.CloseTimeout = time.Minute
 	}
-	defer svc.Close(context.WithoutCancel(ctx))
-	m := NewMCPServer(svc.Runner, cfg.Workspace)
-	switch so.Transport {
-	case "stdio":
-		return m.ServeStdio(ctx)
-	case "http":
-		host, _, err := net.SplitHostPort(so.Listen)
+	if so.Transport == "http" {
+		h, _, err := net.SplitHostPort(so.Listen)
 		if err != nil {
 			return fmt.Errorf("%w: --listen: %v", ErrConfig, err)
 		}
-		if ip := net.ParseIP(host); ip == nil || !ip.IsLoopback() {
+		if ip := net.ParseIP(h); ip == nil || !ip.IsLoopback() {
 			return fmt.Errorf("%w: --listen: %q is not a loopback address", ErrConfig, so.Listen)
 		}
-		ln, err := net.Listen("tcp", so.Listen)
-		if err != nil {
-			return err
-		}
-		if so.IdleTimeout == 0 {
-			so.IdleTimeout = 30 * time.Minute
-		}
-		srv := &http.Server{Handler: m.Handler(so.IdleTimeout), ReadHeaderTimeout: 10 * time.Second}
-		if so.Ready != nil {
-			so.Ready(ln.Addr().String())
-		}
-		errc := make(chan error, 1)
-		go func() { errc <- srv.Serve(ln) }()
-		select {
-		case err = <-errc:
-		case <-ctx.Done():
-		}
-		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
-		defer cancel()
-		_ = srv.Shutdown(sctx)
-		return errors.Join(err, m.Close(sctx, events.EndShutdown))
+	} else if so.Transport != "stdio" {
+		return fmt.Errorf("%w: --mcp: %q (want stdio or http)", ErrConfig, so.Transport)
 	}
-	return fmt.Errorf("%w: --mcp: %q (want stdio or http)", ErrConfig, so.Transport)
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	mopts := []MCPOption{WithMCPLogger(log)}
+	if so.MaxFrame > 0 {
+		mopts = append(mopts, WithMaxFrame(so.MaxFrame))
+	}
+	var (
+		svcMu sync.Mutex
+		svc   *Service
+	)
+	first, err := Open(ctx, cfg)
+	var m *MCPServer
+	switch {
+	case err == nil:
+		svc = first
+		m = NewMCPServer(svc.Runner, cfg.Workspace, mopts...)
+	case errors.Is(err, events.ErrAuditUnavailable):
+		log.Error("Kafka is unreachable; serving, and refusing every call audit_unavailable until it answers", "err", err)
+		m = NewMCPServer(nil, cfg.Workspace, append(mopts, WithUnavailable(err))...)
+	default:
+		return err
+	}
+	retryCtx, stopRetry := context.WithCancel(ctx)
+	retried := make(chan struct{})
+	go func() {
+		defer close(retried)
+		if svc != nil {
+			return
+		}
+		s := reopen(retryCtx, cfg, so, m, log)
+		svcMu.Lock()
+		svc = s
+		svcMu.Unlock()
+	}()
+	defer func() {
+		stopRetry()
+		<-retried
+		svcMu.Lock()
+		defer svcMu.Unlock()
+		if svc != nil {
+			cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), so.CloseTimeout)
+			defer cancel()
+			svc.Close(cctx)
+		}
+	}()
+
+	switch so.Transport {
+	case "stdio":
+		return m.serveStdio(ctx, so.CloseTimeout)
+	}
+	ln, err := net.Listen("tcp", so.Listen)
+	if err != nil {
+		return err
+	}
+	if so.IdleTimeout == 0 {
+		so.IdleTimeout = 30 * time.Minute
+	}
+	srv := &http.Server{Handler: m.Handler(so.IdleTimeout), ReadHeaderTimeout: 10 * time.Second}
+	if so.Ready != nil {
+		so.Ready(ln.Addr().String())
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	select {
+	case err = <-errc:
+	case <-ctx.Done():
+	}
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), so.CloseTimeout)
+	defer cancel()
+	// Sessions first: a client still connected keeps its stream open,
+	// and Shutdown would wait for it.
+	cerr := m.Close(sctx, events.EndShutdown)
+	_ = srv.Shutdown(sctx)
+	return errors.Join(err, cerr)
+}
+
+// reopen opens the runner until Kafka answers or ctx ends, waiting longer
+// after each failure, and hands the runner to m.
+func reopen(ctx context.Context, cfg Config, so ServeOptions, m *MCPServer, log *slog.Logger) *Service {
+	wait := so.Retry
+	if wait <= 0 {
+		wait = time.Second
+	}
+	most := so.RetryMax
+	if most <= 0 {
+		most = 30 * time.Second
+	}
+	for {
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil
+		case <-t.C:
+		}
+		svc, err := Open(ctx, cfg)
+		if err == nil {
+			m.SetRunner(svc.Runner)
+			log.Warn("Kafka answers again; calls run from now on")
+			return svc
+		}
+		if ctx.Err() != nil {
+			return nil
+		}
+		m.SetUnavailable(err)
+		log.Warn("Kafka still unreachable; calls are refused audit_unavailable", "retry_in", min(wait*2, most), "err", err)
+		wait = min(wait*2, most)
+	}
 }

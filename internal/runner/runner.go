@@ -93,10 +93,25 @@ type options struct {
 	egress          Egress
 	log             *slog.Logger
 	nodeID          int64
+	onAsk           func(AskNotice)
 }
 
 // Option configures a Runner.
 type Option func(*options)
+
+// AskNotice is an approval the runner is waiting for.
+type AskNotice struct {
+	ApprovalID string
+	SessionID  string
+	Summary    string
+	Reason     string
+	Expires    time.Time
+}
+
+// WithOnAsk is told of every approval the runner starts waiting for (the
+// request is recorded by then), so a person at a terminal sees why their
+// command is not running yet.
+func WithOnAsk(f func(AskNotice)) Option { return func(o *options) { o.onAsk = f } }
 
 // WithTenant sets the tenant of every event (default "default").
 func WithTenant(t string) Option { return func(o *options) { o.tenant = t } }
@@ -204,13 +219,24 @@ func (r *Runner) newID() string { return r.ids.Next().String() }
 type SessionOptions struct {
 	// Workspace is the host directory mounted at /workspace.
 	Workspace string
-	// Mode is how the agent talks to the runner: "mcp" or "exec".
+	// Mode is how the agent talks to the runner: "mcp", "exec" or "agent".
 	Mode string
 	// Client is the agent as it introduced itself (MCP clientInfo).
 	Client *events.ClientInfo
 	// Actor is who makes the calls; default the client (an agent) or, in
 	// exec mode, the operator (a human).
 	Actor *events.Actor
+	// Mounts and Env are added to the sandbox (runner agent: the agent's
+	// binaries, its managed configuration and the hook socket).
+	Mounts []Mount
+	Env    map[string]string
+	// Agent names the agent whose hooks the session answers (AgentCodex,
+	// AgentClaude); empty when the agent is not in the sandbox.
+	Agent string
+	// OTLPSocket is the runner's telemetry receiver inside the sandbox
+	// (one of Mounts); the agent exports to 127.0.0.1:4318 and the
+	// supervisor relays it there.
+	OTLPSocket string
 }
 
 // OpenSession starts a sandbox and records session.started. When Kafka does
@@ -237,6 +263,9 @@ func (r *Runner) OpenSession(ctx context.Context, so SessionOptions) (*Session, 
 		s.actor = events.Actor{Type: events.ActorAgent, ID: "agent"}
 	}
 	spec := SandboxSpec{Workspace: ws.Dir(), Checker: s, OnNotice: s.onNotice, Identify: identifyPrograms(r.policy)}
+	if so.Agent != "" {
+		s.hooks = newHookState(so.Agent)
+	}
 	if r.o.egress != nil {
 		att, err := r.o.egress.Start(ctx, s.egressSession())
 		if err != nil {
@@ -244,6 +273,16 @@ func (r *Runner) OpenSession(ctx context.Context, so SessionOptions) (*Session, 
 		}
 		s.egress = att
 		spec.Mounts, spec.Env, spec.EgressSocket = att.Mounts(), att.Env(), att.Socket()
+	}
+	spec.Mounts = append(spec.Mounts, so.Mounts...)
+	spec.OTLPSocket = so.OTLPSocket
+	if len(so.Env) > 0 {
+		if spec.Env == nil {
+			spec.Env = map[string]string{}
+		}
+		for k, v := range so.Env {
+			spec.Env[k] = v
+		}
 	}
 	sb, err := r.sandbox.Start(ctx, s.id, spec)
 	if err != nil {

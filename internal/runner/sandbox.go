@@ -26,6 +26,9 @@ type SandboxSpec struct {
 	// EgressSocket, when set, is the proxy's socket inside the sandbox:
 	// the supervisor serves the egress bridge to it.
 	EgressSocket string
+	// OTLPSocket, when set, is the runner's telemetry receiver inside the
+	// sandbox: the supervisor relays the sandbox's OTLP port to it.
+	OTLPSocket string
 	// Checker rules on every exec inside the sandbox; OnNotice hears what
 	// the supervisor did on its own (leftover processes killed).
 	Checker  supervisor.Checker
@@ -66,6 +69,9 @@ type SandboxInfo struct {
 	// Protected are the profile's protected globs (relative to the
 	// workspace); the session guards them with the policy's.
 	Protected []string
+	// InitPID is the host pid of the sandbox's PID 1 (0 when unknown):
+	// its PID namespace is the sandbox's.
+	InitPID int
 }
 
 // ExecRequest is one command in the sandbox.

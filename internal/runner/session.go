@@ -46,6 +46,10 @@ type Call struct {
 	Content    []byte // write_file
 	CreateDirs bool   // write_file: create missing parent directories
 	Recursive  bool   // list_files
+
+	// Meta is the agent's own correlation for the call (MCP _meta),
+	// recorded in tool_call.requested.
+	Meta *events.ClientMeta
 }
 
 // Result is what an allowed call produced.
@@ -86,9 +90,14 @@ type Session struct {
 	// guard keeps the protected paths as they were unless a call a human
 	// approved changed them.
 	guard *fsguard.Guard
+	// hooks is the agent's hook calls, when the agent itself runs in the
+	// sandbox (runner agent); nil otherwise.
+	hooks *hookState
 
 	mu           sync.Mutex
 	running      map[string]*callState // calls whose execs are being checked
+	ended        []string              // background: ended calls kept in running, a ring (endCall)
+	endedNext    int
 	aq           afterQueue
 	holdMu       sync.Mutex
 	held         bool
@@ -248,7 +257,7 @@ func (s *Session) Call(ctx context.Context, c Call) (*Result, error) {
 	sum := sha256.Sum256(c.Raw)
 	reqEnv, err := s.envelope(events.ToolCallRequested{
 		ToolName: c.Tool, Arguments: args,
-		ArgumentsSHA256: hex.EncodeToString(sum[:]), ArgumentsTruncated: truncated,
+		ArgumentsSHA256: hex.EncodeToString(sum[:]), ArgumentsTruncated: truncated, ClientMeta: c.Meta,
 	}, events.WithToolCall(callID))
 	if err != nil {
 		return nil, fmt.Errorf("runner: build tool_call.requested: %w", err)
@@ -287,7 +296,11 @@ func (s *Session) Call(ctx context.Context, c Call) (*Result, error) {
 		return nil, &DeniedError{Reason: reason, RuleID: d.RuleID, Detail: orDefault(d.Justification, "the policy denies this call")}
 	case policy.Ask:
 		var err error
-		if reason, err = s.approve(ctx, callID, reqEnv.EventID, decEnv.EventID, d, describe(c, t)); err != nil {
+		var preview *events.WritePreview
+		if c.Tool == ToolWriteFile {
+			preview = writePreview(s.ws.Dir(), t.path, SandboxPath(t.path), c.Content)
+		}
+		if reason, err = s.approveShowing(ctx, callID, reqEnv.EventID, decEnv.EventID, d, describe(c, t), preview); err != nil {
 			return nil, err
 		}
 		if s.Held() {
@@ -389,12 +402,28 @@ func (s *Session) approvedForSession(rule string) bool {
 	return s.sessionRules[rule]
 }
 
+// requester is who asks for an approval: the operator the runner runs for
+// (RUNNER_OPERATOR, else the account that started it), never the name an
+// MCP client gives itself. The approvals service refuses a requester
+// answering their own request, so an operator cannot approve their own
+// agent's actions, and an agent cannot block an approver by taking their
+// name.
+func (s *Session) requester() events.Actor {
+	return events.Actor{Type: events.ActorHuman, ID: orDefault(s.r.o.operator, "operator")}
+}
+
 // approve asks a human and waits for a verified decision or the expiry.
 // It returns the reason code that lets the call run, or the denial.
 func (s *Session) approve(ctx context.Context, callID, requestEventID, decisionEventID string, d policy.Decision, what string) (events.ReasonCode, error) {
+	return s.approveShowing(ctx, callID, requestEventID, decisionEventID, d, what, nil)
+}
+
+// approveShowing is approve with a file write's preview for the approver.
+func (s *Session) approveShowing(ctx context.Context, callID, requestEventID, decisionEventID string, d policy.Decision, what string,
+	preview *events.WritePreview) (events.ReasonCode, error) {
 	ok, reason, rec, _, err := s.ask(ctx, callID, AskRequest{
 		Summary: clip(what, 1024), Reason: d.Justification,
-		ReasonCode: events.ReasonCode(d.ReasonCode), RuleID: d.RuleID, RequestEventID: requestEventID,
+		ReasonCode: events.ReasonCode(d.ReasonCode), RuleID: d.RuleID, RequestEventID: requestEventID, Preview: preview,
 	}, decisionEventID)
 	if err != nil {
 		return "", err
@@ -470,7 +499,8 @@ func (s *Session) ask(ctx context.Context, callID string, req AskRequest, parent
 	env, err := s.envelope(events.ApprovalRequested{
 		Kind: kind, Summary: req.Summary, Reason: clip(orDefault(req.Reason, "the policy asks a human"), 2048),
 		ReasonCode: req.ReasonCode, RuleID: req.RuleID, Risk: riskOf(req.ReasonCode),
-		Requester: s.actor, Scopes: scopes, ExpiresAt: events.At(expires), RequestEventID: req.RequestEventID,
+		Requester: s.requester(), Scopes: scopes, ExpiresAt: events.At(expires), RequestEventID: req.RequestEventID,
+		Preview: req.Preview,
 	}, opts...)
 	if err != nil {
 		return false, "", "", "", fmt.Errorf("runner: build approval.requested: %w", err)
@@ -489,6 +519,9 @@ func (s *Session) ask(ctx context.Context, callID string, req AskRequest, parent
 		return false, "", "", "", s.unavailable(ctx, callID, approvalID, err)
 	}
 	s.r.o.log.Info("waiting for approval", "session", s.id, "approval_id", approvalID, "expires_at", expires)
+	if s.r.o.onAsk != nil {
+		s.r.o.onAsk(AskNotice{ApprovalID: approvalID, SessionID: s.id, Summary: req.Summary, Reason: req.Reason, Expires: expires})
+	}
 
 	timer := time.NewTimer(time.Until(expires))
 	defer timer.Stop()
@@ -754,14 +787,27 @@ func (s *Session) Close(ctx context.Context, reason string) error {
 		s.closed = true
 		s.mu.Unlock()
 		s.cancel()
+		// A sandbox that can be cut off is, first: every process in it is
+		// killed at once, so a running call ends now instead of when its
+		// program does (a cancelled exec is not stopped otherwise).
+		d, detach := s.sb.(detacher)
+		if detach {
+			detach = d.Detach() == nil
+		}
 		s.calls.Wait()
 		// The last word on the protected paths, before the sandbox goes.
 		s.guardCheck("", "", false, "at session end")
 		s.completions.wait()
 		// The sandbox goes first, then its egress proxy, which records the
 		// close of every connection still open; session.ended comes last
-		// in the chain, with the egress counts complete.
-		s.closeErr = s.sb.Close(ctx)
+		// in the chain, with the egress counts complete. A sandbox that
+		// can be cut off at once (its supervisor kills every process when
+		// the runner lets go) is removed after session.ended: Podman's
+		// removal takes 100–300 ms, more than an agent's shutdown budget
+		// (Claude Code: SIGTERM about 100 ms after SIGINT).
+		if !detach {
+			s.closeErr = s.sb.Close(ctx)
+		}
 		s.closeEgress(ctx)
 		ended := events.SessionEnded{Reason: reason, DurationMS: uint64(time.Since(s.started).Milliseconds()), Counts: s.Counts()}
 		env, err := s.envelope(ended, events.WithActor(events.ActorSystem, s.r.RunnerID()))
@@ -770,6 +816,11 @@ func (s *Session) Close(ctx context.Context, reason string) error {
 		}
 		if err != nil {
 			s.r.o.log.Error("session.ended could not be recorded", "session", s.id, "err", err)
+		} else {
+			s.r.o.log.Info("session.ended recorded", "session", s.id, "reason", reason)
+		}
+		if detach {
+			s.closeErr = s.sb.Close(ctx)
 		}
 		s.r.hub.removeSession(s.id)
 		s.r.emit.Forget(s.id)
@@ -777,6 +828,10 @@ func (s *Session) Close(ctx context.Context, reason string) error {
 	})
 	return s.closeErr
 }
+
+// detacher is a sandbox that can be cut off, every process in it killed,
+// before it is removed.
+type detacher interface{ Detach() error }
 
 // auditArguments is the bounded audit copy of a call's arguments.
 func auditArguments(c Call) (events.ToolArguments, bool) {

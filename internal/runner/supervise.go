@@ -47,16 +47,33 @@ func (s *Session) addCall(cs *callState) {
 	s.running[cs.id] = cs
 }
 
+// maxEndedCalls bounds the ended calls of a background session whose state
+// is kept for their leftover processes' execs. Kept for every call, it
+// grew a long session's heap by a few hundred bytes a call, for ever.
+const maxEndedCalls = 256
+
 // endCall forgets a call once it ended, unless its processes may live on
-// in the background (their execs are still checked under its id).
+// in the background: their execs are still checked under its id, with the
+// call's state for the last maxEndedCalls calls (approvals a human gave
+// during the call still count), and as a background exec of the session
+// (the policy alone decides) for older ones (see CheckExec).
 func (s *Session) endCall(cs *callState, background bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if background {
-		cs.ctx = s.ctx
+	if !background {
+		delete(s.running, cs.id)
 		return
 	}
-	delete(s.running, cs.id)
+	cs.ctx = s.ctx
+	cs.argv = nil // its first program ran; only later execs come
+	if len(s.ended) < maxEndedCalls {
+		s.ended = append(s.ended, cs.id)
+		return
+	}
+	i := s.endedNext % maxEndedCalls
+	delete(s.running, s.ended[i])
+	s.ended[i] = cs.id
+	s.endedNext++
 }
 
 func (s *Session) callState(id string) *callState {
@@ -81,6 +98,12 @@ func (s *Session) CheckExec(ctx context.Context, c *supervisor.Check) supervisor
 	decide := func(v policy.Verdict, reason events.ReasonCode, rule string) {
 		pe.Decision, pe.ReasonCode, pe.RuleID = events.Decision(v), reason, rule
 	}
+	if cs == nil && s.background && c.Background && !c.Root && strings.HasPrefix(c.CallID, "call-") {
+		// A process that outlived a call whose state is no longer kept
+		// (maxEndedCalls): judged by the policy like any exec, without the
+		// call's approvals.
+		cs = &callState{id: c.CallID, ctx: s.ctx, approved: map[string]bool{}}
+	}
 	switch {
 	case cs == nil:
 		// No call is running under this id: nothing the runner sent.
@@ -88,6 +111,11 @@ func (s *Session) CheckExec(ctx context.Context, c *supervisor.Check) supervisor
 		callID = ""
 	case s.Held():
 		decide(policy.Deny, events.ReasonSessionHeld, "")
+	case s.hooks.ungated(c):
+		// The agent's shell tool, with no PreToolUse the runner allowed
+		// for it: its hook failed open (killed, removed, replaced).
+		decide(policy.Deny, events.ReasonDefaultDeny, "")
+		parent = cs.parent
 	case c.Root && slices.Equal(c.Argv, cs.argv):
 		decide(policy.Allow, cs.reason, cs.ruleID)
 		parent = cs.parent
@@ -100,6 +128,11 @@ func (s *Session) CheckExec(ctx context.Context, c *supervisor.Check) supervisor
 			v, reason = policy.Allow, events.ReasonApproved
 		case v == policy.Ask && d.RuleID != "" && s.approvedForSession(d.RuleID):
 			v, reason = policy.Allow, events.ReasonApprovedForSession
+		case v == policy.Ask && s.hooks.granted(d.RuleID):
+			// The agent's tool call a human approved is running this.
+			v, reason = policy.Allow, events.ReasonApproved
+		case v == policy.Ask && s.hooks.housekeeping(c.Argv):
+			v, reason = policy.Allow, events.ReasonKnownSafe
 		case v == policy.Ask:
 			actx := cs.ctx
 			if actx.Err() != nil {

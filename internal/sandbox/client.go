@@ -123,6 +123,7 @@ type startConfig struct {
 	checker      supervisor.Checker
 	onNotice     func(supervisor.Notice)
 	egressSocket string
+	otlpSocket   string
 	identify     []string
 }
 
@@ -252,6 +253,9 @@ func (c *Client) Start(ctx context.Context, sessionID string, p *Profile, worksp
 	}
 	if strings.ContainsRune(sc.egressSocket, 0) || (sc.egressSocket != "" && !path.IsAbs(sc.egressSocket)) {
 		return nil, sbxErr("start", ReasonInvalidArguments, fmt.Errorf("sandbox: egress socket %q: want an absolute path", sc.egressSocket))
+	}
+	if strings.ContainsRune(sc.otlpSocket, 0) || (sc.otlpSocket != "" && !path.IsAbs(sc.otlpSocket)) {
+		return nil, sbxErr("start", ReasonInvalidArguments, fmt.Errorf("sandbox: OTLP socket %q: want an absolute path", sc.otlpSocket))
 	}
 	suffix := make([]byte, 3)
 	_, _ = rand.Read(suffix)

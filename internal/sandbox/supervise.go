@@ -52,11 +52,21 @@ func WithEgressSocket(containerPath string) StartOption {
 	return func(s *startConfig) { s.egressSocket = containerPath }
 }
 
+// WithOTLPSocket makes the supervisor relay the sandbox's OTLP port
+// (127.0.0.1:4318 inside) to the runner's receiver at containerPath, so an
+// agent exports its own telemetry without any network.
+func WithOTLPSocket(containerPath string) StartOption {
+	return func(s *startConfig) { s.otlpSocket = containerPath }
+}
+
 // supervisorCommand is the container's PID 1.
 func supervisorCommand(sc startConfig) []string {
 	argv := []string{supervisor.ContainerBinary, "--socket", supervisor.ContainerDir + "/" + supervisor.SocketName}
 	if sc.egressSocket != "" {
 		argv = append(argv, "--egress-socket", sc.egressSocket)
+	}
+	if sc.otlpSocket != "" {
+		argv = append(argv, "--otlp-socket", sc.otlpSocket)
 	}
 	return argv
 }

@@ -148,6 +148,32 @@ var eventColDefs = []colDef{
 	{kind: kUInt64, u: func(r *EventRow) uint64 { return r.SystemMS }},                                         // system_ms
 	{kind: kUInt64, u: func(r *EventRow) uint64 { return r.MaxRSSKB }},                                         // max_rss_kb
 	{kind: kUInt64, u: func(r *EventRow) uint64 { return r.ProcessCount }},                                     // process_count
+	{kind: kString, s: func(r *EventRow) string { return r.AgentSource }},                                      // agent_source
+	{kind: kString, s: func(r *EventRow) string { return r.AgentEvent }},                                       // agent_event
+	{kind: kString, s: func(r *EventRow) string { return r.ConversationID }},                                   // conversation_id
+	{kind: kString, s: func(r *EventRow) string { return r.PromptID }},                                         // prompt_id
+	{kind: kString, s: func(r *EventRow) string { return r.AgentCallID }},                                      // agent_call_id
+	{kind: kString, s: func(r *EventRow) string { return r.Model }},                                            // model
+	{kind: kUInt64, u: func(r *EventRow) uint64 { return r.InputTokens }},                                      // input_tokens
+	{kind: kUInt64, u: func(r *EventRow) uint64 { return r.OutputTokens }},                                     // output_tokens
+	{kind: kUInt64, u: func(r *EventRow) uint64 { return r.CacheReadTokens }},                                  // cache_read_tokens
+	{kind: kUInt64, u: func(r *EventRow) uint64 { return r.CacheCreationTokens }},                              // cache_creation_tokens
+	{kind: kUInt64, u: func(r *EventRow) uint64 { return r.ReasoningTokens }},                                  // reasoning_tokens
+	{kind: kUInt64, u: func(r *EventRow) uint64 { return r.ToolTokens }},                                       // tool_tokens
+	{kind: kUInt64, u: func(r *EventRow) uint64 { return r.CostMicroUSD }},                                     // cost_micro_usd
+	{kind: kString, s: func(r *EventRow) string { return r.TextMode }},                                         // text_mode
+	{kind: kUInt64, u: func(r *EventRow) uint64 { return r.TextLength }},                                       // text_length
+	{kind: kString, s: func(r *EventRow) string { return r.TextSHA256 }},                                       // text_sha256
+	{kind: kString, s: func(r *EventRow) string { return r.Text }},                                             // text
+	{kind: kString, s: func(r *EventRow) string { return r.AgentDecision }},                                    // agent_decision
+	{kind: kString, s: func(r *EventRow) string { return r.DecisionSource }},                                   // decision_source
+	{kind: kUInt8, u: func(r *EventRow) uint64 { return uint64(b2u(r.Success)) }},                              // success
+	{kind: kString, s: func(r *EventRow) string { return r.ApprovalPolicy }},                                   // approval_policy
+	{kind: kString, s: func(r *EventRow) string { return r.SandboxPolicy }},                                    // sandbox_policy
+	{kind: kString, s: func(r *EventRow) string { return r.TriageAction }},                                     // triage_action
+	{kind: kString, s: func(r *EventRow) string { return r.Assignee }},                                         // assignee
+	{kind: kString, s: func(r *EventRow) string { return r.ScopeKind }},                                        // scope_kind
+	{kind: kString, s: func(r *EventRow) string { return r.ScopeValue }},                                       // scope_value
 	{kind: kString, s: func(r *EventRow) string { return unsafe.String(unsafe.SliceData(r.Raw), len(r.Raw)) }}, // raw
 	{kind: kString, s: func(r *EventRow) string { return r.Source.Topic }},                                     // source_topic
 	{kind: kInt32, u: func(r *EventRow) uint64 { return uint64(int64(r.Source.Partition)) }},                   // source_partition

@@ -103,7 +103,7 @@ func TestChdbMigrations(t *testing.T) {
 		t.Errorf("event_ts = %s", got)
 	}
 	for _, tbl := range []string{"events", "dlq_events", "chain_breaks", "schema_migrations", "schema_lock",
-		"tool_calls", "approvals", "egress", "alerts", "sessions", "execs"} {
+		"tool_calls", "approvals", "egress", "alerts", "sessions", "execs", "model_calls"} {
 		got := chdbQuery(t, s, fmt.Sprintf("SELECT count() FROM %s.%s", db, tbl))
 		t.Logf("%s: %s rows", tbl, got)
 	}
@@ -136,6 +136,30 @@ func TestChdbMigrations(t *testing.T) {
 	if diff := cmp.Diff(expectedToolCalls(t, rows), calls); diff != "" {
 		t.Errorf("tool_calls on chDB (-want +got):\n%s", diff)
 	}
+	// Migrations 0012 and 0013: the agent columns (LowCardinality on the
+	// modern path), the model_calls view, and the join of an agent's call
+	// to the runner's through agent_call_id.
+	var modelCalls, tokens, cost uint64
+	for _, r := range rows {
+		if r.EventType == "agent.model_call" {
+			modelCalls++
+			tokens += r.InputTokens + r.OutputTokens
+			cost += r.CostMicroUSD
+		}
+	}
+	if got := chdbQuery(t, s, "SELECT count(), sum(input_tokens + output_tokens), sum(cost_micro_usd) FROM "+db+".model_calls"); got != fmt.Sprintf("%d\t%d\t%d", modelCalls, tokens, cost) {
+		t.Errorf("model_calls on chDB: %q, want %d calls, %d tokens, %d micro-USD", got, modelCalls, tokens, cost)
+	}
+	if got := chdbQuery(t, s, "SELECT toTypeName(model), toTypeName(agent_source) FROM "+db+".events LIMIT 1"); got != "LowCardinality(String)\tLowCardinality(String)" {
+		t.Errorf("agent column types on chDB: %q", got)
+	}
+	joined := chdbQuery(t, s, `SELECT count() FROM `+db+`.events AS a FINAL
+		INNER JOIN (SELECT tenant, agent_call_id, tool_call_id AS runner_call FROM `+db+`.events FINAL
+		            WHERE event_type = 'tool_call.requested' AND agent_call_id != '') AS r USING (tenant, agent_call_id)
+		WHERE a.event_type = 'agent.tool_result'`)
+	if joined != "1" {
+		t.Errorf("agent.tool_result joined to a runner tool call on chDB: %s, want 1", joined)
+	}
 	// Migration 0011: the execs view and the supervisor's columns.
 	var execs, signals int
 	for _, r := range rows {
@@ -155,8 +179,9 @@ func TestChdbMigrations(t *testing.T) {
 	if got := chdbQuery(t, s, "SELECT sum(execs), sum(execs_denied) FROM "+db+".sessions"); got != strconv.Itoa(execs)+"\t1" {
 		t.Errorf("sessions' execs on chDB: %q", got)
 	}
-	if got := chdbQuery(t, s, "SELECT status, approver FROM "+db+".approvals"); !strings.HasPrefix(got, "approved\t") {
-		t.Errorf("approvals on chDB: %q", got)
+	// The examples hold one decided request and one still pending.
+	if got := chdbQuery(t, s, "SELECT countIf(status = 'approved' AND approver != ''), countIf(status = 'pending' AND approver = '') FROM "+db+".approvals"); got != "1\t1" {
+		t.Errorf("approvals on chDB (approved with an approver, pending): %q, want 1 and 1", got)
 	}
 
 	// TTL retention as Retention sets it on modern servers: a keep that

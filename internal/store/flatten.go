@@ -275,6 +275,8 @@ func flattenPayload(r *EventRow, eventType string, payload []byte) error {
 					return nil
 				}))
 				r.Command = bound(commandLine(argv, command), MaxCommandLen)
+			case "client_meta":
+				clientMeta(r, v)
 			}
 		}
 	case events.TypePolicyDecision:
@@ -533,6 +535,145 @@ func flattenPayload(r *EventRow, eventType string, payload []byte) error {
 				id(&r.RefEventID, v)
 			}
 		}
+	case events.TypeAlertTriaged, events.TypeRuleSuppressed, events.TypeRuleUnsuppressed:
+		each = func(k, v string) { flattenTriage(r, k, v, t, id) }
+	case events.TypeAgentPrompt, events.TypeAgentResponse:
+		each = func(k, v string) {
+			switch k {
+			case "model":
+				r.Model = str(v)
+			case "length":
+				if r.TextLength == 0 {
+					u(&r.TextLength, v)
+				}
+			case "text":
+				set(agentText(r, v))
+			default:
+				agentCommon(r, k, v)
+			}
+		}
+	case events.TypeAgentModelCall:
+		each = func(k, v string) {
+			switch k {
+			case "kind":
+				r.Kind = str(v)
+			case "model":
+				r.Model = str(v)
+			case "input_tokens":
+				u(&r.InputTokens, v)
+			case "output_tokens":
+				u(&r.OutputTokens, v)
+			case "cache_read_tokens":
+				u(&r.CacheReadTokens, v)
+			case "cache_creation_tokens":
+				u(&r.CacheCreationTokens, v)
+			case "reasoning_tokens":
+				u(&r.ReasoningTokens, v)
+			case "tool_tokens":
+				u(&r.ToolTokens, v)
+			case "cost_micro_usd":
+				u(&r.CostMicroUSD, v)
+			case "duration_ms":
+				u(&r.DurationMS, v)
+			case "status":
+				r.StatusCode, r.Reason = agentStatus(str(v))
+			case "endpoint":
+				r.URL = str(v)
+			case "error":
+				r.Error = str(v)
+			default:
+				agentCommon(r, k, v)
+			}
+		}
+	case events.TypeAgentToolDecision, events.TypeAgentToolResult:
+		each = func(k, v string) {
+			switch k {
+			case "tool_name":
+				r.ToolName = str(v)
+			case "call_id":
+				r.AgentCallID = str(v)
+			case "decision":
+				r.AgentDecision = str(v)
+			case "verdict":
+				r.Kind = str(v)
+			case "decision_source":
+				r.DecisionSource = str(v)
+			case "command":
+				r.Command = bound(str(v), MaxCommandLen)
+			case "path":
+				r.Path = str(v)
+			case "policy":
+				set(members(v, func(k, v string) error {
+					switch k {
+					case "decision":
+						r.Decision = str(v)
+					case "reason_code":
+						r.ReasonCode = str(v)
+					case "rule_id":
+						r.RuleID = str(v)
+					case "policy_id":
+						if r.PolicyID == "" {
+							r.PolicyID = str(v)
+						}
+					case "policy_sha256":
+						if r.PolicySHA256 == "" {
+							r.PolicySHA256 = str(v)
+						}
+					}
+					return nil
+				}))
+			case "success":
+				r.Success = v == "true"
+			case "duration_ms":
+				u(&r.DurationMS, v)
+			case "arguments":
+				set(agentText(r, v))
+			case "output":
+				set(members(v, func(k, v string) error {
+					switch k {
+					case "length":
+						u(&r.StdoutLength, v)
+					case "sha256":
+						r.StdoutSHA256 = str(v)
+					}
+					return nil
+				}))
+			case "error":
+				r.Error = str(v)
+			default:
+				agentCommon(r, k, v)
+			}
+		}
+	case events.TypeAgentSession:
+		each = func(k, v string) {
+			switch k {
+			case "model":
+				r.Model = str(v)
+			case "approval_policy":
+				r.ApprovalPolicy = str(v)
+			case "sandbox_policy":
+				r.SandboxPolicy = str(v)
+			case "originator":
+				r.ClientName = str(v)
+			case "mcp_servers":
+				a, e := strArray(v)
+				set(e)
+				r.Summary = bound(strings.Join(a, ","), MaxCommandLen)
+			default:
+				agentCommon(r, k, v)
+			}
+		}
+	case events.TypeAgentOther:
+		each = func(k, v string) {
+			switch k {
+			case "attributes":
+				a, e := strArray(v)
+				set(e)
+				r.Summary = bound(strings.Join(a, " "), MaxCommandLen)
+			default:
+				agentCommon(r, k, v)
+			}
+		}
 	default:
 		return fmt.Errorf("%w: %q", events.ErrUnknownEventType, eventType)
 	}
@@ -540,4 +681,84 @@ func flattenPayload(r *EventRow, eventType string, payload []byte) error {
 		return e
 	}
 	return err
+}
+
+// agentCommon flattens the fields every agent.* payload shares.
+func agentCommon(r *EventRow, k, v string) {
+	switch k {
+	case "source":
+		r.AgentSource = str(v)
+	case "event_name":
+		r.AgentEvent = str(v)
+	case "conversation_id":
+		r.ConversationID = str(v)
+	case "prompt_id":
+		r.PromptID = str(v)
+	case "operator":
+		r.Operator = str(v)
+	}
+}
+
+// agentText flattens an agent text object (mode, length, sha256, text).
+func agentText(r *EventRow, obj string) error {
+	var err error
+	e := members(obj, func(k, v string) error {
+		switch k {
+		case "mode":
+			r.TextMode = str(v)
+		case "length":
+			n, e := u64(v)
+			if e != nil && err == nil {
+				err = e
+			}
+			r.TextLength = n
+		case "sha256":
+			r.TextSHA256 = str(v)
+		case "text":
+			r.Text = str(v)
+		}
+		return nil
+	})
+	if e != nil {
+		return e
+	}
+	return err
+}
+
+// agentStatus reads an agent's call status: an HTTP status goes to
+// status_code, anything else to reason.
+func agentStatus(s string) (uint16, string) {
+	if n, err := strconv.ParseUint(s, 10, 16); err == nil {
+		return uint16(n), ""
+	}
+	return 0, s
+}
+
+// clientMeta flattens tool_call.requested's client_meta: the agent's call
+// id (Codex callId, Claude Code tool_use_id), conversation and turn, the
+// join keys to agent.* events.
+func clientMeta(r *EventRow, obj string) {
+	var callID, useID, sess, thread string
+	members(obj, func(k, v string) error {
+		switch k {
+		case "call_id":
+			callID = str(v)
+		case "tool_use_id":
+			useID = str(v)
+		case "session_id":
+			sess = str(v)
+		case "thread_id":
+			thread = str(v)
+		case "turn_id":
+			r.PromptID = str(v)
+		}
+		return nil
+	})
+	r.AgentCallID, r.ConversationID = callID, sess
+	if r.AgentCallID == "" {
+		r.AgentCallID = useID
+	}
+	if r.ConversationID == "" {
+		r.ConversationID = thread
+	}
 }

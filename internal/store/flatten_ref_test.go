@@ -3,6 +3,7 @@ package store
 import (
 	"fmt"
 	"strconv"
+	"strings"
 
 	"github.com/agentaudit/agentaudit/internal/events"
 )
@@ -24,6 +25,15 @@ func flattenTyped(r *EventRow, p events.Payload) error {
 		a := p.Arguments
 		r.ToolName, r.Cwd, r.Path, r.URL, r.ArgumentsSHA256 = p.ToolName, a.Cwd, a.Path, a.URL, p.ArgumentsSHA256
 		r.Command = bound(commandLine(a.Argv, a.Command), MaxCommandLen)
+		if m := p.ClientMeta; m != nil {
+			r.AgentCallID, r.ConversationID, r.PromptID = m.CallID, m.SessionID, m.TurnID
+			if r.AgentCallID == "" {
+				r.AgentCallID = m.ToolUseID
+			}
+			if r.ConversationID == "" {
+				r.ConversationID = m.ThreadID
+			}
+		}
 	case *events.PolicyDecision:
 		r.Decision, r.ReasonCode, r.RuleID = string(p.Decision), string(p.ReasonCode), p.RuleID
 		r.ApprovalMode, r.Risk, r.Reason = string(p.ApprovalMode), string(p.Risk), p.Justification
@@ -85,8 +95,86 @@ func flattenTyped(r *EventRow, p events.Payload) error {
 		if r.RefEventID, err = optID(p.HeldEventID); err != nil {
 			return fmt.Errorf("held_event_id: %w", err)
 		}
+	case *events.AlertTriaged:
+		r.TriageAction, r.RuleID, r.Assignee, r.Reason, r.ByID = string(p.Action), p.RuleID, p.Assignee, p.Comment, p.By.ID
+		r.DecidedAt, r.KeyID = p.TriagedAt.Time, p.KeyID
+		if r.RefEventID, err = optID(p.AlertEventID); err != nil {
+			return fmt.Errorf("alert_event_id: %w", err)
+		}
+	case *events.RuleSuppressed:
+		r.RuleID, r.ScopeKind, r.ScopeValue, r.Reason, r.ByID = p.RuleID, string(p.Scope.Kind), p.Scope.Value, p.Comment, p.By.ID
+		r.ExpiresAt, r.DecidedAt, r.KeyID = p.ExpiresAt.Time, p.SuppressedAt.Time, p.KeyID
+		if r.RefEventID, err = optID(p.AlertEventID); err != nil {
+			return fmt.Errorf("alert_event_id: %w", err)
+		}
+	case *events.RuleUnsuppressed:
+		r.RuleID, r.Reason, r.ByID, r.DecidedAt, r.KeyID = p.RuleID, p.Comment, p.By.ID, p.UnsuppressedAt.Time, p.KeyID
+		if r.RefEventID, err = optID(p.SuppressionEventID); err != nil {
+			return fmt.Errorf("suppression_event_id: %w", err)
+		}
+	case *events.AgentPrompt:
+		refCommon(r, p.Source, p.EventName, p.ConversationID, p.PromptID, p.Operator)
+		r.TextLength = p.Length
+		refText(r, p.Text)
+	case *events.AgentResponse:
+		refCommon(r, p.Source, p.EventName, p.ConversationID, p.PromptID, p.Operator)
+		r.Model, r.TextLength = p.Model, p.Length
+		refText(r, p.Text)
+	case *events.AgentModelCall:
+		refCommon(r, p.Source, p.EventName, p.ConversationID, p.PromptID, p.Operator)
+		r.Kind, r.Model, r.InputTokens, r.OutputTokens = p.Kind, p.Model, p.InputTokens, p.OutputTokens
+		r.CacheReadTokens, r.CacheCreationTokens, r.ReasoningTokens, r.ToolTokens = p.CacheReadTokens, p.CacheCreationTokens, p.ReasoningTokens, p.ToolTokens
+		r.CostMicroUSD, r.DurationMS, r.URL, r.Error = p.CostMicroUSD, p.DurationMS, p.Endpoint, p.Error
+		r.StatusCode, r.Reason = agentStatus(p.Status)
+		if p.Status == "" {
+			r.Reason = ""
+		}
+	case *events.AgentToolDecision:
+		refCommon(r, p.Source, p.EventName, p.ConversationID, p.PromptID, p.Operator)
+		r.ToolName, r.AgentCallID, r.AgentDecision, r.Kind, r.DecisionSource = p.ToolName, p.CallID, p.Decision, p.Verdict, p.DecisionSource
+		r.Command, r.Path = bound(p.Command, MaxCommandLen), p.Path
+		refPolicy(r, p.Policy)
+	case *events.AgentToolResult:
+		refCommon(r, p.Source, p.EventName, p.ConversationID, p.PromptID, p.Operator)
+		r.ToolName, r.AgentCallID, r.AgentDecision, r.DecisionSource = p.ToolName, p.CallID, p.Decision, p.DecisionSource
+		r.Command, r.Path, r.Success, r.DurationMS, r.Error = bound(p.Command, MaxCommandLen), p.Path, p.Success, p.DurationMS, p.Error
+		refText(r, p.Arguments)
+		if p.Output != nil {
+			r.StdoutLength, r.StdoutSHA256 = p.Output.Length, p.Output.SHA256
+		}
+		refPolicy(r, p.Policy)
+	case *events.AgentSession:
+		refCommon(r, p.Source, p.EventName, p.ConversationID, p.PromptID, p.Operator)
+		r.Model, r.ApprovalPolicy, r.SandboxPolicy, r.ClientName = p.Model, p.ApprovalPolicy, p.SandboxPolicy, p.Originator
+		r.Summary = bound(strings.Join(p.MCPServers, ","), MaxCommandLen)
+	case *events.AgentOther:
+		refCommon(r, p.Source, p.EventName, p.ConversationID, p.PromptID, p.Operator)
+		r.Summary = bound(strings.Join(p.Attributes, " "), MaxCommandLen)
 	default:
 		return fmt.Errorf("no row mapping for payload %T", p)
 	}
 	return nil
+}
+
+func refCommon(r *EventRow, source, name, conv, prompt, operator string) {
+	r.AgentSource, r.AgentEvent, r.ConversationID, r.PromptID, r.Operator = source, name, conv, prompt, operator
+}
+
+func refText(r *EventRow, t *events.AgentText) {
+	if t != nil {
+		r.TextMode, r.TextLength, r.TextSHA256, r.Text = t.Mode, t.Length, t.SHA256, t.Text
+	}
+}
+
+func refPolicy(r *EventRow, p *events.AgentPolicy) {
+	if p == nil {
+		return
+	}
+	r.Decision, r.ReasonCode, r.RuleID = string(p.Decision), string(p.ReasonCode), p.RuleID
+	if r.PolicyID == "" {
+		r.PolicyID = p.PolicyID
+	}
+	if r.PolicySHA256 == "" {
+		r.PolicySHA256 = p.PolicySHA256
+	}
 }

@@ -20,6 +20,9 @@ func typedRow(t testing.TB, env *events.Envelope, raw []byte) (EventRow, error) 
 		return EventRow{}, err
 	}
 	ref := EventRow{EventID: uint64(id), EventType: env.EventType, ApprovalID: env.ApprovalID}
+	if env.Policy != nil {
+		ref.PolicyID, ref.PolicySHA256 = env.Policy.ID, env.Policy.SHA256
+	}
 	p, err := env.DecodePayload()
 	if err != nil {
 		return EventRow{}, err
@@ -48,6 +51,16 @@ func payloadPart(r EventRow) EventRow {
 		SandboxProfile: r.SandboxProfile, SandboxProfileSHA256: r.SandboxProfileSHA256, Operator: r.Operator, Mode: r.Mode,
 		ClientName: r.ClientName, PID: r.PID, PPID: r.PPID, Exe: r.Exe, Background: r.Background, RootProcess: r.RootProcess,
 		Signal: r.Signal, UserMS: r.UserMS, SystemMS: r.SystemMS, MaxRSSKB: r.MaxRSSKB, ProcessCount: r.ProcessCount,
+		AgentSource: r.AgentSource, AgentEvent: r.AgentEvent, ConversationID: r.ConversationID, PromptID: r.PromptID,
+		AgentCallID: r.AgentCallID, Model: r.Model, InputTokens: r.InputTokens, OutputTokens: r.OutputTokens,
+		CacheReadTokens: r.CacheReadTokens, CacheCreationTokens: r.CacheCreationTokens, ReasoningTokens: r.ReasoningTokens,
+		ToolTokens: r.ToolTokens, CostMicroUSD: r.CostMicroUSD, TextMode: r.TextMode, TextLength: r.TextLength,
+		TextSHA256: r.TextSHA256, Text: r.Text, AgentDecision: r.AgentDecision, DecisionSource: r.DecisionSource,
+		Success: r.Success, ApprovalPolicy: r.ApprovalPolicy, SandboxPolicy: r.SandboxPolicy,
+		TriageAction: r.TriageAction, Assignee: r.Assignee, ScopeKind: r.ScopeKind, ScopeValue: r.ScopeValue,
+		// The policy a decision was made under comes from the envelope or,
+		// for agent tool events, from payload.policy.
+		PolicyID: r.PolicyID, PolicySHA256: r.PolicySHA256,
 	}
 }
 

@@ -115,6 +115,37 @@ type EventRow struct {
 	SystemMS     uint64
 	MaxRSSKB     uint64
 	ProcessCount uint64
+	// Migration 0012: agent-native telemetry (agent.*), and the agent's
+	// correlation of tool_call.requested (client_meta).
+	AgentSource         string
+	AgentEvent          string
+	ConversationID      string
+	PromptID            string
+	AgentCallID         string
+	Model               string
+	InputTokens         uint64
+	OutputTokens        uint64
+	CacheReadTokens     uint64
+	CacheCreationTokens uint64
+	ReasoningTokens     uint64
+	ToolTokens          uint64
+	CostMicroUSD        uint64
+	TextMode            string
+	TextLength          uint64
+	TextSHA256          string
+	Text                string
+	AgentDecision       string
+	DecisionSource      string
+	Success             bool
+	ApprovalPolicy      string
+	SandboxPolicy       string
+
+	// Migration 0014: alert triage (alert.triaged, rule.suppressed,
+	// rule.unsuppressed).
+	TriageAction string
+	Assignee     string
+	ScopeKind    string
+	ScopeValue   string
 
 	Raw        []byte
 	Source     Source
@@ -137,6 +168,10 @@ var eventColumns = []string{
 	"first_seen", "last_seen", "matched_event_ids", "ref_event_id", "by_id",
 	"workspace", "image", "sandbox_profile", "sandbox_profile_sha256", "operator", "mode", "client_name",
 	"pid", "ppid", "exe", "background", "root_process", "signal", "user_ms", "system_ms", "max_rss_kb", "process_count",
+	"agent_source", "agent_event", "conversation_id", "prompt_id", "agent_call_id", "model",
+	"input_tokens", "output_tokens", "cache_read_tokens", "cache_creation_tokens", "reasoning_tokens", "tool_tokens", "cost_micro_usd",
+	"text_mode", "text_length", "text_sha256", "text", "agent_decision", "decision_source", "success", "approval_policy", "sandbox_policy",
+	"triage_action", "assignee", "scope_kind", "scope_value",
 	"raw", "source_topic", "source_partition", "source_offset", "ingested_at",
 }
 
@@ -169,6 +204,10 @@ func (r *EventRow) values(now time.Time) []any {
 		dt(r.FirstSeen), dt(r.LastSeen), ids, r.RefEventID, r.ByID,
 		r.Workspace, r.Image, r.SandboxProfile, r.SandboxProfileSHA256, r.Operator, r.Mode, r.ClientName,
 		r.PID, r.PPID, r.Exe, b2u(r.Background), b2u(r.RootProcess), r.Signal, r.UserMS, r.SystemMS, r.MaxRSSKB, r.ProcessCount,
+		r.AgentSource, r.AgentEvent, r.ConversationID, r.PromptID, r.AgentCallID, r.Model,
+		r.InputTokens, r.OutputTokens, r.CacheReadTokens, r.CacheCreationTokens, r.ReasoningTokens, r.ToolTokens, r.CostMicroUSD,
+		r.TextMode, r.TextLength, r.TextSHA256, r.Text, r.AgentDecision, r.DecisionSource, b2u(r.Success), r.ApprovalPolicy, r.SandboxPolicy,
+		r.TriageAction, r.Assignee, r.ScopeKind, r.ScopeValue,
 		string(r.Raw), r.Source.Topic, r.Source.Partition, r.Source.Offset, dt(ing),
 	}
 }
