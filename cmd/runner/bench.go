@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"runtime/pprof"
 
 	"github.com/agentaudit/agentaudit/internal/benchreport"
 	"github.com/agentaudit/agentaudit/internal/runner"
@@ -24,10 +25,24 @@ func benchCmd(ctx context.Context, args []string) int {
 	traceRuns := fs.Int("trace-runs", 5, "runs of each exec-heavy workload, traced and untraced")
 	user := fs.String("podman-user", "agentaudit-sbx", "user whose podman runs `podman exec`")
 	jsonOut := fs.String("json", "", "also write the figures as JSON to this file (for make bench)")
+	cpuprofile := fs.String("cpuprofile", "", "write a CPU profile of the runner over the whole run to this file")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
 	cfg.Logger = logger(*level)
+	if *cpuprofile != "" {
+		f, err := os.Create(*cpuprofile)
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "runner bench: %v\n", err)
+			return 1
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			fmt.Fprintf(os.Stderr, "runner bench: %v\n", err)
+			return 1
+		}
+		defer pprof.StopCPUProfile()
+	}
 	rep, err := runner.Bench(ctx, *cfg, runner.BenchOptions{N: *n, Sessions: *sessions, PodmanUser: *user, TraceRuns: *traceRuns}, os.Stdout)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "runner bench: %v\n", err)
