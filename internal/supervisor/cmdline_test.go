@@ -5,6 +5,7 @@ import (
 	"os/exec"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 )
@@ -25,12 +26,22 @@ func TestReadCmdline(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-	argv, trunc = readCmdline(cmd.Process.Pid)
+	// Start returns once the exec is past its point of no return, a moment
+	// before the new image's arguments are in place (the tracer reads them
+	// at the exec stop, after that): wait for them.
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(time.Millisecond) {
+		if argv, trunc = readCmdline(cmd.Process.Pid); len(argv) > 0 || time.Now().After(deadline) {
+			break
+		}
+	}
 	if !trunc {
 		t.Error("a command line past the limit is not reported truncated")
 	}
 	if n := len(strings.Join(argv, "\x00")); n != maxCmdline {
 		t.Errorf("kept %d bytes, want %d", n, maxCmdline)
+	}
+	if len(argv) < 5 {
+		t.Fatalf("argv %d long", len(argv))
 	}
 	if argv[0] != "/bin/sh" || argv[3] != "sh" || argv[4] != big {
 		t.Errorf("argv starts %q", argv[:4])
