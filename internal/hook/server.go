@@ -108,11 +108,29 @@ func (s *Server) SetPeer(pid int) error {
 }
 
 // SetStdio gives the descriptors the first attach receives: stdin,
-// stdout, stderr. They are sent once; a second attach is refused.
+// stdout, stderr. They are sent once; a second attach is refused. The
+// server keeps its own duplicates, closed once handed over (or at Close),
+// so the caller's files stay the caller's to close.
 func (s *Server) SetStdio(files []*os.File, tty bool) {
+	var dups []*os.File
+	for _, f := range files {
+		fd, err := unix.FcntlInt(f.Fd(), unix.F_DUPFD_CLOEXEC, 0)
+		if err != nil {
+			s.log.Warn("hook: the agent's stdio cannot be kept", "err", err)
+			for _, d := range dups {
+				d.Close()
+			}
+			dups = nil
+			break
+		}
+		dups = append(dups, os.NewFile(uintptr(fd), f.Name()))
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.stdio, s.tty = files, tty
+	for _, d := range s.stdio {
+		d.Close()
+	}
+	s.stdio, s.tty = dups, tty
 }
 
 // Refused is how many connections failed the peer check.
@@ -150,6 +168,14 @@ func (s *Server) Close() error {
 	err := s.ln.Close()
 	s.cancel()
 	s.wg.Wait()
+	s.mu.Lock()
+	if !s.attached {
+		for _, f := range s.stdio {
+			f.Close()
+		}
+	}
+	s.stdio = nil
+	s.mu.Unlock()
 	os.RemoveAll(s.dir)
 	return err
 }
@@ -182,6 +208,10 @@ func (s *Server) serveConn(c *net.UnixConn) {
 			return
 		}
 		s.reply(c, Response{FDs: 3, TTY: tty}, files)
+		// Handed over: the agent holds them now.
+		for _, f := range files {
+			f.Close()
+		}
 	case KindHook:
 		s.mu.Lock()
 		h := s.handler
