@@ -64,26 +64,16 @@ func Listen(dir string, uid, gid int, log *slog.Logger) (*Server, error) {
 	if err := os.Mkdir(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("hook: socket dir: %w", err)
 	}
-	sock := filepath.Join(dir, SocketName)
-	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: sock, Net: "unix"})
-	if err != nil {
-		os.Remove(dir)
-		return nil, fmt.Errorf("hook: listen: %w", err)
-	}
-	ln.SetUnlinkOnClose(true)
-	if err := os.Chmod(sock, 0o600); err != nil {
-		ln.Close()
-		os.RemoveAll(dir)
-		return nil, fmt.Errorf("hook: socket mode: %w", err)
-	}
 	if uid >= 0 {
-		for _, p := range []string{dir, sock} {
-			if err := os.Lchown(p, uid, gid); err != nil {
-				ln.Close()
-				os.RemoveAll(dir)
-				return nil, fmt.Errorf("hook: chown %s: %w", p, err)
-			}
+		if err := os.Lchown(dir, uid, gid); err != nil {
+			os.Remove(dir)
+			return nil, fmt.Errorf("hook: chown %s: %w", dir, err)
 		}
+	}
+	ln, err := listenSocket(filepath.Join(dir, SocketName), uid, gid)
+	if err != nil {
+		os.RemoveAll(dir)
+		return nil, err
 	}
 	s := &Server{ln: ln, dir: dir, log: log}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
@@ -182,11 +172,7 @@ func (s *Server) Close() error {
 
 func (s *Server) serveConn(c *net.UnixConn) {
 	defer c.Close()
-	if err := s.checkPeer(c); err != nil {
-		s.mu.Lock()
-		s.refused++
-		s.mu.Unlock()
-		s.log.Warn("hook: connection refused", "err", err)
+	if !s.admit(c) {
 		return
 	}
 	c.SetReadDeadline(time.Now().Add(30 * time.Second))
@@ -251,6 +237,20 @@ func (s *Server) reply(c *net.UnixConn, r Response, files []*os.File) {
 	}
 }
 
+// admit reports whether c comes from the sandbox; a refusal is counted
+// (Refused) and logged.
+func (s *Server) admit(c *net.UnixConn) bool {
+	err := s.checkPeer(c)
+	if err == nil {
+		return true
+	}
+	s.mu.Lock()
+	s.refused++
+	s.mu.Unlock()
+	s.log.Warn("hook: connection refused", "socket", c.LocalAddr().String(), "err", err)
+	return false
+}
+
 // checkPeer accepts only a process whose PID namespace is the sandbox's.
 func (s *Server) checkPeer(c *net.UnixConn) error {
 	s.mu.Lock()
@@ -295,23 +295,33 @@ func (s *Server) ListenExtra(name string, uid, gid int) (net.Listener, error) {
 	if name == "" || name == SocketName || filepath.Base(name) != name {
 		return nil, fmt.Errorf("hook: extra socket %q", name)
 	}
-	sock := filepath.Join(s.dir, name)
-	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: sock, Net: "unix"})
+	ln, err := listenSocket(filepath.Join(s.dir, name), uid, gid)
 	if err != nil {
-		return nil, fmt.Errorf("hook: listen %s: %w", name, err)
+		return nil, err
+	}
+	return &peerListener{UnixListener: ln, s: s}, nil
+}
+
+// listenSocket listens on the Unix socket at path, mode 0600, owned by
+// uid:gid when uid >= 0 (the sandbox's user reaches it through the
+// read-only bind mount of its directory).
+func listenSocket(path string, uid, gid int) (*net.UnixListener, error) {
+	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: path, Net: "unix"})
+	if err != nil {
+		return nil, fmt.Errorf("hook: listen %s: %w", path, err)
 	}
 	ln.SetUnlinkOnClose(true)
-	if err := os.Chmod(sock, 0o600); err != nil {
+	if err := os.Chmod(path, 0o600); err != nil {
 		ln.Close()
 		return nil, fmt.Errorf("hook: socket mode: %w", err)
 	}
 	if uid >= 0 {
-		if err := os.Lchown(sock, uid, gid); err != nil {
+		if err := os.Lchown(path, uid, gid); err != nil {
 			ln.Close()
-			return nil, fmt.Errorf("hook: chown %s: %w", sock, err)
+			return nil, fmt.Errorf("hook: chown %s: %w", path, err)
 		}
 	}
-	return &peerListener{UnixListener: ln, s: s}, nil
+	return ln, nil
 }
 
 // peerListener drops connections from outside the sandbox.
@@ -326,11 +336,7 @@ func (l *peerListener) Accept() (net.Conn, error) {
 		if err != nil {
 			return nil, err
 		}
-		if err := l.s.checkPeer(c); err != nil {
-			l.s.mu.Lock()
-			l.s.refused++
-			l.s.mu.Unlock()
-			l.s.log.Warn("hook: connection refused", "socket", l.Addr().String(), "err", err)
+		if !l.s.admit(c) {
 			c.Close()
 			continue
 		}
