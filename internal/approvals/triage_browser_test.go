@@ -20,6 +20,8 @@ type triageBrowserResult struct {
 	InitialState          string   `json:"initial_state"`
 	States                []string `json:"states"`
 	FPRefusal             string   `json:"fp_refusal"`
+	TypedThroughRefresh   string   `json:"typed_through_refresh"`
+	FocusKept             bool     `json:"focus_kept"`
 	Assignee              string   `json:"assignee"`
 	Verdict               string   `json:"verdict"`
 	History               []string `json:"history"`
@@ -74,6 +76,7 @@ func TestBrowserTriage(t *testing.T) {
 	}{
 		{"new alert shows as new", res.InitialState == "new"},
 		{"states acknowledged then false positive", strings.Join(res.States, ",") == "acknowledged,false positive"},
+		{"typing survives live refreshes", res.TypedThroughRefresh == "bob" && res.FocusKept},
 		{"false positive without comment refused on the page", strings.Contains(res.FPRefusal, "needs a comment")},
 		{"assignee shown", res.Assignee == "bob"},
 		{"verdict shown", res.Verdict == "false positive by alice"},

@@ -214,6 +214,16 @@
 
   // --- rendering ---------------------------------------------------------------
 
+  // placeChildren makes box's children exactly nodes, in order, moving only
+  // the nodes that are out of place: a node that stays where it is keeps the
+  // focus and the caret, so a live refresh never eats what someone is typing.
+  function placeChildren(box, nodes) {
+    nodes.forEach((n, i) => {
+      if (box.children[i] !== n) box.insertBefore(n, box.children[i] || null);
+    });
+    while (box.children.length > nodes.length) box.lastElementChild.remove();
+  }
+
   async function reload() {
     const [pending, holds, alerts, all] = await Promise.all([
       api("/api/v1/requests?status=pending"),
@@ -226,7 +236,7 @@
     renderAlerts(alerts);
     renderDecided(all.filter((r) => r.status !== "pending").slice(0, 20));
     // Alert triage lives in triage.js.
-    if (window.inboxTriage) await window.inboxTriage.reload({ api, notice, when, text, el, row, reload });
+    if (window.inboxTriage) await window.inboxTriage.reload({ api, notice, when, text, el, row, reload, placeChildren });
   }
 
   function renderPending(list) {
@@ -239,7 +249,7 @@
       fillRequest(card, r);
       return card;
     });
-    box.replaceChildren(...cards);
+    placeChildren(box, cards);
     $("pending-count").textContent = String(list.length);
     $("pending-empty").hidden = list.length > 0;
     tick();
@@ -352,7 +362,7 @@
       fillSession(card, h.session);
       return card;
     });
-    box.replaceChildren(...cards);
+    placeChildren(box, cards);
     $("holds-count").textContent = String(list.length);
     $("holds-empty").hidden = list.length > 0;
   }

@@ -9,7 +9,7 @@
 
 window.inboxTriage = (function () {
   const $ = (id) => document.getElementById(id);
-  let h = null; // app.js's helpers: api, notice, when, text, el, row, reload
+  let h = null; // app.js's helpers: api, notice, when, text, el, row, reload, placeChildren
 
   const STATE = { true_positive: "true positive", false_positive: "false positive" };
 
@@ -139,7 +139,7 @@ window.inboxTriage = (function () {
       fillAlert(card, a);
       return card;
     });
-    box.replaceChildren(...cards);
+    h.placeChildren(box, cards);
     $("triage-count").textContent = String(list.filter((a) => !a.triage).length);
     $("triage-empty").hidden = list.length > 0;
   }

@@ -58,9 +58,17 @@ try {
   await login(triageToken);
   await card().waitFor({ state: "visible" });
   result.initial_state = await txt(card().locator(".triage-state"));
-  await card().locator(".do-ack").click();
+  // Start typing the assignee, then acknowledge without moving the focus (as
+  // a colleague's change would arrive): the live refreshes that follow must
+  // leave the field focused, so the rest of the name lands in it.
+  await card().locator(".assignee-input").focus();
+  await page.keyboard.type("bo");
+  await card().locator(".do-ack").evaluate((b) => b.click());
   await waitState("acknowledged");
-  await card().locator(".assignee-input").fill("bob");
+  await page.waitForTimeout(500);
+  await page.keyboard.type("b");
+  result.typed_through_refresh = await card().locator(".assignee-input").inputValue();
+  result.focus_kept = await card().locator(".assignee-input").evaluate((e) => document.activeElement === e);
   await card().locator(".do-assign").click();
   result.assign_refusal = await txt(card().locator(".refusal"));
   await page.waitForFunction((sel) => document.querySelector(sel)?.textContent.trim() === "bob",
