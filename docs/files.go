@@ -143,7 +143,7 @@ var policySections = []fileSection{
 			{"version", "string", "Version of the policy."},
 			{"description", "string", "What the policy is for."},
 			{"approval_mode", "string", "`untrusted` (ask for everything not known safe), `on-request` (ask only where a rule says so) or `never` (asks become denies)."},
-			{"protected_paths", "list of globs", "Paths in the workspace whose writes ask; the runner also reverts changes to them that no approved call made."},
+			{"protected_paths", "list of globs", "Paths in the workspace whose writes ask; the runner also reverts changes to them that no approved call made. Globs (below) are relative to the workspace: one without `/` matches at any depth, a leading `/` anchors it at the workspace root."},
 			{"default_protected_paths", "bool", "Add `.git/hooks/**`, `.git/config`, `.env` and `.env.*` to `protected_paths` (default true)."},
 			{"known_safe", "list", "Commands that only read, allowed without a rule: an argv prefix (`[git, status]`) or a mapping (below)."},
 			{"default_known_safe", "bool", "Add the shipped read-only commands (ls, cat, grep, git status, …) to `known_safe` (default true)."},
@@ -152,7 +152,7 @@ var policySections = []fileSection{
 	{title: "Known-safe entry (`known_safe:` mapping items)",
 		keys: []fileKey{
 			{"prefix", "list of strings", "Argv prefix of the command."},
-			{"forbid", "list of argument globs", "Arguments that make the command write or run something else; a command with one is not known safe."},
+			{"forbid", "list of argument globs", "Arguments that make the command write or run something else; a command with one is not known safe. An argument glob (below) matches the whole argument."},
 		}},
 	{title: "Rule (`rules:` items)",
 		keys: []fileKey{
@@ -192,7 +192,46 @@ func PolicyReference() []byte {
 	b.WriteString("Unknown keys are an error with their line. The shipped policy, `internal/policy/default.yaml`, is the worked example; an excerpt:\n\n")
 	b.WriteString("```yaml\n" + policyExample() + "```\n\n")
 	writeSections(&b, policySections)
+	writeGlobs(&b)
 	return b.Bytes()
+}
+
+// globIntro describes the glob dialect of package internal/glob, which
+// TestGlobExamples checks globExamples against.
+const globIntro = "Paths and arguments are globs in one dialect, the one of the `glob` function of detection rules and of a sandbox profile's `protected_paths` (package `internal/glob`). A glob is split at `/` into segments; in a segment `*` is any run of characters, `?` one character, `[a-z]` one of a class (`[^a-z]` one not in it) and `\\c` the character c. A segment `**` matches any number of segments, none included, but as the last segment one or more: `.git/hooks/**` is what is under `.git/hooks`, and removing `.git/hooks` or `.git` writes it. `**` inside a longer segment is an error. A path glob is relative to the workspace: one without `/` (but a trailing one, which is ignored) matches the base name at any depth, and a leading `/` anchors it at the workspace root. An argument glob matches the whole argument, `/` included. In a `known_safe` entry's `forbid` list, where matching more is the safe side, `*` crosses `/` too: `--output=*` forbids `--output=dir/x`."
+
+// globExamples are the examples of the dialect in policy.md.
+var globExamples = []struct {
+	glob    string
+	arg     bool // an argument glob (forbid, args), else a path glob
+	yes, no []string
+}{
+	{"*.pem", false, []string{"key.pem", "certs/key.pem"}, []string{"key.pem.bak"}},
+	{"/.env", false, []string{".env"}, []string{"app/.env"}},
+	{".github/workflows/**", false, []string{".github/workflows/ci.yml", ".github/workflows/a/b.yml"}, []string{".github/workflows"}},
+	{"src/**/test_*.py", false, []string{"src/test_a.py", "src/x/y/test_b.py"}, []string{"test_a.py"}},
+	{"deploy/[a-c]?.sh", false, []string{"deploy/a1.sh"}, []string{"deploy/d1.sh", "deploy/a12.sh"}},
+	{"--output=*", true, []string{"--output=x"}, []string{"--output=dir/x"}},
+}
+
+func writeGlobs(b *bytes.Buffer) {
+	b.WriteString("## Globs\n\n" + globIntro + "\n\n")
+	b.WriteString("| glob | kind | matches | does not match |\n|---|---|---|---|\n")
+	code := func(ss []string) string {
+		out := make([]string, len(ss))
+		for i, s := range ss {
+			out[i] = "`" + s + "`"
+		}
+		return strings.Join(out, ", ")
+	}
+	for _, e := range globExamples {
+		kind := "path"
+		if e.arg {
+			kind = "argument"
+		}
+		fmt.Fprintf(b, "| `%s` | %s | %s | %s |\n", e.glob, kind, code(e.yes), code(e.no))
+	}
+	b.WriteString("\n")
 }
 
 // policyExample is the head of the shipped policy, through its first rule.

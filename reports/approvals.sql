@@ -8,7 +8,8 @@
 -- param: from DateTime  start of the period (inclusive)
 -- param: to DateTime  end of the period (exclusive)
 -- findings: no
--- chart: self summary seconds_to_decide
+-- chart: self decision approval_id count
+-- chart: self kind seconds_to_decide median
 SELECT
     tenant, approval_id, session_id, tool_call_id, kind, rule_id, risk, requester, summary,
     requested_at,

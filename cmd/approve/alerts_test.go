@@ -11,6 +11,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kfake"
 
 	"github.com/agentaudit/agentaudit/internal/approvals"
+	"github.com/agentaudit/agentaudit/internal/approvals/signing"
+	"github.com/agentaudit/agentaudit/internal/eventlog"
 	"github.com/agentaudit/agentaudit/internal/events"
 )
 
@@ -19,7 +21,7 @@ import (
 // the id of an alert raised on session sess-tri.
 func triageService(t *testing.T) (url, token, alertID string, svc *approvals.Service) {
 	t.Helper()
-	tp := events.DefaultTopics
+	tp := eventlog.DefaultTopics
 	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(1, tp.Events, tp.Approvals, tp.DLQ))
 	if err != nil {
 		t.Fatal(err)
@@ -36,14 +38,14 @@ groups: [{name: secops, may_triage: [{rule_ids: ["*"]}], may_suppress: [{rule_id
 		t.Fatal(err)
 	}
 	auth, _ := approvals.NewAuthenticator(cfg)
-	signer, _, _ := approvals.GenerateKey("k1")
+	signer, _, _ := signing.GenerateKey("k1")
 	ids, _ := events.NewIDGen(7)
 	emitID := approvals.NewEmitterID("approvals-cli", ids)
-	prod, err := events.NewProducer(ctx, brokers, emitID)
+	prod, err := eventlog.NewProducer(ctx, brokers, emitID)
 	if err != nil {
 		t.Fatal(err)
 	}
-	detector, err := events.NewProducer(ctx, brokers, "detect-cli")
+	detector, err := eventlog.NewProducer(ctx, brokers, "detect-cli")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/agentaudit/agentaudit/internal/approvals"
+	"github.com/agentaudit/agentaudit/internal/envflag"
 )
 
 // clientConfig is what every client command needs.
@@ -20,9 +21,10 @@ type clientConfig struct {
 	JSON      bool
 }
 
-func (c *clientConfig) flags(fs *flag.FlagSet) {
-	fs.StringVar(&c.Server, "server", os.Getenv("APPROVE_URL"), "approvals service URL (APPROVE_URL)")
+func (c *clientConfig) flags(fs *envflag.FlagSet) {
+	fs.StringEnv(&c.Server, "server", "APPROVE_URL", "", "approvals service URL (default http://127.0.0.1:8480)")
 	fs.StringVar(&c.TokenFile, "token-file", "", "file holding the bearer token (else APPROVE_TOKEN)")
+	fs.FromEnv(&c.Token, "APPROVE_TOKEN", "the approver's bearer token, unless --token-file")
 	fs.BoolVar(&c.JSON, "json", false, "print JSON instead of a table")
 }
 
@@ -39,7 +41,7 @@ func (c *clientConfig) validate() error {
 		}
 		c.Token = strings.TrimSpace(string(b))
 	default:
-		c.Token = strings.TrimSpace(os.Getenv("APPROVE_TOKEN"))
+		c.Token = strings.TrimSpace(c.Token)
 	}
 	if c.Token == "" {
 		return errors.New("token: set APPROVE_TOKEN or --token-file")
@@ -53,22 +55,8 @@ func (c *clientConfig) client() (*approvals.Client, error) {
 
 // parseArgs parses flags that may come before or after the positional
 // arguments ("approve ID --comment x" as well as "approve --comment x ID").
-func parseArgs(fs *flag.FlagSet, args []string) ([]string, error) {
-	var pos []string
-	for {
-		if err := fs.Parse(args); err != nil {
-			return nil, err
-		}
-		args = fs.Args()
-		if len(args) == 0 {
-			return pos, nil
-		}
-		if args[0] == "--" {
-			return append(pos, args[1:]...), nil
-		}
-		pos = append(pos, args[0])
-		args = args[1:]
-	}
+func parseArgs(fs *envflag.FlagSet, args []string) ([]string, error) {
+	return fs.ParseInterspersed(args)
 }
 
 func printJSON(w io.Writer, v any) error {
@@ -88,8 +76,8 @@ func fail(stderr io.Writer, cmd string, err error) int {
 	return 1
 }
 
-func newFlags(name string, stderr io.Writer) *flag.FlagSet {
-	fs := flag.NewFlagSet("approve "+name, flag.ContinueOnError)
+func newFlags(name string, stderr io.Writer) *envflag.FlagSet {
+	fs := envflag.New("approve "+name, flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	return fs
 }

@@ -4,7 +4,7 @@ import (
 	"fmt"
 	"io"
 
-	"github.com/agentaudit/agentaudit/internal/approvals"
+	"github.com/agentaudit/agentaudit/internal/approvals/signing"
 )
 
 func runKeygen(args []string, stdout, stderr io.Writer) int {
@@ -18,7 +18,7 @@ func runKeygen(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "usage: approve keygen --id KID --out DIR")
 		return 2
 	}
-	signer, keys, err := approvals.WriteKeyFiles(*out, *id)
+	signer, keys, err := signing.WriteKeyFiles(*out, *id)
 	if err != nil {
 		return fail(stderr, "keygen", err)
 	}

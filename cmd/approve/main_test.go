@@ -17,6 +17,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kfake"
 
 	"github.com/agentaudit/agentaudit/internal/approvals"
+	"github.com/agentaudit/agentaudit/internal/approvals/signing"
+	"github.com/agentaudit/agentaudit/internal/eventlog"
 	"github.com/agentaudit/agentaudit/internal/events"
 )
 
@@ -24,7 +26,7 @@ import (
 // URL, alice's token and a function that raises a request as a runner.
 func service(t *testing.T) (url, token string, raise func() string) {
 	t.Helper()
-	tp := events.DefaultTopics
+	tp := eventlog.DefaultTopics
 	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(1, tp.Events, tp.Approvals, tp.DLQ))
 	if err != nil {
 		t.Fatal(err)
@@ -47,17 +49,17 @@ groups: [{name: oncall, may_answer: [{kinds: [tool_call]}]}]
 	if err != nil {
 		t.Fatal(err)
 	}
-	signer, _, err := approvals.GenerateKey("k1")
+	signer, _, err := signing.GenerateKey("k1")
 	if err != nil {
 		t.Fatal(err)
 	}
 	ids, _ := events.NewIDGen(7)
 	emitID := approvals.NewEmitterID("approvals-cli", ids)
-	prod, err := events.NewProducer(ctx, brokers, emitID)
+	prod, err := eventlog.NewProducer(ctx, brokers, emitID)
 	if err != nil {
 		t.Fatal(err)
 	}
-	runner, err := events.NewProducer(ctx, brokers, "runner-cli")
+	runner, err := eventlog.NewProducer(ctx, brokers, "runner-cli")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -180,10 +182,10 @@ func TestKeygenAndToken(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("keygen: %d %s", code, errs)
 	}
-	if _, err := approvals.LoadSigner(filepath.Join(dir, "signer.pem")); err != nil {
+	if _, err := signing.LoadSigner(filepath.Join(dir, "signer.pem")); err != nil {
 		t.Errorf("signer.pem: %v", err)
 	}
-	if ks, err := approvals.LoadKeySet(filepath.Join(dir, "keys.json")); err != nil || ks.Keys()[0].ID != "approvals-1" {
+	if ks, err := signing.LoadKeySet(filepath.Join(dir, "keys.json")); err != nil || ks.Keys()[0].ID != "approvals-1" {
 		t.Errorf("keys.json: %v", err)
 	}
 	if !strings.Contains(out, "signer.pem") {

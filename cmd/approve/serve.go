@@ -3,19 +3,18 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"time"
 
 	"github.com/agentaudit/agentaudit/internal/approvals"
-	"github.com/agentaudit/agentaudit/internal/events"
+	"github.com/agentaudit/agentaudit/internal/envflag"
+	"github.com/agentaudit/agentaudit/internal/eventlog"
 )
 
 // serveConfig is `approve serve`'s configuration: flags, with defaults
@@ -39,33 +38,23 @@ type serveConfig struct {
 	LogLevel       string        `env:"APPROVE_LOG_LEVEL"`
 }
 
-func envOr(name, def string) string {
-	if v := os.Getenv(name); v != "" {
-		return v
-	}
-	return def
-}
-
-func (c *serveConfig) flags(fs *flag.FlagSet) {
-	fs.StringVar(&c.Listen, "listen", envOr("APPROVE_LISTEN", "127.0.0.1:8480"), "address to listen on")
-	fs.StringVar(&c.Keys, "keys", os.Getenv("APPROVE_KEYS"), "the signing key, signer.pem from approve keygen")
-	fs.StringVar(&c.Trust, "trust", os.Getenv("APPROVE_TRUST"), "optional public key set (keys.json) to verify decisions with after a key rotation")
-	fs.StringVar(&c.Approvers, "approvers", os.Getenv("APPROVE_APPROVERS"), "approvers.yaml: approvers, token hashes, groups")
-	fs.StringVar(&c.Brokers, "brokers", envOr("KAFKA_BROKERS", "127.0.0.1:9092"), "Kafka brokers, comma-separated")
-	fs.StringVar(&c.ApprovalsTopic, "approvals-topic", envOr("APPROVE_APPROVALS_TOPIC", events.DefaultTopics.Approvals), "approvals topic")
-	fs.StringVar(&c.EventsTopic, "events-topic", envOr("APPROVE_EVENTS_TOPIC", events.DefaultTopics.Events), "events topic (alerts)")
-	node, _ := strconv.ParseInt(envOr("APPROVE_NODE_ID", "1001"), 10, 64)
-	fs.Int64Var(&c.NodeID, "node-id", node, "snowflake node id (0..1023), unique among all emitters")
-	fs.StringVar(&c.ID, "id", envOr("APPROVE_ID", "approvals"), "service name; the runner_id of its events is NAME-<start id>")
-	fs.BoolVar(&c.Expire, "expire", envOr("APPROVE_EXPIRE", "true") == "true", "expire overdue requests (on one instance only)")
-	every, _ := time.ParseDuration(envOr("APPROVE_EXPIRY_EVERY", "1s"))
-	fs.DurationVar(&c.ExpiryEvery, "expiry-every", every, "how often to look for overdue requests")
-	window, _ := time.ParseDuration(envOr("APPROVE_ALERT_WINDOW", "1h"))
-	fs.DurationVar(&c.AlertWindow, "alert-window", window, "how far back to read alerts at start")
-	fs.BoolVar(&c.CreateTopics, "create-topics", os.Getenv("APPROVE_CREATE_TOPICS") == "true", "create missing topics")
-	fs.StringVar(&c.Spool, "spool", os.Getenv("APPROVE_SPOOL"), "spool directory for events Kafka cannot take yet (always on; default <user cache dir>/agentaudit/spool/<id>)")
-	fs.StringVar(&c.Origins, "origins", os.Getenv("APPROVE_ORIGINS"), "extra origins allowed to POST (comma-separated scheme://host:port)")
-	fs.StringVar(&c.LogLevel, "log-level", envOr("APPROVE_LOG_LEVEL", "info"), "debug, info, warn or error")
+func (c *serveConfig) flags(fs *envflag.FlagSet) {
+	fs.StringEnv(&c.Listen, "listen", "APPROVE_LISTEN", "127.0.0.1:8480", "address to listen on")
+	fs.StringEnv(&c.Keys, "keys", "APPROVE_KEYS", "", "the signing key, signer.pem from approve keygen")
+	fs.StringEnv(&c.Trust, "trust", "APPROVE_TRUST", "", "optional public key set (keys.json) to verify decisions with after a key rotation")
+	fs.StringEnv(&c.Approvers, "approvers", "APPROVE_APPROVERS", "", "approvers.yaml: approvers, token hashes, groups")
+	fs.StringEnv(&c.Brokers, "brokers", "KAFKA_BROKERS", "127.0.0.1:9092", "Kafka brokers, comma-separated")
+	fs.StringEnv(&c.ApprovalsTopic, "approvals-topic", "APPROVE_APPROVALS_TOPIC", eventlog.DefaultTopics.Approvals, "approvals topic")
+	fs.StringEnv(&c.EventsTopic, "events-topic", "APPROVE_EVENTS_TOPIC", eventlog.DefaultTopics.Events, "events topic (alerts)")
+	fs.Int64Env(&c.NodeID, "node-id", "APPROVE_NODE_ID", 1001, "snowflake node id (0..1023), unique among all emitters")
+	fs.StringEnv(&c.ID, "id", "APPROVE_ID", "approvals", "service name; the runner_id of its events is NAME-<start id>")
+	fs.BoolEnv(&c.Expire, "expire", "APPROVE_EXPIRE", true, "expire overdue requests (on one instance only)")
+	fs.DurationEnv(&c.ExpiryEvery, "expiry-every", "APPROVE_EXPIRY_EVERY", time.Second, "how often to look for overdue requests")
+	fs.DurationEnv(&c.AlertWindow, "alert-window", "APPROVE_ALERT_WINDOW", time.Hour, "how far back to read alerts at start")
+	fs.BoolEnv(&c.CreateTopics, "create-topics", "APPROVE_CREATE_TOPICS", false, "create missing topics")
+	fs.StringEnv(&c.Spool, "spool", "APPROVE_SPOOL", "", "spool directory for events Kafka cannot take yet (always on; default <user cache dir>/agentaudit/spool/<id>)")
+	fs.StringEnv(&c.Origins, "origins", "APPROVE_ORIGINS", "", "extra origins allowed to POST (comma-separated scheme://host:port)")
+	fs.StringEnv(&c.LogLevel, "log-level", "APPROVE_LOG_LEVEL", "info", "debug, info, warn or error")
 }
 
 // validate fills defaults and names the bad field.
@@ -147,7 +136,7 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) int {
 	err = approvals.Serve(ctx, approvals.ServeConfig{
 		Listen: c.Listen, KeyFile: c.Keys, TrustFile: c.Trust, ApproversFile: c.Approvers,
 		Brokers: splitList(c.Brokers),
-		Topics:  events.Topics{Events: c.EventsTopic, Approvals: c.ApprovalsTopic, DLQ: events.DefaultTopics.DLQ},
+		Topics:  eventlog.Topics{Events: c.EventsTopic, Approvals: c.ApprovalsTopic, DLQ: eventlog.DefaultTopics.DLQ},
 		NodeID:  c.NodeID, ServiceID: c.ID, Expire: c.Expire, ExpiryEvery: c.ExpiryEvery,
 		AlertWindow: c.AlertWindow, CreateTopics: c.CreateTopics, SpoolDir: c.Spool,
 		Origins: splitList(c.Origins), Logger: log,

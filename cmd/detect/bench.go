@@ -8,16 +8,17 @@ import (
 	"runtime/pprof"
 	"time"
 
+	"github.com/agentaudit/agentaudit/internal/bench/detectbench"
 	"github.com/agentaudit/agentaudit/internal/benchreport"
-	"github.com/agentaudit/agentaudit/internal/detect"
+	"github.com/agentaudit/agentaudit/internal/envflag"
 )
 
 // benchCmd is `detect bench`: alert latency at a steady event rate.
 func benchCmd(ctx context.Context, args []string) error {
-	c := detect.BenchConfig{Out: os.Stdout}
-	fs := flag.NewFlagSet("detect bench", flag.ContinueOnError)
+	c := detectbench.Config{Out: os.Stdout}
+	fs := envflag.New("detect bench", flag.ContinueOnError)
 	brokersFlag(fs, &c.Brokers)
-	fs.StringVar(&c.RulesDir, "rules", env("DETECT_RULES", "rules"), "rule directory (env DETECT_RULES)")
+	rulesFlag(fs, &c.RulesDir)
 	fs.IntVar(&c.Rate, "rate", 20000, "events per second")
 	fs.DurationVar(&c.Duration, "duration", 0, "duration of the load (default 30s)")
 	fs.DurationVar(&c.Warmup, "warmup", 0, "first part of the load left out of the figures (default 3s)")
@@ -45,7 +46,7 @@ func benchCmd(ctx context.Context, args []string) error {
 		defer pprof.StopCPUProfile()
 	}
 	c.Logger = logger()
-	res, err := detect.Bench(ctx, c)
+	res, err := detectbench.Run(ctx, c)
 	if err != nil {
 		return err
 	}

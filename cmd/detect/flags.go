@@ -2,48 +2,18 @@ package main
 
 import (
 	"errors"
-	"flag"
 	"log/slog"
 	"os"
-	"strconv"
-	"strings"
-	"time"
 
 	"github.com/agentaudit/agentaudit/internal/detect"
+	"github.com/agentaudit/agentaudit/internal/envflag"
 )
-
-func env(name, def string) string {
-	if v := os.Getenv(name); v != "" {
-		return v
-	}
-	return def
-}
-
-func envDur(name string, def time.Duration) time.Duration {
-	if v, err := time.ParseDuration(os.Getenv(name)); err == nil {
-		return v
-	}
-	return def
-}
-
-func envInt(name string, def int) int {
-	if v, err := strconv.Atoi(os.Getenv(name)); err == nil {
-		return v
-	}
-	return def
-}
 
 // brokersFlag binds --brokers. Like every other binary, detect has no
 // default: a missing KAFKA_BROKERS is an error (needBrokers), never a
 // silent 127.0.0.1:9092.
-func brokersFlag(fs *flag.FlagSet, dst *[]string) {
-	if v := os.Getenv("KAFKA_BROKERS"); v != "" {
-		*dst = strings.Split(v, ",")
-	}
-	fs.Func("brokers", "Kafka brokers, comma-separated (env KAFKA_BROKERS; required)", func(s string) error {
-		*dst = strings.Split(s, ",")
-		return nil
-	})
+func brokersFlag(fs *envflag.FlagSet, dst *[]string) {
+	fs.ListEnv(dst, "brokers", "KAFKA_BROKERS", nil, "Kafka brokers, comma-separated (required)")
 }
 
 // needBrokers names the missing setting.
@@ -55,22 +25,17 @@ func needBrokers(b []string) error {
 }
 
 // clickHouseFlags binds the read-only ClickHouse connection.
-func clickHouseFlags(fs *flag.FlagSet, c *detect.ClickHouseConfig) {
-	fs.StringVar(&c.Addr, "clickhouse-addr", env("CLICKHOUSE_ADDR", "127.0.0.1:9000"), "ClickHouse native address (env CLICKHOUSE_ADDR); empty disables SQL rules")
-	fs.StringVar(&c.User, "clickhouse-user", env("CLICKHOUSE_READONLY_USER", "default"), "read-only ClickHouse user (env CLICKHOUSE_READONLY_USER)")
-	c.Password = os.Getenv("CLICKHOUSE_READONLY_PASSWORD") // not a flag: it would show in ps
-	fs.StringVar(&c.Database, "database", env("CLICKHOUSE_DATABASE", "agentaudit"), "ClickHouse database (env CLICKHOUSE_DATABASE)")
+func clickHouseFlags(fs *envflag.FlagSet, c *detect.ClickHouseConfig) {
+	fs.StringEnv(&c.Addr, "clickhouse-addr", "CLICKHOUSE_ADDR", "127.0.0.1:9000", "ClickHouse native address; empty disables SQL rules")
+	fs.StringEnv(&c.User, "clickhouse-user", "CLICKHOUSE_READONLY_USER", "default", "read-only ClickHouse user")
+	fs.FromEnv(&c.Password, "CLICKHOUSE_READONLY_PASSWORD", "password of the read-only ClickHouse user")
+	fs.StringEnv(&c.Database, "database", "CLICKHOUSE_DATABASE", "agentaudit", "ClickHouse database")
 }
 
 var logLevel = new(slog.LevelVar)
 
-func logFlags(fs *flag.FlagSet) {
-	if v := os.Getenv("DETECT_LOG_LEVEL"); v != "" {
-		logLevel.UnmarshalText([]byte(v))
-	}
-	fs.Func("log-level", "debug, info, warn or error (env DETECT_LOG_LEVEL)", func(s string) error {
-		return logLevel.UnmarshalText([]byte(s))
-	})
+func logFlags(fs *envflag.FlagSet) {
+	fs.TextEnv(logLevel, "log-level", "DETECT_LOG_LEVEL", slog.LevelInfo, "debug, info, warn or error")
 }
 
 func logger() *slog.Logger {
@@ -78,6 +43,11 @@ func logger() *slog.Logger {
 }
 
 // overridesFlag binds --overrides, the rule override file.
-func overridesFlag(fs *flag.FlagSet) *string {
-	return fs.String("overrides", os.Getenv("DETECT_OVERRIDES"), "override file that tunes rules without copying them (env DETECT_OVERRIDES)")
+func overridesFlag(fs *envflag.FlagSet, p *string) {
+	fs.StringEnv(p, "overrides", "DETECT_OVERRIDES", "", "override file that tunes rules without copying them")
+}
+
+// rulesFlag binds --rules, the rule directory.
+func rulesFlag(fs *envflag.FlagSet, p *string) {
+	fs.StringEnv(p, "rules", "DETECT_RULES", "rules", "rule directory")
 }

@@ -3,31 +3,41 @@ package main
 import (
 	"flag"
 	"testing"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/agentaudit/agentaudit/internal/envflag"
 )
 
 // Without KAFKA_BROKERS or --brokers, detect refuses to start instead of
 // quietly trying 127.0.0.1:9092.
 func TestBrokersAreRequired(t *testing.T) {
-	t.Setenv("KAFKA_BROKERS", "")
-	var b []string
-	fs := flag.NewFlagSet("t", flag.ContinueOnError)
-	brokersFlag(fs, &b)
-	if err := fs.Parse(nil); err != nil {
-		t.Fatal(err)
+	cases := []struct {
+		name, env string
+		args      []string
+		want      []string
+		ok        bool
+	}{
+		{"neither", "", nil, nil, false},
+		{"flag", "", []string{"--brokers", "127.0.0.1:9092,127.0.0.1:9093"}, []string{"127.0.0.1:9092", "127.0.0.1:9093"}, true},
+		{"environment", "127.0.0.1:19092", nil, []string{"127.0.0.1:19092"}, true},
+		{"flag beats environment", "127.0.0.1:19092", []string{"--brokers", "127.0.0.1:9092"}, []string{"127.0.0.1:9092"}, true},
 	}
-	if err := needBrokers(b); err == nil {
-		t.Errorf("no brokers accepted: %q", b)
-	}
-	if err := fs.Parse([]string{"--brokers", "127.0.0.1:9092,127.0.0.1:9093"}); err != nil {
-		t.Fatal(err)
-	}
-	if err := needBrokers(b); err != nil || len(b) != 2 {
-		t.Errorf("--brokers: %q %v", b, err)
-	}
-	t.Setenv("KAFKA_BROKERS", "127.0.0.1:19092")
-	b = nil
-	brokersFlag(flag.NewFlagSet("t", flag.ContinueOnError), &b)
-	if len(b) != 1 || b[0] != "127.0.0.1:19092" {
-		t.Errorf("from the environment: %q", b)
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Setenv("KAFKA_BROKERS", tc.env)
+			var b []string
+			fs := envflag.New("t", flag.ContinueOnError)
+			brokersFlag(fs, &b)
+			if err := fs.Parse(tc.args); err != nil {
+				t.Fatal(err)
+			}
+			if d := cmp.Diff(tc.want, b); d != "" {
+				t.Errorf("brokers (-want +got)\n%s", d)
+			}
+			if err := needBrokers(b); (err == nil) != tc.ok {
+				t.Errorf("needBrokers(%q) = %v", b, err)
+			}
+		})
 	}
 }

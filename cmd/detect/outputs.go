@@ -4,39 +4,30 @@ import (
 	"context"
 	"flag"
 	"fmt"
-	"os"
 	"strings"
 	"time"
 
 	"github.com/agentaudit/agentaudit/internal/alertout"
+	"github.com/agentaudit/agentaudit/internal/envflag"
+	"github.com/agentaudit/agentaudit/internal/eventlog"
 	"github.com/agentaudit/agentaudit/internal/events"
 )
 
 // outputsCmd is `detect outputs`: alerts from the events topic to
 // webhooks, Slack and Alertmanager.
 func outputsCmd(ctx context.Context, args []string) error {
-	fs := flag.NewFlagSet("detect outputs", flag.ContinueOnError)
+	fs := envflag.New("detect outputs", flag.ContinueOnError)
 	var brokers []string
 	brokersFlag(fs, &brokers)
-	group := fs.String("group", env("DETECT_OUTPUTS_GROUP", "detect-outputs"), "consumer group shared by every instance (env DETECT_OUTPUTS_GROUP)")
-	topic := fs.String("events-topic", env("DETECT_EVENTS_TOPIC", events.DefaultTopics.Events), "events topic (env DETECT_EVENTS_TOPIC)")
-	var outputs []alertout.Output
-	if v := os.Getenv("DETECT_OUTPUTS"); v != "" {
-		for _, s := range strings.Split(v, ",") {
-			o, err := alertout.ParseOutput(s)
-			if err != nil {
-				return fmt.Errorf("DETECT_OUTPUTS: %w", err)
-			}
-			outputs = append(outputs, o)
-		}
-	}
-	fs.Func("output", "FORMAT=URL, repeatable; FORMAT is json, slack or alertmanager (env DETECT_OUTPUTS, comma-separated)", func(s string) error {
-		o, err := alertout.ParseOutput(s)
-		outputs = append(outputs, o)
-		return err
-	})
-	minSev := fs.String("min-severity", env("DETECT_OUTPUTS_MIN_SEVERITY", ""), "send only alerts at or above: info, low, medium, high, critical (env DETECT_OUTPUTS_MIN_SEVERITY)")
-	attempts := fs.Int("attempts", envInt("DETECT_OUTPUTS_ATTEMPTS", 6), "attempts per alert and output before it is dead-lettered (env DETECT_OUTPUTS_ATTEMPTS)")
+	var group, topic, minSev, auth string
+	var attempts int
+	var outputs outputList
+	fs.StringEnv(&group, "group", "DETECT_OUTPUTS_GROUP", "detect-outputs", "consumer group shared by every instance")
+	fs.StringEnv(&topic, "events-topic", "DETECT_EVENTS_TOPIC", eventlog.DefaultTopics.Events, "events topic")
+	fs.VarEnv(&outputs, "output", "DETECT_OUTPUTS", "FORMAT=URL, repeatable or comma-separated; FORMAT is json, slack or alertmanager")
+	fs.StringEnv(&minSev, "min-severity", "DETECT_OUTPUTS_MIN_SEVERITY", "", "send only alerts at or above: info, low, medium, high, critical")
+	fs.IntEnv(&attempts, "attempts", "DETECT_OUTPUTS_ATTEMPTS", 6, "attempts per alert and output before it is dead-lettered")
+	fs.FromEnv(&auth, "DETECT_OUTPUTS_AUTHORIZATION", "Authorization header sent to every output")
 	logFlags(fs)
 	fs.Usage = func() {
 		fmt.Fprintln(fs.Output(), `usage: detect outputs --output FORMAT=URL [--output …] [flags]
@@ -57,19 +48,18 @@ An Authorization header for every output comes from the environment
 	if len(outputs) == 0 {
 		return fmt.Errorf("no outputs: give --output FORMAT=URL (or DETECT_OUTPUTS)")
 	}
-	auth := os.Getenv("DETECT_OUTPUTS_AUTHORIZATION")
 	for i := range outputs {
-		outputs[i].MinSeverity = events.Severity(*minSev)
+		outputs[i].MinSeverity = events.Severity(minSev)
 		if auth != "" {
 			outputs[i].Header = map[string]string{"Authorization": auth}
 		}
 	}
 	log := logger()
-	d, err := alertout.NewDeliverer(outputs, alertout.WithLogger(log), alertout.WithRetry(*attempts, 200*time.Millisecond, 10*time.Second))
+	d, err := alertout.NewDeliverer(outputs, alertout.WithLogger(log), alertout.WithRetry(attempts, 200*time.Millisecond, 10*time.Second))
 	if err != nil {
 		return err
 	}
-	c, err := events.NewConsumer(brokers, *group, []string{*topic}, events.WithConsumerLogger(log))
+	c, err := eventlog.NewConsumer(brokers, group, []string{topic}, eventlog.WithConsumerLogger(log))
 	if err != nil {
 		return err
 	}
@@ -86,8 +76,30 @@ An Authorization header for every output comes from the environment
 			}
 		}
 	}()
-	log.Info("delivering alerts", "outputs", len(outputs), "topic", *topic, "group", *group)
+	log.Info("delivering alerts", "outputs", len(outputs), "topic", topic, "group", group)
 	err = c.Run(ctx, d.Handler())
 	log.Info("alert outputs stopped", "stats", d.Stats())
 	return err
+}
+
+// outputList is --output and DETECT_OUTPUTS: FORMAT=URL entries,
+// comma-separated or repeated.
+type outputList []alertout.Output
+
+func (l *outputList) String() string {
+	if l == nil {
+		return ""
+	}
+	return fmt.Sprint(len(*l), " outputs")
+}
+
+func (l *outputList) Set(s string) error {
+	for _, e := range strings.Split(s, ",") {
+		o, err := alertout.ParseOutput(e)
+		if err != nil {
+			return err
+		}
+		*l = append(*l, o)
+	}
+	return nil
 }

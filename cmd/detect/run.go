@@ -3,36 +3,36 @@ package main
 import (
 	"context"
 	"flag"
-	"os"
 
 	"github.com/agentaudit/agentaudit/internal/detect"
-	"github.com/agentaudit/agentaudit/internal/events"
+	"github.com/agentaudit/agentaudit/internal/envflag"
+	"github.com/agentaudit/agentaudit/internal/eventlog"
 )
 
 // runCmd is `detect run`.
 func runCmd(ctx context.Context, args []string) error {
 	var c detect.Config
-	fs := flag.NewFlagSet("detect run", flag.ContinueOnError)
+	fs := envflag.New("detect run", flag.ContinueOnError)
 	brokersFlag(fs, &c.Brokers)
-	fs.StringVar(&c.Group, "group", env("DETECT_GROUP", "detect"), "consumer group shared by every instance (env DETECT_GROUP)")
-	fs.StringVar(&c.RulesDir, "rules", env("DETECT_RULES", "rules"), "rule directory (env DETECT_RULES)")
-	fs.StringVar(&c.Overrides, "overrides", os.Getenv("DETECT_OVERRIDES"), "override file that tunes rules without copying them (env DETECT_OVERRIDES)")
-	fs.StringVar(&c.RunnerID, "id", os.Getenv("DETECT_ID"), "runner_id of the events it writes (default detect-<host>-<start time>) (env DETECT_ID)")
-	node := int64(envInt("DETECT_NODE_ID", -1))
-	fs.Int64Var(&c.NodeID, "node-id", node, "snowflake node id 0..1023, unique among emitters; -1 derives one from the id (env DETECT_NODE_ID)")
-	c.Topics = events.DefaultTopics
-	fs.StringVar(&c.Topics.Events, "events-topic", env("DETECT_EVENTS_TOPIC", c.Topics.Events), "events topic (env DETECT_EVENTS_TOPIC)")
-	fs.StringVar(&c.Topics.Approvals, "approvals-topic", env("DETECT_APPROVALS_TOPIC", c.Topics.Approvals), "approvals topic (env DETECT_APPROVALS_TOPIC)")
-	fs.StringVar(&c.StateTopic, "state-topic", env("DETECT_STATE_TOPIC", "audit.detect.state"), "compacted checkpoint topic (env DETECT_STATE_TOPIC)")
-	fs.StringVar(&c.RepartitionTopic, "repartition-topic", env("DETECT_REPARTITION_TOPIC", "audit.detect.repartition"), "topic re-keying matches by group (env DETECT_REPARTITION_TOPIC)")
-	fs.BoolVar(&c.CreateTopics, "create-topics", env("DETECT_CREATE_TOPICS", "true") == "true", "create missing topics (env DETECT_CREATE_TOPICS)")
-	fs.StringVar(&c.StartAt, "start-at", env("DETECT_START_AT", "earliest"), "where a partition without a checkpoint starts: earliest or latest (env DETECT_START_AT)")
-	fs.StringVar(&c.MetricsAddr, "metrics", env("DETECT_METRICS_ADDR", "127.0.0.1:9466"), "loopback address for /metrics and /healthz; empty disables (env DETECT_METRICS_ADDR)")
-	fs.DurationVar(&c.CheckpointEvery, "checkpoint-every", envDur("DETECT_CHECKPOINT_EVERY", 0), "checkpoint interval (default 5s) (env DETECT_CHECKPOINT_EVERY)")
-	fs.DurationVar(&c.SQLEvery, "sql-every", envDur("DETECT_SQL_EVERY", 0), "how often due SQL rules are looked for (default 10s) (env DETECT_SQL_EVERY)")
-	fs.DurationVar(&c.SQLDelay, "sql-delay", envDur("DETECT_SQL_DELAY", 0), "how far behind now SQL rule ranges end (env DETECT_SQL_DELAY)")
+	fs.StringEnv(&c.Group, "group", "DETECT_GROUP", "detect", "consumer group shared by every instance")
+	rulesFlag(fs, &c.RulesDir)
+	overridesFlag(fs, &c.Overrides)
+	fs.StringEnv(&c.RunnerID, "id", "DETECT_ID", "", "runner_id of the events it writes (default detect-<host>-<start time>)")
+	fs.Int64Env(&c.NodeID, "node-id", "DETECT_NODE_ID", -1, "snowflake node id 0..1023, unique among emitters; -1 derives one from the id")
+	c.Topics = eventlog.DefaultTopics
+	fs.StringEnv(&c.Topics.Events, "events-topic", "DETECT_EVENTS_TOPIC", c.Topics.Events, "events topic")
+	fs.StringEnv(&c.Topics.Approvals, "approvals-topic", "DETECT_APPROVALS_TOPIC", c.Topics.Approvals, "approvals topic")
+	fs.StringEnv(&c.StateTopic, "state-topic", "DETECT_STATE_TOPIC", "audit.detect.state", "compacted checkpoint topic")
+	fs.StringEnv(&c.RepartitionTopic, "repartition-topic", "DETECT_REPARTITION_TOPIC", "audit.detect.repartition", "topic re-keying matches by group")
+	fs.BoolEnv(&c.CreateTopics, "create-topics", "DETECT_CREATE_TOPICS", true, "create missing topics")
+	fs.StringEnv(&c.StartAt, "start-at", "DETECT_START_AT", "earliest", "where a partition without a checkpoint starts: earliest or latest")
+	fs.StringEnv(&c.MetricsAddr, "metrics", "DETECT_METRICS_ADDR", "127.0.0.1:9466", "loopback address for /metrics and /healthz; empty disables")
+	fs.DurationEnv(&c.CheckpointEvery, "checkpoint-every", "DETECT_CHECKPOINT_EVERY", 0, "checkpoint interval (default 5s)")
+	fs.DurationEnv(&c.SQLEvery, "sql-every", "DETECT_SQL_EVERY", 0, "how often due SQL rules are looked for (default 10s)")
+	fs.DurationEnv(&c.SQLDelay, "sql-delay", "DETECT_SQL_DELAY", 0, "how far behind now SQL rule ranges end")
 	clickHouseFlags(fs, &c.ClickHouse)
-	trust := fs.String("trust", os.Getenv("DETECT_TRUST"), "the approvals service's public keys (keys.json): honour the rule suppressions it signs (env DETECT_TRUST)")
+	var trust string
+	fs.StringEnv(&trust, "trust", "DETECT_TRUST", "", "the approvals service's public keys (keys.json): honour the rule suppressions it signs")
 	logFlags(fs)
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -41,7 +41,7 @@ func runCmd(ctx context.Context, args []string) error {
 		return err
 	}
 	c.Logger = logger()
-	opts, err := suppressions(ctx, *trust, c, c.Logger)
+	opts, err := suppressions(ctx, trust, c, c.Logger)
 	if err != nil {
 		return err
 	}

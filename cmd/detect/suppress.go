@@ -5,6 +5,7 @@ import (
 	"log/slog"
 
 	"github.com/agentaudit/agentaudit/internal/approvals"
+	"github.com/agentaudit/agentaudit/internal/approvals/signing"
 	"github.com/agentaudit/agentaudit/internal/detect"
 )
 
@@ -18,7 +19,7 @@ func suppressions(ctx context.Context, keysFile string, c detect.Config, log *sl
 		log.Warn("no --trust keys.json: rule suppressions from the approvals service are not honoured")
 		return nil, nil
 	}
-	ks, err := approvals.LoadKeySet(keysFile)
+	ks, err := signing.LoadKeySet(keysFile)
 	if err != nil {
 		return nil, err
 	}

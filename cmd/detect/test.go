@@ -6,13 +6,15 @@ import (
 	"os"
 
 	"github.com/agentaudit/agentaudit/internal/detect"
+	"github.com/agentaudit/agentaudit/internal/envflag"
 )
 
 // dirCmd parses the flags of `detect test` and `detect lint`: one rule
 // directory and an optional override file.
 func dirCmd(name string, args []string) (dir string, opts []detect.LoadOption, code int) {
-	fs := flag.NewFlagSet("detect "+name, flag.ContinueOnError)
-	overrides := overridesFlag(fs)
+	fs := envflag.New("detect "+name, flag.ContinueOnError)
+	var overrides string
+	overridesFlag(fs, &overrides)
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "usage: detect %s [--overrides FILE] DIR\n", name)
 		fs.PrintDefaults()
@@ -24,7 +26,7 @@ func dirCmd(name string, args []string) (dir string, opts []detect.LoadOption, c
 		fs.Usage()
 		return "", nil, detect.ExitUsage
 	}
-	return fs.Arg(0), []detect.LoadOption{detect.WithOverrides(*overrides)}, -1
+	return fs.Arg(0), []detect.LoadOption{detect.WithOverrides(overrides)}, -1
 }
 
 // runTest is `detect test [--overrides FILE] DIR`.

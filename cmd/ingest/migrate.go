@@ -5,12 +5,13 @@ import (
 	"flag"
 	"os"
 
+	"github.com/agentaudit/agentaudit/internal/envflag"
 	"github.com/agentaudit/agentaudit/internal/ingest"
 )
 
 func migrateCmd(ctx context.Context, args []string) error {
 	var cfg ingest.Config
-	fs := flag.NewFlagSet("ingest migrate", flag.ContinueOnError)
+	fs := envflag.New("ingest migrate", flag.ContinueOnError)
 	storeFlags(fs, &cfg)
 	logFlags(fs)
 	if err := parse(fs, args); err != nil {

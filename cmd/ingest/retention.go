@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/agentaudit/agentaudit/internal/envflag"
 	"github.com/agentaudit/agentaudit/internal/ingest"
 )
 
@@ -16,7 +17,7 @@ func retentionCmd(ctx context.Context, args []string) error {
 	var cfg ingest.Config
 	var keep time.Duration
 	var dryRun bool
-	fs := flag.NewFlagSet("ingest retention", flag.ContinueOnError)
+	fs := envflag.New("ingest retention", flag.ContinueOnError)
 	storeFlags(fs, &cfg)
 	logFlags(fs)
 	fs.Func("keep", "keep data this long: a Go duration or days such as `400d` (required)", func(s string) error {

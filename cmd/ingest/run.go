@@ -6,6 +6,7 @@ import (
 	"os"
 	"runtime/debug"
 
+	"github.com/agentaudit/agentaudit/internal/envflag"
 	"github.com/agentaudit/agentaudit/internal/ingest"
 )
 
@@ -20,7 +21,7 @@ const defaultMemoryLimit = 224 << 20
 
 func runCmd(ctx context.Context, args []string) error {
 	var cfg ingest.Config
-	fs := flag.NewFlagSet("ingest run", flag.ContinueOnError)
+	fs := envflag.New("ingest run", flag.ContinueOnError)
 	runFlags(fs, &cfg)
 	memLimit := fs.Int64("memory-limit", defaultMemoryLimit, "Go soft memory limit in bytes (ignored when GOMEMLIMIT is set)")
 	if err := parse(fs, args); err != nil {

@@ -8,8 +8,9 @@ import (
 	"os"
 	"time"
 
+	"github.com/agentaudit/agentaudit/internal/bench/querybench"
 	"github.com/agentaudit/agentaudit/internal/benchreport"
-	"github.com/agentaudit/agentaudit/internal/query"
+	"github.com/agentaudit/agentaudit/internal/envflag"
 )
 
 // runBench is `query bench`: it writes a bench database with the writer
@@ -18,17 +19,21 @@ import (
 func runBench(ctx context.Context, args []string) error {
 	var (
 		cfg   Config
-		bench query.BenchConfig
+		bench querybench.Config
 	)
-	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
-	cfg.flags(fs)
+	fs := envflag.New("bench", flag.ContinueOnError)
+	cfg.connFlags(fs)
+	// Never CLICKHOUSE_DATABASE: that names the audit database.
+	fs.StringVar(&cfg.Database, "database", "agentaudit_bench", "bench database, created and filled by the writer account")
+	cfg.outputFlags(fs)
+	bench.WriterUser = "agentaudit_writer"
+	fs.FromEnv(&bench.WriterUser, "CLICKHOUSE_USER", "writer account that creates and fills the bench database (default agentaudit_writer)")
+	fs.FromEnv(&bench.WriterPassword, "CLICKHOUSE_PASSWORD", "its password")
 	fs.IntVar(&bench.Events, "n", 10_000_000, "events to generate")
 	fs.IntVar(&bench.Days, "days", 30, "days the events are spread over")
 	fs.IntVar(&bench.Runs, "runs", 5, "timings per report (the median is shown)")
 	fs.BoolVar(&bench.Fresh, "fresh", false, "drop the bench database first")
 	jsonOut := fs.String("json", "", "also write the figures as JSON to this file (for make bench)")
-	dbFlag := fs.Lookup("database")
-	dbFlag.DefValue, cfg.Database = "agentaudit_bench", "agentaudit_bench"
 	pos, err := parse(fs, args)
 	if err != nil {
 		return err
@@ -43,10 +48,8 @@ func runBench(ctx context.Context, args []string) error {
 		return errors.New("--database: the bench writes its own database; do not point it at the audit database")
 	}
 	bench.Reader = cfg.query()
-	bench.WriterUser = envOr("CLICKHOUSE_USER", "agentaudit_writer")
-	bench.WriterPassword = os.Getenv("CLICKHOUSE_PASSWORD")
 	bench.Logger = slog.New(slog.NewTextHandler(os.Stderr, nil))
-	sum, err := query.RunBench(ctx, bench, os.Stdout)
+	sum, err := querybench.Run(ctx, bench, os.Stdout)
 	if sum != nil && *jsonOut != "" {
 		ms := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 		figs := benchreport.Figures{

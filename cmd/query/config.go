@@ -8,6 +8,7 @@ import (
 	"os"
 	"time"
 
+	"github.com/agentaudit/agentaudit/internal/envflag"
 	"github.com/agentaudit/agentaudit/internal/query"
 )
 
@@ -25,14 +26,21 @@ type Config struct {
 	OutFile  string        `flag:"o"`
 }
 
-func (c *Config) flags(fs *flag.FlagSet) {
-	c.Addr = envOr("CLICKHOUSE_ADDR", "127.0.0.1:9000")
-	c.User = envOr("CLICKHOUSE_READONLY_USER", "agentaudit_reader")
-	c.Password = os.Getenv("CLICKHOUSE_READONLY_PASSWORD")
-	c.Database = envOr("CLICKHOUSE_DATABASE", "agentaudit")
-	fs.StringVar(&c.Addr, "addr", c.Addr, "ClickHouse native address (CLICKHOUSE_ADDR)")
-	fs.StringVar(&c.User, "user", c.User, "read-only ClickHouse user (CLICKHOUSE_READONLY_USER); password from CLICKHOUSE_READONLY_PASSWORD")
-	fs.StringVar(&c.Database, "database", c.Database, "audit database (CLICKHOUSE_DATABASE)")
+func (c *Config) flags(fs *envflag.FlagSet) {
+	c.connFlags(fs)
+	fs.StringEnv(&c.Database, "database", "CLICKHOUSE_DATABASE", "agentaudit", "audit database")
+	c.outputFlags(fs)
+}
+
+// connFlags binds the connection but the database, which `query bench`
+// binds apart.
+func (c *Config) connFlags(fs *envflag.FlagSet) {
+	fs.StringEnv(&c.Addr, "addr", "CLICKHOUSE_ADDR", "127.0.0.1:9000", "ClickHouse native address")
+	fs.StringEnv(&c.User, "user", "CLICKHOUSE_READONLY_USER", "agentaudit_reader", "read-only ClickHouse user")
+	fs.FromEnv(&c.Password, "CLICKHOUSE_READONLY_PASSWORD", "password of the read-only ClickHouse user")
+}
+
+func (c *Config) outputFlags(fs *envflag.FlagSet) {
 	fs.DurationVar(&c.Timeout, "timeout", 60*time.Second, "per-query time-out; the query is killed on the server after it")
 	fs.IntVar(&c.MaxRows, "max-rows", 10000, "most rows read back; more are cut and marked truncated")
 	fs.StringVar(&c.Format, "format", query.FormatTable, "output: table, csv, json, ndjson or html")
@@ -76,33 +84,16 @@ func (c *Config) output() (query.Output, func() error, error) {
 	return out, f.Close, nil
 }
 
-func envOr(name, def string) string {
-	if v := os.Getenv(name); v != "" {
-		return v
-	}
-	return def
-}
-
 // parse parses args with interspersed flags and positionals (Go's flag
-// stops at the first positional).
-func parse(fs *flag.FlagSet, args []string) ([]string, error) {
+// stops at the first positional); errors are printed by main.
+func parse(fs *envflag.FlagSet, args []string) ([]string, error) {
 	fs.SetOutput(io.Discard)
-	var pos []string
-	for {
-		if err := fs.Parse(args); err != nil {
-			fs.SetOutput(os.Stderr)
-			if errors.Is(err, flag.ErrHelp) {
-				fs.PrintDefaults()
-			}
-			return nil, err
-		}
-		args = fs.Args()
-		if len(args) == 0 {
-			return pos, nil
-		}
-		pos = append(pos, args[0])
-		args = args[1:]
+	pos, err := fs.ParseInterspersed(args)
+	if errors.Is(err, flag.ErrHelp) {
+		fs.SetOutput(os.Stderr)
+		fs.PrintDefaults()
 	}
+	return pos, err
 }
 
 // multi is a repeatable flag.
@@ -114,7 +105,7 @@ func (m *multi) Set(v string) error { *m = append(*m, v); return nil }
 // period reads --from and --to (default: the last 24 hours).
 type period struct{ from, to string }
 
-func (p *period) flags(fs *flag.FlagSet) {
+func (p *period) flags(fs *envflag.FlagSet) {
 	fs.StringVar(&p.from, "from", "-24h", "start of the period: RFC 3339, a date, or relative (-24h, 7d)")
 	fs.StringVar(&p.to, "to", "now", "end of the period (excluded)")
 }

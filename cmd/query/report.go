@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/agentaudit/agentaudit/internal/envflag"
 	"github.com/agentaudit/agentaudit/internal/query"
 )
 
@@ -21,7 +22,7 @@ func runReport(ctx context.Context, args []string) error {
 		fail   bool
 		params multi
 	)
-	fs := flag.NewFlagSet("report", flag.ContinueOnError)
+	fs := envflag.New("report", flag.ContinueOnError)
 	cfg.flags(fs)
 	per.flags(fs)
 	fs.BoolVar(&list, "list", false, "list the reports with their purpose and parameters")

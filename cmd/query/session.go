@@ -5,13 +5,14 @@ import (
 	"errors"
 	"flag"
 
+	"github.com/agentaudit/agentaudit/internal/envflag"
 	"github.com/agentaudit/agentaudit/internal/query"
 )
 
 // runSession is `query session ID`.
 func runSession(ctx context.Context, args []string) error {
 	var cfg Config
-	fs := flag.NewFlagSet("session", flag.ContinueOnError)
+	fs := envflag.New("session", flag.ContinueOnError)
 	cfg.flags(fs)
 	pos, err := parse(fs, args)
 	if err != nil {

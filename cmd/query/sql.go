@@ -8,6 +8,7 @@ import (
 	"os"
 	"strings"
 
+	"github.com/agentaudit/agentaudit/internal/envflag"
 	"github.com/agentaudit/agentaudit/internal/query"
 )
 
@@ -18,7 +19,7 @@ func runSQL(ctx context.Context, args []string) error {
 		file   string
 		params multi
 	)
-	fs := flag.NewFlagSet("sql", flag.ContinueOnError)
+	fs := envflag.New("sql", flag.ContinueOnError)
 	cfg.flags(fs)
 	fs.StringVar(&file, "f", "", "read the statement from FILE (- for stdin)")
 	fs.Var(&params, "param", "bind @name: name=value or name:Type=value (repeatable)")

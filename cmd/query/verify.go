@@ -7,6 +7,7 @@ import (
 	"os"
 	"time"
 
+	"github.com/agentaudit/agentaudit/internal/envflag"
 	"github.com/agentaudit/agentaudit/internal/query"
 )
 
@@ -17,7 +18,7 @@ func runVerify(ctx context.Context, args []string) error {
 		per     period
 		session string
 	)
-	fs := flag.NewFlagSet("verify", flag.ContinueOnError)
+	fs := envflag.New("verify", flag.ContinueOnError)
 	cfg.flags(fs)
 	per.flags(fs)
 	fs.StringVar(&session, "session", "", "verify this session's chains (default: every session with events in --from/--to)")

@@ -7,24 +7,22 @@ import (
 	"os"
 	"strings"
 
+	"github.com/agentaudit/agentaudit/internal/envflag"
 	"github.com/agentaudit/agentaudit/internal/runner"
 )
 
 // agentCmd is `runner agent [--agent codex|claude] [flags] -- AGENT ARGS…`.
 func agentCmd(ctx context.Context, args []string) int {
-	fs := flag.NewFlagSet("runner agent", flag.ContinueOnError)
-	cfg, level, err := loadConfig(fs)
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "runner agent: %v\n", err)
-		return runner.ExitError
-	}
+	fs := envflag.New("runner agent", flag.ContinueOnError)
+	cfg, level := loadConfig(fs)
 	agent := fs.String("agent", runner.AgentCodex, "the agent CLI to run in the sandbox: codex or claude")
-	agentsDir := fs.String("agents-dir", os.Getenv("AGENTAUDIT_AGENTS"), "the pinned npm install of the agents (default testenv/agents in the source; env AGENTAUDIT_AGENTS)")
-	hookBin := fs.String("hook-binary", os.Getenv("AGENTAUDIT_HOOK_BINARY"), "cmd/agent-hook, static (default agent-hook next to the runner; env AGENTAUDIT_HOOK_BINARY)")
+	var agentsDir, hookBin, text string
+	fs.StringEnv(&agentsDir, "agents-dir", "AGENTAUDIT_AGENTS", "", "the pinned npm install of the agents (default testenv/agents in the source)")
+	fs.StringEnv(&hookBin, "hook-binary", "AGENTAUDIT_HOOK_BINARY", "", "cmd/agent-hook, static (default agent-hook next to the runner)")
 	modelURL := fs.String("model-url", "", "the model API base URL, plain http:// (the egress proxy speaks TLS upstream); default the agent's real API")
 	keyFile := fs.String("api-key-file", "", "file holding the model API key (default: OPENAI_API_KEY or ANTHROPIC_API_KEY from the environment)")
 	timeout := fs.Duration("timeout", 0, "end the agent after this long (default the profile's max_exec_timeout)")
-	text := fs.String("telemetry-text", telemetryTextDefault(), "the agent's own prompt, response and tool text in its telemetry events: store (secrets redacted), hash (sha256 and length) or drop; tokens and cost are always kept (env RUNNER_TELEMETRY_TEXT)")
+	fs.StringEnv(&text, "telemetry-text", "RUNNER_TELEMETRY_TEXT", "hash", "the agent's own prompt, response and tool text in its telemetry events: store (secrets redacted), hash (sha256 and length) or drop; tokens and cost are always kept")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -35,8 +33,8 @@ func agentCmd(ctx context.Context, args []string) int {
 		return runner.ExitError
 	}
 	code, err := runner.RunAgent(ctx, *cfg, runner.AgentOptions{
-		Agent: *agent, Args: fs.Args(), AgentsDir: *agentsDir, HookBinary: *hookBin,
-		ModelURL: *modelURL, APIKey: key, Timeout: *timeout, TelemetryText: *text,
+		Agent: *agent, Args: fs.Args(), AgentsDir: agentsDir, HookBinary: hookBin,
+		ModelURL: *modelURL, APIKey: key, Timeout: *timeout, TelemetryText: text,
 	})
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "runner agent: %v\n", err)
@@ -66,12 +64,4 @@ func apiKey(agent, file string) (string, error) {
 	}
 	fmt.Fprintf(os.Stderr, "runner agent: no model API key (%s or --api-key-file): requests reach the model without one\n", name)
 	return "", nil
-}
-
-// telemetryTextDefault is RUNNER_TELEMETRY_TEXT, else hash.
-func telemetryTextDefault() string {
-	if v := os.Getenv("RUNNER_TELEMETRY_TEXT"); v != "" {
-		return v
-	}
-	return "hash"
 }

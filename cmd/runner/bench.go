@@ -7,19 +7,16 @@ import (
 	"os"
 	"runtime/pprof"
 
+	"github.com/agentaudit/agentaudit/internal/bench/runnerbench"
 	"github.com/agentaudit/agentaudit/internal/benchreport"
-	"github.com/agentaudit/agentaudit/internal/runner"
+	"github.com/agentaudit/agentaudit/internal/envflag"
 )
 
 // benchCmd is `runner bench`: runner vs raw exec vs podman exec, and
 // session start, measured in one run.
 func benchCmd(ctx context.Context, args []string) int {
-	fs := flag.NewFlagSet("runner bench", flag.ContinueOnError)
-	cfg, level, err := loadConfig(fs)
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "runner bench: %v\n", err)
-		return 1
-	}
+	fs := envflag.New("runner bench", flag.ContinueOnError)
+	cfg, level := loadConfig(fs)
 	n := fs.Int("n", 200, "exec round trips per path")
 	sessions := fs.Int("sessions", 5, "session starts to time")
 	traceRuns := fs.Int("trace-runs", 5, "runs of each exec-heavy workload, traced and untraced")
@@ -43,7 +40,7 @@ func benchCmd(ctx context.Context, args []string) int {
 		}
 		defer pprof.StopCPUProfile()
 	}
-	rep, err := runner.Bench(ctx, *cfg, runner.BenchOptions{N: *n, Sessions: *sessions, PodmanUser: *user, TraceRuns: *traceRuns}, os.Stdout)
+	rep, err := runnerbench.Run(ctx, *cfg, runnerbench.Options{N: *n, Sessions: *sessions, PodmanUser: *user, TraceRuns: *traceRuns}, os.Stdout)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "runner bench: %v\n", err)
 		return 1
@@ -51,23 +48,23 @@ func benchCmd(ctx context.Context, args []string) int {
 	if *jsonOut != "" {
 		q := func(row string, f float64) float64 { return float64(rep.Row(row).Quantile(f).Microseconds()) / 1000 }
 		figs := benchreport.Figures{
-			"runner_p50_ms":         q(runner.BenchRunner, 0.5),
-			"runner_p99_ms":         q(runner.BenchRunner, 0.99),
-			"bindings_p50_ms":       q(runner.BenchBindings, 0.5),
-			"podman_exec_p50_ms":    q(runner.BenchPodmanCLI, 0.5),
-			"overhead_p50_ms":       q(runner.BenchOverhead, 0.5),
-			"session_start_p50_ms":  q(runner.BenchSessionStart, 0.5),
-			"podman_path_p50_ms":    q(runner.BenchPodmanPath, 0.5),
-			"sandbox_p50_ms":        q(runner.BenchSandbox, 0.5),
-			"loop_traced_p50_ms":    q(runner.BenchLoopTraced, 0.5),
-			"loop_untraced_p50_ms":  q(runner.BenchLoopUntraced, 0.5),
-			"loop_events_p50_ms":    q(runner.BenchLoopEvents, 0.5),
-			"git_traced_p50_ms":     q(runner.BenchGitTraced, 0.5),
-			"git_untraced_p50_ms":   q(runner.BenchGitUntraced, 0.5),
-			"loop_trace_price_pct":  rep.TracePrice(runner.BenchLoopTraced, runner.BenchLoopUntraced),
-			"git_trace_price_pct":   rep.TracePrice(runner.BenchGitTraced, runner.BenchGitUntraced),
-			"loop_ptrace_price_pct": rep.TracePrice(runner.BenchLoopPtrace, runner.BenchLoopUntraced),
-			"git_ptrace_price_pct":  rep.TracePrice(runner.BenchGitPtrace, runner.BenchGitUntraced),
+			"runner_p50_ms":         q(runnerbench.RowRunner, 0.5),
+			"runner_p99_ms":         q(runnerbench.RowRunner, 0.99),
+			"bindings_p50_ms":       q(runnerbench.RowBindings, 0.5),
+			"podman_exec_p50_ms":    q(runnerbench.RowPodmanCLI, 0.5),
+			"overhead_p50_ms":       q(runnerbench.RowOverhead, 0.5),
+			"session_start_p50_ms":  q(runnerbench.RowSessionStart, 0.5),
+			"podman_path_p50_ms":    q(runnerbench.RowPodmanPath, 0.5),
+			"sandbox_p50_ms":        q(runnerbench.RowSandbox, 0.5),
+			"loop_traced_p50_ms":    q(runnerbench.RowLoopTraced, 0.5),
+			"loop_untraced_p50_ms":  q(runnerbench.RowLoopUntraced, 0.5),
+			"loop_events_p50_ms":    q(runnerbench.RowLoopEvents, 0.5),
+			"git_traced_p50_ms":     q(runnerbench.RowGitTraced, 0.5),
+			"git_untraced_p50_ms":   q(runnerbench.RowGitUntraced, 0.5),
+			"loop_trace_price_pct":  rep.TracePrice(runnerbench.RowLoopTraced, runnerbench.RowLoopUntraced),
+			"git_trace_price_pct":   rep.TracePrice(runnerbench.RowGitTraced, runnerbench.RowGitUntraced),
+			"loop_ptrace_price_pct": rep.TracePrice(runnerbench.RowLoopPtrace, runnerbench.RowLoopUntraced),
+			"git_ptrace_price_pct":  rep.TracePrice(runnerbench.RowGitPtrace, runnerbench.RowGitUntraced),
 		}
 		if err := benchreport.WriteFigures(*jsonOut, figs); err != nil {
 			fmt.Fprintf(os.Stderr, "runner bench: %v\n", err)

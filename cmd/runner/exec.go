@@ -6,17 +6,14 @@ import (
 	"fmt"
 	"os"
 
+	"github.com/agentaudit/agentaudit/internal/envflag"
 	"github.com/agentaudit/agentaudit/internal/runner"
 )
 
 // execCmd is `runner exec [flags] -- CMD…`.
 func execCmd(ctx context.Context, args []string) int {
-	fs := flag.NewFlagSet("runner exec", flag.ContinueOnError)
-	cfg, level, err := loadConfig(fs)
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "runner exec: %v\n", err)
-		return runner.ExitError
-	}
+	fs := envflag.New("runner exec", flag.ContinueOnError)
+	cfg, level := loadConfig(fs)
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}

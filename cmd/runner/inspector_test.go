@@ -16,6 +16,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/agentaudit/agentaudit/internal/eventlog"
 	"github.com/agentaudit/agentaudit/internal/events"
 	"github.com/agentaudit/agentaudit/internal/sandbox"
 	"github.com/agentaudit/agentaudit/internal/testenv"
@@ -65,7 +66,7 @@ func TestInspector(t *testing.T) {
 	}
 
 	suffix := strconv.FormatInt(time.Now().UnixNano(), 10)
-	topics := events.Topics{Events: "test.events.inspector." + suffix, Approvals: "test.approvals.inspector." + suffix, DLQ: "test.dlq.inspector." + suffix}
+	topics := eventlog.Topics{Events: "test.events.inspector." + suffix, Approvals: "test.approvals.inspector." + suffix, DLQ: "test.dlq.inspector." + suffix}
 	t.Cleanup(func() { deleteTopics(brokers, topics) })
 	runnerID := "runner-inspector-" + suffix
 	env := map[string]string{
@@ -195,7 +196,7 @@ func readStarted(t *testing.T, brokers []string, topic string, want int) []*even
 	return out
 }
 
-func deleteTopics(brokers []string, tp events.Topics) {
+func deleteTopics(brokers []string, tp eventlog.Topics) {
 	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...))
 	if err != nil {
 		return

@@ -9,6 +9,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/agentaudit/agentaudit/internal/envflag"
 	"github.com/agentaudit/agentaudit/internal/runner"
 )
 
@@ -19,12 +20,8 @@ func serveCmd(ctx context.Context, args []string) int {
 	// the closed stderr would raise SIGPIPE and kill the runner before it
 	// recorded session.ended. Ignored, the write fails with EPIPE instead.
 	signal.Ignore(syscall.SIGPIPE)
-	fs := flag.NewFlagSet("runner serve", flag.ContinueOnError)
-	cfg, level, err := loadConfig(fs)
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "runner serve: %v\n", err)
-		return 1
-	}
+	fs := envflag.New("runner serve", flag.ContinueOnError)
+	cfg, level := loadConfig(fs)
 	transport := fs.String("mcp", "stdio", "MCP transport: stdio or http")
 	listen := fs.String("listen", "127.0.0.1:8765", "http: loopback address to listen on")
 	idle := fs.Duration("idle-timeout", 30*time.Minute,
@@ -39,7 +36,7 @@ func serveCmd(ctx context.Context, args []string) int {
 		return 2
 	}
 	cfg.Logger = logger(*level)
-	err = runner.Serve(ctx, *cfg, runner.ServeOptions{
+	err := runner.Serve(ctx, *cfg, runner.ServeOptions{
 		Transport: *transport, Listen: *listen, IdleTimeout: *idle, MaxFrame: *maxFrame,
 		Ready: func(addr string) { fmt.Fprintf(os.Stderr, "runner: MCP over HTTP on http://%s/\n", addr) },
 	})

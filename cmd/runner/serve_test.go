@@ -18,6 +18,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/agentaudit/agentaudit/internal/eventlog"
 	"github.com/agentaudit/agentaudit/internal/events"
 	"github.com/agentaudit/agentaudit/internal/sandbox"
 	"github.com/agentaudit/agentaudit/internal/testenv"
@@ -43,7 +44,7 @@ func runnerBinary(t *testing.T) string {
 // serveEnv is the environment of a runner on private topics.
 type serveEnv struct {
 	env    []string
-	topics events.Topics
+	topics eventlog.Topics
 	ws     string
 	spool  string
 }
@@ -62,7 +63,7 @@ func newServeEnv(t *testing.T, brokers []string) *serveEnv {
 		t.Fatal(err)
 	}
 	suffix := strconv.FormatInt(time.Now().UnixNano(), 10)
-	tp := events.Topics{Events: "test.events.serve." + suffix, Approvals: "test.approvals.serve." + suffix, DLQ: "test.dlq.serve." + suffix}
+	tp := eventlog.Topics{Events: "test.events.serve." + suffix, Approvals: "test.approvals.serve." + suffix, DLQ: "test.dlq.serve." + suffix}
 	spool := t.TempDir()
 	env := []string{
 		"PATH=" + os.Getenv("PATH"), "HOME=" + t.TempDir(),

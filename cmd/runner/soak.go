@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	"github.com/agentaudit/agentaudit/internal/benchreport"
+	"github.com/agentaudit/agentaudit/internal/envflag"
 	"github.com/agentaudit/agentaudit/internal/runner"
 	"github.com/agentaudit/agentaudit/internal/sandbox"
 )
@@ -19,12 +20,8 @@ import (
 // the agent hook path, each reporting the live heap at its start and its
 // end (make bench).
 func soakCmd(ctx context.Context, args []string) int {
-	fs := flag.NewFlagSet("runner soak", flag.ContinueOnError)
-	cfg, level, err := loadConfig(fs)
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "runner soak: %v\n", err)
-		return 1
-	}
+	fs := envflag.New("runner soak", flag.ContinueOnError)
+	cfg, level := loadConfig(fs)
 	calls := fs.Int("calls", 10000, "measured calls in the one session")
 	warmup := fs.Int("warmup", 200, "calls before the start figure")
 	heapProfile := fs.String("heap-profile", "", "write heap profiles (pprof, inuse_space) at the start and the end into this directory")
@@ -48,6 +45,7 @@ func soakCmd(ctx context.Context, args []string) int {
 	for _, path := range strings.Split(*paths, ",") {
 		o := runner.SoakOptions{Calls: *calls, Warmup: *warmup, ProfileDir: *heapProfile}
 		var rep *runner.SoakReport
+		var err error
 		switch strings.TrimSpace(path) {
 		case "mcp":
 			rep, err = runner.SoakMCP(ctx, *cfg, o, os.Stdout)

@@ -13,6 +13,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/agentaudit/agentaudit/internal/eventlog"
 	"github.com/agentaudit/agentaudit/internal/events"
 )
 
@@ -176,11 +177,11 @@ func (d *Deliverer) post(ctx context.Context, o *Output, body []byte) (retry boo
 	}
 }
 
-// Handler is an events.Consumer handler delivering every alert.raised in
+// Handler is an eventlog.Consumer handler delivering every alert.raised in
 // a batch; other events are passed over. A record that is not a valid
 // event cannot be an alert this service owes anyone (the ingester
 // dead-letters it), so it is logged and passed over too.
-func (d *Deliverer) Handler() events.Handler {
+func (d *Deliverer) Handler() eventlog.Handler {
 	alertMark := []byte(`"alert.raised"`)
 	return func(ctx context.Context, recs []*kgo.Record) error {
 		for _, r := range recs {

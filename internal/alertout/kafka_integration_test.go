@@ -11,6 +11,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/agentaudit/agentaudit/internal/eventlog"
 	"github.com/agentaudit/agentaudit/internal/events"
 	"github.com/agentaudit/agentaudit/internal/testenv"
 	"github.com/agentaudit/agentaudit/schemas"
@@ -58,7 +59,7 @@ func TestIntegrationAlertsReachOutputs(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c, err := events.NewConsumer(brokers, group, []string{topic}, events.WithConsumerLogger(testenv.Logger(t, slog.LevelWarn)))
+	c, err := eventlog.NewConsumer(brokers, group, []string{topic}, eventlog.WithConsumerLogger(testenv.Logger(t, slog.LevelWarn)))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -11,6 +11,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/agentaudit/agentaudit/internal/approvals/signing"
 	"github.com/agentaudit/agentaudit/internal/events"
 )
 
@@ -28,7 +29,7 @@ func (a Approver) Actor() events.Actor { return events.Actor{Type: events.ActorH
 // (as a log line, a metric or an event). It never holds the credential.
 type AuthFailure struct {
 	Remote string
-	Code   Code // CodeUnauthenticated or CodeRateLimited
+	Code   signing.Code // CodeUnauthenticated or CodeRateLimited
 	At     time.Time
 }
 
@@ -167,7 +168,7 @@ func (a *Authenticator) limited(remote string, auth func() (Approver, error)) (A
 	return ap, nil
 }
 
-func (a *Authenticator) report(remote string, c Code) {
+func (a *Authenticator) report(remote string, c signing.Code) {
 	if a.onFailure != nil {
 		a.onFailure(AuthFailure{Remote: remote, Code: c, At: a.now()})
 	}
@@ -190,11 +191,11 @@ func (a *Authenticator) Authorize(ap Approver, r Request) error {
 	now := a.now()
 	switch {
 	case r.Open() && r.Status == StatusExpired: // marked by ExpireDue, its event on the way
-		return fail(CodeExpired, "request %s expired at %s", r.ID, stampOf(r.ExpiresAt))
+		return fail(signing.CodeExpired, "request %s expired at %s", r.ID, stampOf(r.ExpiresAt))
 	case !r.Open() || r.Status != StatusPending:
 		return fail(CodeAlreadyDecided, "request %s is %s", r.ID, r.Status)
 	case now.After(r.ExpiresAt):
-		return fail(CodeExpired, "request %s expired at %s", r.ID, stampOf(r.ExpiresAt))
+		return fail(signing.CodeExpired, "request %s expired at %s", r.ID, stampOf(r.ExpiresAt))
 	case ap.ID == "":
 		return fail(CodeUnauthenticated, "no approver")
 	case ap.ID == r.Requester.ID:
@@ -260,7 +261,7 @@ func (a *Authenticator) Answer(ap Approver, r Request, outcome events.ApprovalOu
 		d.ReasonCode = events.ReasonApprovalDenied
 	case events.ApprovalApproved:
 		if !r.Offers(scope) {
-			return events.ApprovalDecided{}, fail(CodeScopeNotOffered, "scope %q, offered %v", scope, r.Scopes)
+			return events.ApprovalDecided{}, fail(signing.CodeScopeNotOffered, "scope %q, offered %v", scope, r.Scopes)
 		}
 		if len(r.Approvals)+1 < a.RequiredApprovals(r) {
 			d.Scope, d.ReasonCode = scope, events.ReasonNeedsApproval
@@ -276,7 +277,7 @@ func (a *Authenticator) Answer(ap Approver, r Request, outcome events.ApprovalOu
 			d.ReasonCode = events.ReasonApprovedForSession
 		}
 	default:
-		return events.ApprovalDecided{}, fail(CodeInvalidDecision, "an approver answers approved or denied, not %q", outcome)
+		return events.ApprovalDecided{}, fail(signing.CodeInvalidDecision, "an approver answers approved or denied, not %q", outcome)
 	}
 	return d, nil
 }

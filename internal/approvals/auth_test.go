@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/agentaudit/agentaudit/internal/approvals/signing"
 	"github.com/agentaudit/agentaudit/internal/events"
 	"github.com/google/go-cmp/cmp"
 )
@@ -69,7 +70,7 @@ func TestAuthenticate(t *testing.T) {
 	for _, c := range []struct {
 		bearer string
 		want   string
-		code   Code
+		code   signing.Code
 	}{
 		{"tok-alice", "alice", ""},
 		{"tok-carol", "carol", ""},
@@ -79,7 +80,7 @@ func TestAuthenticate(t *testing.T) {
 		{"", "", CodeUnauthenticated},
 	} {
 		ap, err := a.Authenticate(c.bearer)
-		if CodeOf(err) != c.code || ap.ID != c.want {
+		if signing.CodeOf(err) != c.code || ap.ID != c.want {
 			t.Errorf("Authenticate(%q) = %q, %v; want %q, code %q", c.bearer, ap.ID, err, c.want, c.code)
 		}
 	}
@@ -243,7 +244,7 @@ func TestAuthorize(t *testing.T) {
 		name string
 		who  string
 		r    Request
-		want Code
+		want signing.Code
 	}{
 		{"oncall answers a tool call", "alice", req(none), ""},
 		{"requester may not answer its own request", requesterA, req(none), CodeSelfApproval},
@@ -258,8 +259,8 @@ func TestAuthorize(t *testing.T) {
 		{"already decided", "alice", req(func(r *Request) {
 			r.Status, r.Final = StatusDenied, &Decision{Outcome: events.ApprovalDenied}
 		}), CodeAlreadyDecided},
-		{"expired by ExpireDue", "alice", req(func(r *Request) { r.Status = StatusExpired }), CodeExpired},
-		{"past the deadline", "alice", req(func(r *Request) { r.ExpiresAt = t0 }), CodeExpired},
+		{"expired by ExpireDue", "alice", req(func(r *Request) { r.Status = StatusExpired }), signing.CodeExpired},
+		{"past the deadline", "alice", req(func(r *Request) { r.ExpiresAt = t0 }), signing.CodeExpired},
 		{"first approver again", "alice", req(func(r *Request) {
 			r.Approvals = []Decision{{Approver: events.Actor{Type: events.ActorHuman, ID: "alice"}}}
 		}), CodeDuplicateApprover},
@@ -271,7 +272,7 @@ func TestAuthorize(t *testing.T) {
 			if c.who != "" {
 				ap = approver(c.who)
 			}
-			if got := CodeOf(a.Authorize(ap, c.r)); got != c.want {
+			if got := signing.CodeOf(a.Authorize(ap, c.r)); got != c.want {
 				t.Errorf("Authorize(%s) code %q, want %q", c.who, got, c.want)
 			}
 		})
@@ -284,8 +285,8 @@ func TestTwoPersonEndToEnd(t *testing.T) {
 	clk := newClock(t0.Add(time.Minute))
 	a := newAuth(t, clk)
 	s, pub := mustKey(t, "k1")
-	ks := mustKeySet(t, []PublicKey{pub}, t0)
-	guard := NewReplayGuard(clk.now)
+	ks := mustKeySet(t, []signing.PublicKey{pub}, t0)
+	guard := signing.NewReplayGuard(clk.now)
 	st := NewState(WithVerifier(ks))
 	reqEnv := requestEnv(t, "1001", func(p *events.ApprovalRequested) { p.Risk = events.RiskCritical })
 	if _, err := st.Apply(reqEnv); err != nil {
@@ -321,13 +322,13 @@ func TestTwoPersonEndToEnd(t *testing.T) {
 	if r, _ := st.Get("1001"); r.Status != StatusPending || len(r.Approvals) != 1 {
 		t.Fatalf("after the first approval: %s with %d approvals, want pending with 1", r.Status, len(r.Approvals))
 	}
-	if _, err := guard.Accept(ks, first, runnerRef); !errors.Is(err, ErrPartial) {
+	if _, err := guard.Accept(ks, first, runnerRef); !errors.Is(err, signing.ErrPartial) {
 		t.Fatalf("runner accepted a partial approval: %v", err)
 	}
 	if _, err := answer(rel, events.ApprovalApproved, events.ScopeOnce); !errors.Is(err, ErrDuplicateApprover) {
 		t.Fatalf("same approver twice: %v", err)
 	}
-	if _, err := answer(carol, events.ApprovalApproved, "forever"); !errors.Is(err, ErrScopeNotOffered) {
+	if _, err := answer(carol, events.ApprovalApproved, "forever"); !errors.Is(err, signing.ErrScopeNotOffered) {
 		t.Fatalf("scope not on offer: %v", err)
 	}
 	clk.add(time.Minute)
@@ -349,7 +350,7 @@ func TestTwoPersonEndToEnd(t *testing.T) {
 	if _, err := answer(carol, events.ApprovalDenied, ""); !errors.Is(err, ErrAlreadyDecided) {
 		t.Errorf("answer after the final decision: %v", err)
 	}
-	if _, err := guard.Accept(ks, final, runnerRef); !errors.Is(err, ErrReplay) {
+	if _, err := guard.Accept(ks, final, runnerRef); !errors.Is(err, signing.ErrReplay) {
 		t.Errorf("replayed final decision: %v", err)
 	}
 }
@@ -364,7 +365,7 @@ func TestAnswerSingleApprover(t *testing.T) {
 		outcome events.ApprovalOutcome
 		scope   events.ApprovalScope
 		want    events.ApprovalDecided
-		code    Code
+		code    signing.Code
 	}{
 		{events.ApprovalApproved, events.ScopeSession, events.ApprovalDecided{Decision: events.ApprovalApproved,
 			ReasonCode: events.ReasonApprovedForSession, Scope: events.ScopeSession}, ""},
@@ -372,11 +373,11 @@ func TestAnswerSingleApprover(t *testing.T) {
 			ReasonCode: events.ReasonApproved, Scope: events.ScopeOnce}, ""},
 		{events.ApprovalDenied, "", events.ApprovalDecided{Decision: events.ApprovalDenied,
 			ReasonCode: events.ReasonApprovalDenied}, ""},
-		{events.ApprovalExpired, "", events.ApprovalDecided{}, CodeInvalidDecision},
+		{events.ApprovalExpired, "", events.ApprovalDecided{}, signing.CodeInvalidDecision},
 	} {
 		got, err := a.Answer(alice, r, c.outcome, c.scope, "")
-		if CodeOf(err) != c.code {
-			t.Errorf("%s: code %q, want %q (%v)", c.outcome, CodeOf(err), c.code, err)
+		if signing.CodeOf(err) != c.code {
+			t.Errorf("%s: code %q, want %q (%v)", c.outcome, signing.CodeOf(err), c.code, err)
 			continue
 		}
 		if c.code == "" {

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/agentaudit/agentaudit/internal/events"
+	"github.com/agentaudit/agentaudit/internal/preview"
 	"github.com/agentaudit/agentaudit/internal/testenv"
 )
 
@@ -85,7 +86,7 @@ func (h *harness) cardScenario(t *testing.T) cardScenario {
 		append(agent, events.WithToolCall("call-write-"+sfx))...)
 	sc.write = h.requestOn(t, sc.session, "call-write-"+sfx, wr.EventID, events.ApprovalRequested{Kind: events.ApprovalKindToolCall,
 		Summary: "write_file /workspace/app/deploy.yaml", RuleID: "protected/deploy-config",
-		Preview: NewWritePreview("/workspace/app/deploy.yaml", []byte(cur), true, []byte(next))})
+		Preview: preview.FileWrite("/workspace/app/deploy.yaml", []byte(cur), true, []byte(next))})
 
 	// An egress request, and the command that caused it.
 	curl := h.emitOn(t, sc.session, events.ToolCallRequested{ToolName: "shell",

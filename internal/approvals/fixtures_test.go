@@ -4,6 +4,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/agentaudit/agentaudit/internal/approvals/signing"
 	"github.com/agentaudit/agentaudit/internal/events"
 )
 
@@ -45,9 +46,9 @@ func requestEnv(t testing.TB, id string, mutate ...func(*events.ApprovalRequeste
 	return env
 }
 
-func refOf(t testing.TB, env *events.Envelope) RequestRef {
+func refOf(t testing.TB, env *events.Envelope) signing.RequestRef {
 	t.Helper()
-	ref, err := RefOf(env)
+	ref, err := signing.RefOf(env)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -55,7 +56,7 @@ func refOf(t testing.TB, env *events.Envelope) RequestRef {
 }
 
 // decisionEnv builds an unsigned approval.decided answering ref.
-func decisionEnv(t testing.TB, ref RequestRef, eventID string, d events.ApprovalDecided) *events.Envelope {
+func decisionEnv(t testing.TB, ref signing.RequestRef, eventID string, d events.ApprovalDecided) *events.Envelope {
 	t.Helper()
 	env, err := events.New(d, events.WithEventID(eventID), events.WithApproval(ref.ApprovalID),
 		events.WithSession(ref.SessionID, serviceID), events.WithTenant(ref.Tenant),
@@ -68,7 +69,7 @@ func decisionEnv(t testing.TB, ref RequestRef, eventID string, d events.Approval
 }
 
 // signed builds and signs an approval.decided answering ref.
-func signed(t testing.TB, s Signer, ref RequestRef, eventID string, d events.ApprovalDecided) *events.Envelope {
+func signed(t testing.TB, s signing.Signer, ref signing.RequestRef, eventID string, d events.ApprovalDecided) *events.Envelope {
 	t.Helper()
 	env := decisionEnv(t, ref, eventID, d)
 	if err := s.Sign(env, ref); err != nil {
@@ -97,18 +98,18 @@ func deny(who string, at time.Time) events.ApprovalDecided {
 		Approver: events.Actor{Type: events.ActorHuman, ID: who}, Comment: "not now", DecidedAt: events.At(at)}
 }
 
-func mustKey(t testing.TB, id string) (Signer, PublicKey) {
+func mustKey(t testing.TB, id string) (signing.Signer, signing.PublicKey) {
 	t.Helper()
-	s, p, err := GenerateKey(id)
+	s, p, err := signing.GenerateKey(id)
 	if err != nil {
 		t.Fatal(err)
 	}
 	return s, p
 }
 
-func mustKeySet(t testing.TB, keys []PublicKey, now time.Time) *KeySet {
+func mustKeySet(t testing.TB, keys []signing.PublicKey, now time.Time) *signing.KeySet {
 	t.Helper()
-	ks, err := NewKeySet(keys, WithKeyClock(func() time.Time { return now }))
+	ks, err := signing.NewKeySet(keys, signing.WithKeyClock(func() time.Time { return now }))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -20,6 +20,8 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kfake"
 
+	"github.com/agentaudit/agentaudit/internal/approvals/signing"
+	"github.com/agentaudit/agentaudit/internal/eventlog"
 	"github.com/agentaudit/agentaudit/internal/events"
 	"github.com/agentaudit/agentaudit/internal/testenv"
 )
@@ -103,28 +105,28 @@ func (l *logBuffer) String() string {
 type harness struct {
 	t       testing.TB
 	brokers []string
-	topics  events.Topics
+	topics  eventlog.Topics
 	svc     *Service
 	srv     *httptest.Server
-	runner  *events.Producer
+	runner  *eventlog.Producer
 	ids     *events.IDGen
-	signer  Signer
-	keys    *KeySet
+	signer  signing.Signer
+	keys    *signing.KeySet
 	clock   *atomicClock   // nil: real time
 	cluster *kfake.Cluster // nil on real Kafka
-	svcProd *events.Producer
+	svcProd *eventlog.Producer
 	logs    *logBuffer
 	cancel  context.CancelFunc
 	done    chan error
 }
 
 type harnessConfig struct {
-	brokers []string      // nil: a kfake cluster
-	topics  events.Topics // zero: DefaultTopics
+	brokers []string        // nil: a kfake cluster
+	topics  eventlog.Topics // zero: DefaultTopics
 	clock   *atomicClock
 	auth    []AuthOption
 	svc     []ServiceOption
-	signer  *Signer
+	signer  *signing.Signer
 	node    int64
 	spool   string        // the service producer's spool; "" for none
 	ack     time.Duration // the service producer's ack time-out (default 15 s)
@@ -134,8 +136,8 @@ var nodeSeq atomic.Int64
 
 func newHarness(t testing.TB, hc harnessConfig) *harness {
 	t.Helper()
-	if hc.topics == (events.Topics{}) {
-		hc.topics = events.DefaultTopics
+	if hc.topics == (eventlog.Topics{}) {
+		hc.topics = eventlog.DefaultTopics
 	}
 	var cluster *kfake.Cluster
 	if hc.brokers == nil {
@@ -157,7 +159,7 @@ func newHarness(t testing.TB, hc harnessConfig) *harness {
 	} else {
 		h.signer, _ = mustKey(t, "svc-k1")
 	}
-	h.keys = mustKeySet(t, []PublicKey{h.signer.Public()}, now())
+	h.keys = mustKeySet(t, []signing.PublicKey{h.signer.Public()}, now())
 	ctx := context.Background()
 	// Node ids: the runner and each service get their own, so event ids
 	// never collide (the fold de-duplicates by event id).
@@ -169,7 +171,7 @@ func newHarness(t testing.TB, hc harnessConfig) *harness {
 	}
 	// Generous ack bounds: the machine is shared, and setup must not
 	// fail for a slow moment of the broker.
-	h.runner, err = events.NewProducer(ctx, hc.brokers, "runner-test", events.WithTopics(hc.topics), events.WithAckTimeout(15*time.Second))
+	h.runner, err = eventlog.NewProducer(ctx, hc.brokers, "runner-test", eventlog.WithTopics(hc.topics), eventlog.WithAckTimeout(15*time.Second))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -199,11 +201,11 @@ func (h *harness) start(hc harnessConfig, node int64, now func() time.Time) {
 	if hc.ack > 0 {
 		ack = hc.ack
 	}
-	popts := []events.ProducerOption{events.WithTopics(h.topics), events.WithAckTimeout(ack)}
+	popts := []eventlog.ProducerOption{eventlog.WithTopics(h.topics), eventlog.WithAckTimeout(ack)}
 	if hc.spool != "" {
-		popts = append(popts, events.WithSpool(hc.spool, 1<<20))
+		popts = append(popts, eventlog.WithSpool(hc.spool, 1<<20))
 	}
-	prod, err := events.NewProducer(ctx, h.brokers, emitID, popts...)
+	prod, err := eventlog.NewProducer(ctx, h.brokers, emitID, popts...)
 	if err != nil {
 		t.Fatal(err)
 	}

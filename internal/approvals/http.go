@@ -17,6 +17,8 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/agentaudit/agentaudit/internal/approvals/signing"
+	"github.com/agentaudit/agentaudit/internal/eventlog"
 	"github.com/agentaudit/agentaudit/internal/events"
 )
 
@@ -196,7 +198,7 @@ func (s *Service) authed(route string, post bool, h func(http.ResponseWriter, *h
 		}
 		ap, err := s.auth.AuthenticateFrom(r.RemoteAddr, bearerToken(r))
 		if err != nil {
-			code := CodeOf(err)
+			code := signing.CodeOf(err)
 			s.metrics.authFailures.WithLabelValues(string(code)).Inc()
 			// The failure is recorded here and in metrics; there is no
 			// event type for it yet (see the package doc).
@@ -433,10 +435,10 @@ func checkText(field, v string) error {
 // writeRefusal maps a refusal or failure onto a status and an error code.
 func (s *Service) writeRefusal(w http.ResponseWriter, err error) {
 	status, code := http.StatusInternalServerError, codeInternal
-	switch c := CodeOf(err); {
+	switch c := signing.CodeOf(err); {
 	case c == CodeSelfApproval || c == CodeWrongGroup:
 		status, code = http.StatusForbidden, string(c)
-	case c == CodeAlreadyDecided || c == CodeDuplicateApprover || c == CodeExpired:
+	case c == CodeAlreadyDecided || c == CodeDuplicateApprover || c == signing.CodeExpired:
 		status, code = http.StatusConflict, string(c)
 	case c == CodeUnknownApproval:
 		status, code = http.StatusNotFound, string(c)
@@ -444,7 +446,7 @@ func (s *Service) writeRefusal(w http.ResponseWriter, err error) {
 		status, code = http.StatusUnprocessableEntity, string(c)
 	case errors.Is(err, ErrNoHold):
 		status, code = http.StatusNotFound, codeNoHold
-	case errors.Is(err, events.ErrAuditUnavailable):
+	case errors.Is(err, eventlog.ErrAuditUnavailable):
 		// The event is on its chain and in the service's spool: it is
 		// recorded once Kafka is back, and counts if the request is still
 		// open then.

@@ -18,15 +18,16 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/agentaudit/agentaudit/internal/approvals/signing"
+	"github.com/agentaudit/agentaudit/internal/eventlog/eventlogtest"
 	"github.com/agentaudit/agentaudit/internal/events"
-	"github.com/agentaudit/agentaudit/internal/events/eventstest"
 	"github.com/agentaudit/agentaudit/internal/testenv"
 )
 
 func realHarness(t *testing.T) *harness {
 	t.Helper()
 	brokers := testenv.Kafka(t)
-	return newHarness(t, harnessConfig{brokers: brokers, topics: eventstest.Topics(t, brokers)})
+	return newHarness(t, harnessConfig{brokers: brokers, topics: eventlogtest.Topics(t, brokers)})
 }
 
 // rebuilt starts another service on the harness's topics (without HTTP or
@@ -149,7 +150,7 @@ func TestRebuildFromTopicGivesSameState(t *testing.T) {
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("statuses -want +got\n%s", diff)
 	}
-	if r, _ := again.Get(pending); len(r.History) != 1 || r.History[0].Rejection != CodeBadSignature {
+	if r, _ := again.Get(pending); len(r.History) != 1 || r.History[0].Rejection != signing.CodeBadSignature {
 		t.Errorf("forged decision history %+v, want one rejected bad_signature", r.History)
 	}
 	if diff := cmp.Diff([]string{"sess-rb-5"}, again.HeldSessions()); diff != "" {
@@ -200,16 +201,16 @@ func TestEventStreamDeliversNewRequest(t *testing.T) {
 // raised, with the service's public keys and a replay guard, and records
 // when it could act.
 type waitingRunner struct {
-	keys  *KeySet
-	guard *ReplayGuard
+	keys  *signing.KeySet
+	guard *signing.ReplayGuard
 	mu    sync.Mutex
-	refs  map[string]RequestRef
+	refs  map[string]signing.RequestRef
 	acted map[string]chan time.Time
 	errs  []string
 }
 
 func newWaitingRunner(t *testing.T, h *harness) *waitingRunner {
-	w := &waitingRunner{keys: h.keys, guard: NewReplayGuard(nil), refs: map[string]RequestRef{}, acted: map[string]chan time.Time{}}
+	w := &waitingRunner{keys: h.keys, guard: signing.NewReplayGuard(nil), refs: map[string]signing.RequestRef{}, acted: map[string]chan time.Time{}}
 	cl, err := kgo.NewClient(kgo.SeedBrokers(h.brokers...), kgo.ConsumeTopics(h.topics.Approvals),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.FetchMaxWait(500*time.Millisecond))
 	if err != nil {
@@ -251,7 +252,7 @@ func newWaitingRunner(t *testing.T, h *harness) *waitingRunner {
 }
 
 func (w *waitingRunner) expect(t *testing.T, env *events.Envelope) chan time.Time {
-	ref, err := RefOf(env)
+	ref, err := signing.RefOf(env)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -534,11 +535,11 @@ func TestBrowserInboxRunner(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { os.RemoveAll(dir) })
-	keys, err := MarshalKeySet([]PublicKey{h.signer.Public()})
+	keys, err := signing.MarshalKeySet([]signing.PublicKey{h.signer.Public()})
 	if err != nil {
 		t.Fatal(err)
 	}
-	keyFile := filepath.Join(dir, KeySetFile)
+	keyFile := filepath.Join(dir, signing.KeySetFile)
 	if err := os.WriteFile(keyFile, keys, 0o644); err != nil {
 		t.Fatal(err)
 	}

@@ -16,6 +16,8 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kfake"
 
+	"github.com/agentaudit/agentaudit/internal/approvals/signing"
+	"github.com/agentaudit/agentaudit/internal/eventlog"
 	"github.com/agentaudit/agentaudit/internal/events"
 )
 
@@ -30,7 +32,7 @@ func serveOnce(t *testing.T, brokers []string, keyFile, approvers string, node i
 	done := make(chan error, 1)
 	go func() {
 		done <- Serve(ctx, ServeConfig{Listen: "127.0.0.1:0", KeyFile: keyFile, ApproversFile: approvers, Brokers: brokers,
-			Topics: events.DefaultTopics, NodeID: node, ServiceID: "approvals-rot", Expire: true, ExpiryEvery: 20 * time.Millisecond,
+			Topics: eventlog.DefaultTopics, NodeID: node, ServiceID: "approvals-rot", Expire: true, ExpiryEvery: 20 * time.Millisecond,
 			AlertWindow: time.Hour, SpoolDir: t.TempDir(),
 			Logger:   slog.New(slog.NewJSONHandler(io.MultiWriter(logs, testWriter{t}), nil)),
 			OnListen: func(a net.Addr) { addr <- a }})
@@ -95,7 +97,7 @@ func getRequest(t *testing.T, url, id string) RequestView {
 //     verified: that is logged as an error, and the request is not recorded
 //     as expired on top of an approval a runner may have acted on.
 func TestKeyRotationKeepsEarlierDecisions(t *testing.T) {
-	tp := events.DefaultTopics
+	tp := eventlog.DefaultTopics
 	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(1, tp.Events, tp.Approvals, tp.DLQ))
 	if err != nil {
 		t.Fatal(err)
@@ -111,13 +113,13 @@ groups: [{name: oncall, may_answer: [{kinds: [tool_call]}]}]
 		t.Fatal(err)
 	}
 	keys := filepath.Join(dir, "keys")
-	signer1, _, err := WriteKeyFiles(keys, "k1")
+	signer1, _, err := signing.WriteKeyFiles(keys, "k1")
 	if err != nil {
 		t.Fatal(err)
 	}
 	url, _, stop := serveOnce(t, brokers, signer1, approvers, 201)
 
-	runner, err := events.NewProducer(context.Background(), brokers, "runner-rot")
+	runner, err := eventlog.NewProducer(context.Background(), brokers, "runner-rot")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -154,7 +156,7 @@ groups: [{name: oncall, may_answer: [{kinds: [tool_call]}]}]
 	if err := os.Rename(signer1, signer1+".old"); err != nil {
 		t.Fatal(err)
 	}
-	signer2, _, err := WriteKeyFiles(keys, "k2")
+	signer2, _, err := signing.WriteKeyFiles(keys, "k2")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -164,20 +166,20 @@ groups: [{name: oncall, may_answer: [{kinds: [tool_call]}]}]
 	if v := getRequest(t, url, id); v.Status != StatusApproved || len(v.History) != 1 || v.History[0].Rejection != "" {
 		t.Errorf("after the rotation: status %s history %+v, want approved with its k1 decision accepted", v.Status, v.History)
 	}
-	if strings.Contains(logs.String(), string(CodeUnknownKey)) {
+	if strings.Contains(logs.String(), string(signing.CodeUnknownKey)) {
 		t.Errorf("the rotated service rejected a decision as unknown_key:\n%s", logs.String())
 	}
 	stop()
 
 	// A key from elsewhere: k1 is unknown here.
-	signer3, _, err := WriteKeyFiles(filepath.Join(dir, "elsewhere"), "k3")
+	signer3, _, err := signing.WriteKeyFiles(filepath.Join(dir, "elsewhere"), "k3")
 	if err != nil {
 		t.Fatal(err)
 	}
 	url, logs, _ = serveOnce(t, brokers, signer3, approvers, 204)
 	time.Sleep(300 * time.Millisecond)
 	v := getRequest(t, url, id)
-	if v.Status != StatusPending || len(v.History) != 1 || v.History[0].Rejection != CodeUnknownKey {
+	if v.Status != StatusPending || len(v.History) != 1 || v.History[0].Rejection != signing.CodeUnknownKey {
 		t.Errorf("with k1 unknown: status %s history %+v, want pending with the decision rejected unknown_key", v.Status, v.History)
 	}
 	var sawError bool

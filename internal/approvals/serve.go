@@ -7,29 +7,32 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"path/filepath"
 	"time"
 
+	"github.com/agentaudit/agentaudit/internal/approvals/signing"
+	"github.com/agentaudit/agentaudit/internal/eventlog"
 	"github.com/agentaudit/agentaudit/internal/events"
 )
 
 // ServeConfig is what `approve serve` runs with. The binary fills it from
 // flags and the environment and checks it.
 type ServeConfig struct {
-	Listen        string        // address to listen on, e.g. 127.0.0.1:8480
-	KeyFile       string        // the signer's PEM private key (approve keygen)
-	TrustFile     string        // optional: public key set the fold verifies with (after a rotation)
-	ApproversFile string        // approvers.yaml
-	Brokers       []string      // Kafka bootstrap brokers
-	Topics        events.Topics // topic names
-	NodeID        int64         // snowflake node id, unique among emitters
-	ServiceID     string        // base of the service's runner_id
-	Expire        bool          // expire overdue requests (run on one instance)
-	ExpiryEvery   time.Duration // how often to look for overdue requests
-	AlertWindow   time.Duration // how far back to read alerts at start
-	CreateTopics  bool          // create missing topics (3 partitions, replication 1)
-	SpoolDir      string        // producer spool (required: see Serve)
-	Origins       []string      // extra origins allowed to POST
+	Listen        string          // address to listen on, e.g. 127.0.0.1:8480
+	KeyFile       string          // the signer's PEM private key (approve keygen)
+	TrustFile     string          // optional: public key set the fold verifies with (after a rotation)
+	ApproversFile string          // approvers.yaml
+	Brokers       []string        // Kafka bootstrap brokers
+	Topics        eventlog.Topics // topic names
+	NodeID        int64           // snowflake node id, unique among emitters
+	ServiceID     string          // base of the service's runner_id
+	Expire        bool            // expire overdue requests (run on one instance)
+	ExpiryEvery   time.Duration   // how often to look for overdue requests
+	AlertWindow   time.Duration   // how far back to read alerts at start
+	CreateTopics  bool            // create missing topics (3 partitions, replication 1)
+	SpoolDir      string          // producer spool (required: see Serve)
+	Origins       []string        // extra origins allowed to POST
 	Logger        *slog.Logger
 	// OnListen, when set, is called with the bound address before serving.
 	OnListen func(addr net.Addr)
@@ -50,7 +53,7 @@ func Serve(ctx context.Context, cfg ServeConfig) error {
 	if cfg.SpoolDir == "" {
 		return ErrNoSpool
 	}
-	signer, err := LoadSigner(cfg.KeyFile)
+	signer, err := signing.LoadSigner(cfg.KeyFile)
 	if err != nil {
 		return fmt.Errorf("signing key: %w", err)
 	}
@@ -67,12 +70,12 @@ func Serve(ctx context.Context, cfg ServeConfig) error {
 		return err
 	}
 	emitID := NewEmitterID(cfg.ServiceID, ids)
-	popts := []events.ProducerOption{events.WithTopics(cfg.Topics), events.WithProducerLogger(log)}
+	popts := []eventlog.ProducerOption{eventlog.WithTopics(cfg.Topics), eventlog.WithProducerLogger(log)}
 	if cfg.CreateTopics {
-		popts = append(popts, events.WithEnsureTopics(3, 1))
+		popts = append(popts, eventlog.WithEnsureTopics(3, 1))
 	}
-	popts = append(popts, events.WithSpool(cfg.SpoolDir, 256<<20))
-	prod, err := events.NewProducer(ctx, cfg.Brokers, emitID, popts...)
+	popts = append(popts, eventlog.WithSpool(cfg.SpoolDir, 256<<20))
+	prod, err := eventlog.NewProducer(ctx, cfg.Brokers, emitID, popts...)
 	if err != nil {
 		return err
 	}
@@ -93,17 +96,17 @@ func Serve(ctx context.Context, cfg ServeConfig) error {
 		// approve keygen writes keys.json beside signer.pem and keeps the
 		// earlier keys in it, so after a rotation the decisions the old
 		// key signed still verify without --trust.
-		if p := filepath.Join(filepath.Dir(cfg.KeyFile), KeySetFile); fileExists(p) {
+		if p := filepath.Join(filepath.Dir(cfg.KeyFile), signing.KeySetFile); fileExists(p) {
 			trust = p
 		}
 	}
 	if trust != "" {
-		ks, err := LoadKeySet(trust)
+		ks, err := signing.LoadKeySet(trust)
 		if err != nil {
 			return fmt.Errorf("trusted keys: %w", err)
 		}
 		if !trusts(ks, signer) {
-			return fmt.Errorf("trusted keys %s: %w: the signing key %q is not among them", trust, ErrKeyFile, signer.KeyID())
+			return fmt.Errorf("trusted keys %s: %w: the signing key %q is not among them", trust, signing.ErrKeyFile, signer.KeyID())
 		}
 		sopts = append(sopts, WithTrustedKeys(ks))
 		ids := []string{}
@@ -157,7 +160,7 @@ func Serve(ctx context.Context, cfg ServeConfig) error {
 	return first
 }
 
-func trusts(ks *KeySet, s Signer) bool {
+func trusts(ks *signing.KeySet, s signing.Signer) bool {
 	pub := s.Public()
 	for _, k := range ks.Keys() {
 		if k.ID == pub.ID && k.Key.Equal(pub.Key) {
@@ -165,4 +168,9 @@ func trusts(ks *KeySet, s Signer) bool {
 		}
 	}
 	return false
+}
+
+func fileExists(p string) bool {
+	_, err := os.Stat(p)
+	return err == nil
 }

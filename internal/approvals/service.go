@@ -13,6 +13,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/agentaudit/agentaudit/internal/approvals/signing"
+	"github.com/agentaudit/agentaudit/internal/eventlog"
 	"github.com/agentaudit/agentaudit/internal/events"
 )
 
@@ -30,14 +32,14 @@ var (
 )
 
 // Emitter writes an event and returns once Kafka acknowledged it
-// (events.Producer's Emit). A failure wraps events.ErrAuditUnavailable.
+// (eventlog.Producer's Emit). A failure wraps eventlog.ErrAuditUnavailable.
 type Emitter interface {
 	Emit(ctx context.Context, e *events.Envelope) error
 }
 
 // afterEmitter is an Emitter that can also record an event about
 // something that already happened, spooling it durably while Kafka is down
-// (events.Producer's EmitAfter). The service records expiries with it: the
+// (eventlog.Producer's EmitAfter). The service records expiries with it: the
 // runner has stopped waiting by itself, and writing the expiry again on
 // the next tick would put a second expiry on the chain.
 type afterEmitter interface {
@@ -54,7 +56,7 @@ type Service struct {
 	state   *State
 	triage  *TriageState // alert triage and suppressions, folded from the same topic
 	auth    *Authenticator
-	signer  Signer
+	signer  signing.Signer
 	emitter Emitter
 	ids     *events.IDGen
 	emitID  string // runner_id of the events the service writes
@@ -62,7 +64,7 @@ type Service struct {
 	now     func() time.Time
 
 	brokers     []string
-	topics      events.Topics
+	topics      eventlog.Topics
 	kopts       []kgo.Opt
 	expire      bool
 	expiryEvery time.Duration
@@ -101,7 +103,7 @@ func WithServiceLogger(l *slog.Logger) ServiceOption { return func(s *Service) {
 func WithServiceClock(now func() time.Time) ServiceOption { return func(s *Service) { s.now = now } }
 
 // WithServiceTopics overrides the topic names.
-func WithServiceTopics(t events.Topics) ServiceOption { return func(s *Service) { s.topics = t } }
+func WithServiceTopics(t eventlog.Topics) ServiceOption { return func(s *Service) { s.topics = t } }
 
 // WithServiceKafkaOptions passes extra franz-go options to the service's
 // consumers.
@@ -112,7 +114,7 @@ func WithServiceKafkaOptions(o ...kgo.Opt) ServiceOption {
 // WithTrustedKeys sets the keys the fold verifies decisions with (default:
 // the signer's own public key). After a key rotation it must hold the old
 // keys as well, or a rebuild would reject the decisions they signed.
-func WithTrustedKeys(ks *KeySet) ServiceOption {
+func WithTrustedKeys(ks *signing.KeySet) ServiceOption {
 	return func(s *Service) { s.state, s.triage = NewState(WithVerifier(ks)), NewTriageState(ks) }
 }
 
@@ -150,13 +152,13 @@ func WithAllowedOrigins(o ...string) ServiceOption {
 // the event ids of the events it writes; its node id must be unique among
 // emitters. emitID is the service's runner_id: each process needs its own,
 // because a chain restarts at seq 1 with every process (see NewEmitterID).
-func NewService(brokers []string, emitter Emitter, signer Signer, auth *Authenticator, ids *events.IDGen, emitID string, opts ...ServiceOption) (*Service, error) {
+func NewService(brokers []string, emitter Emitter, signer signing.Signer, auth *Authenticator, ids *events.IDGen, emitID string, opts ...ServiceOption) (*Service, error) {
 	switch {
 	case len(brokers) == 0:
 		return nil, errors.New("approvals: service needs at least one broker")
 	case emitter == nil:
 		return nil, errors.New("approvals: service needs an emitter")
-	case signer.priv == nil:
+	case signer.KeyID() == "": // the zero Signer
 		return nil, errors.New("approvals: service needs a signer")
 	case auth == nil:
 		return nil, errors.New("approvals: service needs an authenticator")
@@ -165,14 +167,14 @@ func NewService(brokers []string, emitter Emitter, signer Signer, auth *Authenti
 	case emitID == "":
 		return nil, errors.New("approvals: service needs an emitter id")
 	}
-	ks, err := NewKeySet([]PublicKey{signer.Public()})
+	ks, err := signing.NewKeySet([]signing.PublicKey{signer.Public()})
 	if err != nil {
 		return nil, err
 	}
 	s := &Service{
 		state: NewState(WithVerifier(ks)), triage: NewTriageState(ks), auth: auth, signer: signer, emitter: emitter,
 		ids: ids, emitID: emitID, log: slog.New(slog.DiscardHandler), now: time.Now,
-		brokers: brokers, topics: events.DefaultTopics,
+		brokers: brokers, topics: eventlog.DefaultTopics,
 		expire: true, expiryEvery: time.Second, applyWait: 10 * time.Second,
 		recent: newRecent(time.Hour, 500, 20000),
 		ready:  make(chan struct{}), waiters: map[string]chan Change{},
@@ -323,13 +325,13 @@ func (s *Service) applyRecord(r *kgo.Record) {
 		return
 	}
 	ch, err := s.state.Apply(env)
-	if err == nil && IsTriage(env.EventType) {
+	if err == nil && signing.IsTriage(env.EventType) {
 		ch = s.triage.Apply(env)
 	}
 	if err != nil {
 		s.metrics.foldEvents.WithLabelValues("malformed").Inc()
 		s.log.Warn("event refused by the fold", "event_id", env.EventID, "err", err)
-		ch = Change{Kind: ChangeRejected, EventID: env.EventID, ApprovalID: env.ApprovalID, SessionID: env.SessionID, Rejection: CodeOf(err)}
+		ch = Change{Kind: ChangeRejected, EventID: env.EventID, ApprovalID: env.ApprovalID, SessionID: env.SessionID, Rejection: signing.CodeOf(err)}
 	} else {
 		s.metrics.foldEvents.WithLabelValues(string(ch.Kind)).Inc()
 	}
@@ -423,10 +425,10 @@ func (s *Service) Decide(ctx context.Context, ap Approver, id string, in Decisio
 	case "deny":
 		outcome = events.ApprovalDenied
 		if in.Scope != "" {
-			return DecisionOutput{}, fail(CodeInvalidDecision, "a denial has no scope")
+			return DecisionOutput{}, fail(signing.CodeInvalidDecision, "a denial has no scope")
 		}
 	default:
-		return DecisionOutput{}, fail(CodeInvalidDecision, "decision must be approve or deny, got %q", in.Decision)
+		return DecisionOutput{}, fail(signing.CodeInvalidDecision, "decision must be approve or deny, got %q", in.Decision)
 	}
 	unlock := s.lock("approval/" + id)
 	defer unlock()
@@ -435,11 +437,11 @@ func (s *Service) Decide(ctx context.Context, ap Approver, id string, in Decisio
 		return DecisionOutput{}, fail(CodeUnknownApproval, "%s", id)
 	}
 	if r.Status == StatusExpired {
-		return DecisionOutput{}, fail(CodeExpired, "request %s expired at %s", r.ID, stampOf(r.ExpiresAt))
+		return DecisionOutput{}, fail(signing.CodeExpired, "request %s expired at %s", r.ID, stampOf(r.ExpiresAt))
 	}
 	d, err := s.auth.Answer(ap, r, outcome, in.Scope, in.Comment)
 	if err != nil {
-		s.metrics.decisions.WithLabelValues(string(outcome), "refused_"+string(CodeOf(err))).Inc()
+		s.metrics.decisions.WithLabelValues(string(outcome), "refused_"+string(signing.CodeOf(err))).Inc()
 		return DecisionOutput{}, err
 	}
 	env, err := events.New(d, events.WithIDs(s.ids), events.WithApproval(r.ID),
@@ -680,7 +682,7 @@ func (s *Service) view(r Request, ap *Approver) RequestView {
 	s.context(&v, r)
 	if ap != nil {
 		if err := s.auth.Authorize(*ap, r); err != nil {
-			v.Refusal = CodeOf(err)
+			v.Refusal = signing.CodeOf(err)
 		} else {
 			v.MayAnswer = true
 		}
@@ -732,7 +734,9 @@ func (s *Service) context(v *RequestView, r Request) {
 
 // untrustedKey reports whether a rejection says the decision's key is not
 // trusted here, rather than that the decision is wrong.
-func untrustedKey(c Code) bool { return c == CodeUnknownKey || c == CodeKeyRetired }
+func untrustedKey(c signing.Code) bool {
+	return c == signing.CodeUnknownKey || c == signing.CodeKeyRetired
+}
 
 // keyIDOf returns the key id of a decision event, or "".
 func keyIDOf(env *events.Envelope) string {

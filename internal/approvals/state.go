@@ -6,6 +6,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/agentaudit/agentaudit/internal/approvals/signing"
 	"github.com/agentaudit/agentaudit/internal/events"
 )
 
@@ -53,7 +54,7 @@ const (
 type Attempt struct {
 	Decision
 	Result    Result
-	Rejection Code
+	Rejection signing.Code
 }
 
 // Request is an approval request and everything decided about it.
@@ -98,8 +99,8 @@ type Request struct {
 }
 
 // Ref returns what a verifier needs to know about r.
-func (r Request) Ref() RequestRef {
-	return RequestRef{
+func (r Request) Ref() signing.RequestRef {
+	return signing.RequestRef{
 		ApprovalID: r.ID, Tenant: r.Tenant, SessionID: r.SessionID,
 		RequestEventID: r.EventID, SubjectEventID: r.SubjectEventID,
 		Kind: r.Kind, RuleID: r.RuleID, Requester: r.Requester,
@@ -171,7 +172,7 @@ type Change struct {
 	ApprovalID string
 	SessionID  string
 	Status     Status
-	Rejection  Code
+	Rejection  signing.Code
 	// Released counts the holds a session.released lifted.
 	Released int
 }
@@ -187,7 +188,7 @@ type Change struct {
 // cannot settle a request; it is kept in the history as rejected.
 type State struct {
 	mu       sync.Mutex
-	verifier *KeySet
+	verifier *signing.KeySet
 	requests map[string]*Request
 	order    []string            // approval ids in arrival order
 	holds    map[string][]Hold   // session id → active holds in arrival order
@@ -200,7 +201,7 @@ type StateOption func(*State)
 // WithVerifier makes the state check every decision's signature with ks.
 // Key retirement is judged at the decision's decided_at, not the wall
 // clock, so that a rebuild long after a rotation gives the same state.
-func WithVerifier(ks *KeySet) StateOption { return func(s *State) { s.verifier = ks } }
+func WithVerifier(ks *signing.KeySet) StateOption { return func(s *State) { s.verifier = ks } }
 
 // NewState returns an empty state.
 func NewState(opts ...StateOption) *State {
@@ -221,7 +222,7 @@ func NewState(opts ...StateOption) *State {
 // request's history and reported as ChangeRejected.
 func (s *State) Apply(env *events.Envelope) (Change, error) {
 	if env == nil || env.EventID == "" {
-		return Change{}, fail(CodeMalformed, "event without event_id")
+		return Change{}, fail(signing.CodeMalformed, "event without event_id")
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -253,14 +254,14 @@ func (s *State) Apply(env *events.Envelope) (Change, error) {
 func (s *State) applyRequested(env *events.Envelope, ch *Change) error {
 	p, err := env.DecodePayload()
 	if err != nil {
-		return fail(CodeMalformed, "%v", err)
+		return fail(signing.CodeMalformed, "%v", err)
 	}
 	ar := p.(*events.ApprovalRequested)
 	if env.ApprovalID == "" {
-		return fail(CodeMalformed, "approval.requested %s without approval_id", env.EventID)
+		return fail(signing.CodeMalformed, "approval.requested %s without approval_id", env.EventID)
 	}
 	if _, exists := s.requests[env.ApprovalID]; exists {
-		return fail(CodeMalformed, "approval.requested %s reuses approval id %s", env.EventID, env.ApprovalID)
+		return fail(signing.CodeMalformed, "approval.requested %s reuses approval id %s", env.EventID, env.ApprovalID)
 	}
 	r := &Request{
 		ID: env.ApprovalID, EventID: env.EventID, Tenant: env.Tenant,
@@ -291,7 +292,7 @@ func (s *State) applyRequested(env *events.Envelope, ch *Change) error {
 }
 
 func (s *State) applyDecided(env *events.Envelope, ch *Change) error {
-	d, err := decodeDecision(env)
+	d, err := signing.DecisionOf(env)
 	if err != nil {
 		return err
 	}
@@ -326,21 +327,18 @@ func (s *State) applyDecided(env *events.Envelope, ch *Change) error {
 }
 
 // judge returns why dec cannot count for r, or "" when it can.
-func (s *State) judge(r *Request, env *events.Envelope, d *events.ApprovalDecided, dec Decision) Code {
+func (s *State) judge(r *Request, env *events.Envelope, d *events.ApprovalDecided, dec Decision) signing.Code {
 	if !r.Open() {
 		return CodeAlreadyDecided
 	}
 	ref := r.Ref()
 	if s.verifier != nil {
-		if _, err := s.verifier.verifyAt(env, ref, dec.DecidedAt); err != nil {
-			return CodeOf(err)
+		if _, err := s.verifier.VerifyAt(env, ref, dec.DecidedAt); err != nil {
+			return signing.CodeOf(err)
 		}
 	} else {
-		if err := matchRequest(env, ref); err != nil {
-			return CodeOf(err)
-		}
-		if err := checkOutcome(d, ref); err != nil {
-			return CodeOf(err)
+		if err := signing.Check(env, d, ref); err != nil {
+			return signing.CodeOf(err)
 		}
 	}
 	if dec.Outcome == events.ApprovalApproved || dec.Outcome == events.ApprovalDenied {
@@ -355,7 +353,7 @@ func (s *State) judge(r *Request, env *events.Envelope, d *events.ApprovalDecide
 			}
 			// A second approver cannot widen what the first agreed to.
 			if scopeRank(dec.Scope) > scopeRank(a.Scope) {
-				return CodeInvalidDecision
+				return signing.CodeInvalidDecision
 			}
 		}
 	}
@@ -400,10 +398,10 @@ func NarrowestScope(scopes ...events.ApprovalScope) events.ApprovalScope {
 func (s *State) applyHeld(env *events.Envelope, ch *Change) error {
 	p, err := env.DecodePayload()
 	if err != nil {
-		return fail(CodeMalformed, "%v", err)
+		return fail(signing.CodeMalformed, "%v", err)
 	}
 	if env.SessionID == "" {
-		return fail(CodeMalformed, "session.held %s without session_id", env.EventID)
+		return fail(signing.CodeMalformed, "session.held %s without session_id", env.EventID)
 	}
 	h := p.(*events.SessionHeld)
 	s.holds[env.SessionID] = append(s.holds[env.SessionID], Hold{
@@ -419,7 +417,7 @@ func (s *State) applyHeld(env *events.Envelope, ch *Change) error {
 func (s *State) applyReleased(env *events.Envelope, ch *Change) error {
 	p, err := env.DecodePayload()
 	if err != nil {
-		return fail(CodeMalformed, "%v", err)
+		return fail(signing.CodeMalformed, "%v", err)
 	}
 	rel := p.(*events.SessionReleased)
 	held := s.holds[env.SessionID]
@@ -527,7 +525,7 @@ func (s *State) ExpireDue(now time.Time) []Request {
 // rejected decision in its history, until the key is trusted.
 func (r *Request) answeredWithUntrustedKey() bool {
 	for _, a := range r.History {
-		if a.Result == ResultRejected && a.Rejection == CodeUnknownKey {
+		if a.Result == ResultRejected && a.Rejection == signing.CodeUnknownKey {
 			return true
 		}
 	}
@@ -539,7 +537,7 @@ func (r *Request) answeredWithUntrustedKey() bool {
 // r.ExpiresAt.
 func ExpiryDecision(r Request, now time.Time, by events.Actor) (events.ApprovalDecided, error) {
 	if !now.After(r.ExpiresAt) {
-		return events.ApprovalDecided{}, fail(CodeNotDue, "request %s expires at %s", r.ID, stampOf(r.ExpiresAt))
+		return events.ApprovalDecided{}, fail(signing.CodeNotDue, "request %s expires at %s", r.ID, stampOf(r.ExpiresAt))
 	}
 	return events.ApprovalDecided{
 		Decision: events.ApprovalExpired, ReasonCode: events.ReasonApprovalExpired,
@@ -566,3 +564,5 @@ func (c Change) String() string {
 	}
 	return fmt.Sprintf("%s %s %s", c.Kind, c.ApprovalID, c.Status)
 }
+
+func stampOf(t time.Time) string { return t.UTC().Format(events.TimeLayout) }

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/agentaudit/agentaudit/internal/approvals/signing"
 	"github.com/agentaudit/agentaudit/internal/events"
 	"github.com/google/go-cmp/cmp"
 )
@@ -74,7 +75,7 @@ func TestStateMachine(t *testing.T) {
 	accepted := func(env *events.Envelope) Attempt {
 		return Attempt{Decision: decisionOf(t, env), Result: ResultAccepted}
 	}
-	rejected := func(env *events.Envelope, c Code) Attempt {
+	rejected := func(env *events.Envelope, c signing.Code) Attempt {
 		return Attempt{Decision: decisionOf(t, env), Result: ResultRejected, Rejection: c}
 	}
 	part := func(env *events.Envelope) Attempt {
@@ -106,11 +107,11 @@ func TestStateMachine(t *testing.T) {
 		{"late approval refused, expiry accepted", []*events.Envelope{req, late, expired},
 			[]Request{with(pendingRequest("1001"), func(r *Request) {
 				r.Status, r.Final = StatusExpired, final(expired)
-				r.History = []Attempt{rejected(late, CodeExpired), accepted(expired)}
+				r.History = []Attempt{rejected(late, signing.CodeExpired), accepted(expired)}
 			})}, []ChangeKind{ChangeRequested, ChangeRejected, ChangeDecided}},
 		{"expiry before the deadline refused", []*events.Envelope{req, early},
 			[]Request{with(pendingRequest("1001"), func(r *Request) {
-				r.History = []Attempt{rejected(early, CodeNotDue)}
+				r.History = []Attempt{rejected(early, signing.CodeNotDue)}
 			})}, []ChangeKind{ChangeRequested, ChangeRejected}},
 		{"two-person: partial, same approver again, second approver", []*events.Envelope{req, partA, partA2, finalA, finalB},
 			[]Request{with(pendingRequest("1001"), func(r *Request) {
@@ -122,15 +123,15 @@ func TestStateMachine(t *testing.T) {
 		{"two-person: second approver cannot widen the scope", []*events.Envelope{req, partOnce, widerB},
 			[]Request{with(pendingRequest("1001"), func(r *Request) {
 				r.Approvals = []Decision{decisionOf(t, partOnce)}
-				r.History = []Attempt{part(partOnce), rejected(widerB, CodeInvalidDecision)}
+				r.History = []Attempt{part(partOnce), rejected(widerB, signing.CodeInvalidDecision)}
 			})}, []ChangeKind{ChangeRequested, ChangePartial, ChangeRejected}},
 		{"forged signature refused", []*events.Envelope{req, forged},
 			[]Request{with(pendingRequest("1001"), func(r *Request) {
-				r.History = []Attempt{rejected(forged, CodeBadSignature)}
+				r.History = []Attempt{rejected(forged, signing.CodeBadSignature)}
 			})}, []ChangeKind{ChangeRequested, ChangeRejected}},
 		{"decision moved from another session refused", []*events.Envelope{req, moved},
 			[]Request{with(pendingRequest("1001"), func(r *Request) {
-				r.History = []Attempt{rejected(moved, CodeBadSignature)}
+				r.History = []Attempt{rejected(moved, signing.CodeBadSignature)}
 			})}, []ChangeKind{ChangeRequested, ChangeRejected}},
 		{"cancelled", []*events.Envelope{req, cancelled, approved},
 			[]Request{with(pendingRequest("1001"), func(r *Request) {
@@ -144,7 +145,7 @@ func TestStateMachine(t *testing.T) {
 		{"decision for an unknown request", []*events.Envelope{orphan, req},
 			[]Request{pendingRequest("1001")}, []ChangeKind{ChangeRejected, ChangeRequested}},
 	}
-	ks := mustKeySet(t, []PublicKey{pub}, t0)
+	ks := mustKeySet(t, []signing.PublicKey{pub}, t0)
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			st := NewState(WithVerifier(ks))
@@ -194,7 +195,7 @@ func TestStateWithoutVerifier(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if ch.Kind != ChangeRejected || ch.Rejection != CodeRequestMismatch {
+	if ch.Kind != ChangeRejected || ch.Rejection != signing.CodeRequestMismatch {
 		t.Fatalf("change = %+v, want rejected request_mismatch", ch)
 	}
 }
@@ -212,7 +213,7 @@ func TestStateMalformed(t *testing.T) {
 	noID := requestEnv(t, "1004")
 	noID.EventID = ""
 	for name, env := range map[string]*events.Envelope{"reused approval id": dupID, "bad payload": bad, "no event id": noID, "nil": nil} {
-		if _, err := st.Apply(env); !errors.Is(err, ErrMalformed) {
+		if _, err := st.Apply(env); !errors.Is(err, signing.ErrMalformed) {
 			t.Errorf("%s: Apply = %v, want ErrMalformed", name, err)
 		}
 	}
@@ -277,7 +278,7 @@ func TestHolds(t *testing.T) {
 // expiry, and the state then equals a rebuild from the topic.
 func TestExpireDue(t *testing.T) {
 	s, pub := mustKey(t, "k1")
-	ks := mustKeySet(t, []PublicKey{pub}, t0)
+	ks := mustKeySet(t, []signing.PublicKey{pub}, t0)
 	soon := requestEnv(t, "1001")
 	later := requestEnv(t, "1002", func(p *events.ApprovalRequested) { p.ExpiresAt = events.At(t0.Add(time.Hour)) })
 	live := NewState(WithVerifier(ks))
@@ -317,7 +318,7 @@ func TestExpireDue(t *testing.T) {
 	if diff := cmp.Diff(rebuilt.Requests(), live.Requests()); diff != "" {
 		t.Errorf("live state differs from rebuild (-rebuild +live):\n%s", diff)
 	}
-	if _, err := ExpiryDecision(due[0], t0, events.Actor{}); !errors.Is(err, ErrNotDue) {
+	if _, err := ExpiryDecision(due[0], t0, events.Actor{}); !errors.Is(err, signing.ErrNotDue) {
 		t.Errorf("ExpiryDecision before the deadline: %v", err)
 	}
 }
@@ -368,4 +369,56 @@ func TestStateConcurrent(t *testing.T) {
 	if p := st.Pending(); len(p) != 0 {
 		t.Errorf("%d pending after every request was approved", len(p))
 	}
+}
+
+// TestSignedEventsValidate checks that the decisions this package builds,
+// signed, pass the event schemas: requests, partial, final, expired and cancelled decisions.
+func TestSignedEventsValidate(t *testing.T) {
+	s, _ := mustKey(t, "k1")
+	req := requestEnv(t, "1001")
+	ref := refOf(t, req)
+	st := NewState()
+	if _, err := st.Apply(req); err != nil {
+		t.Fatal(err)
+	}
+	r, _ := st.Get("1001")
+	cancel, err := CancelDecision(r, t0.Add(time.Minute), events.Actor{Type: events.ActorSystem, ID: serviceID}, "session ended")
+	if err != nil {
+		t.Fatal(err)
+	}
+	expiry, err := ExpiryDecision(r, t0.Add(16*time.Minute), events.Actor{Type: events.ActorSystem, ID: serviceID})
+	if err != nil {
+		t.Fatal(err)
+	}
+	chainR := events.NewChain(events.ChainKey{SessionID: session, RunnerID: "runner-1"})
+	if err := chainR.Stamp(req); err != nil {
+		t.Fatalf("approval.requested: %v", err)
+	}
+	chainS := events.NewChain(events.ChainKey{SessionID: session, RunnerID: serviceID})
+	for i, d := range []events.ApprovalDecided{
+		partial("alice", events.ScopeSession, t0.Add(time.Minute)),
+		approve("bob", events.ScopeOnce, t0.Add(2*time.Minute)),
+		deny("bob", t0.Add(2*time.Minute)),
+		expiry,
+		cancel,
+	} {
+		env := signed(t, s, ref, []string{"2001", "2002", "2003", "2004", "2005"}[i], d)
+		if err := chainS.Stamp(env); err != nil {
+			t.Errorf("%s/%s: %v", d.Decision, d.ReasonCode, err)
+		}
+	}
+}
+
+func mustExpiry(t *testing.T, req *events.Envelope, at time.Time) events.ApprovalDecided {
+	t.Helper()
+	st := NewState()
+	if _, err := st.Apply(req); err != nil {
+		t.Fatal(err)
+	}
+	r, _ := st.Get(req.ApprovalID)
+	d, err := ExpiryDecision(r, at, events.Actor{Type: events.ActorSystem, ID: serviceID})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d
 }

@@ -1,134 +1,13 @@
 package approvals
 
 import (
-	"crypto/ed25519"
-	"encoding/base64"
-	"encoding/binary"
-	"encoding/json"
-	"errors"
 	"slices"
 	"sync"
 	"time"
 
+	"github.com/agentaudit/agentaudit/internal/approvals/signing"
 	"github.com/agentaudit/agentaudit/internal/events"
 )
-
-// triageDomain starts every signed triage byte string, so a triage
-// signature can never pass for an approval decision's, or the reverse.
-const triageDomain = "agentaudit triage signature v1\x00"
-
-// IsTriage reports whether eventType is one of the triage event types
-// (alert.triaged, rule.suppressed, rule.unsuppressed).
-func IsTriage(eventType string) bool {
-	switch eventType {
-	case events.TypeAlertTriaged, events.TypeRuleSuppressed, events.TypeRuleUnsuppressed:
-		return true
-	}
-	return false
-}
-
-// TriageSigningBytes returns the byte string a triage event's signature
-// covers: a domain tag, then event_type, tenant, session_id, event_id,
-// parent_event_id and the payload's JSON with an empty signature, each as
-// name, NUL, 4-byte big-endian length and value. p must be env's payload
-// as its Go type.
-func TriageSigningBytes(env *events.Envelope, p events.Payload) ([]byte, error) {
-	body, err := json.Marshal(p)
-	if err != nil {
-		return nil, fail(CodeMalformed, "%v", err)
-	}
-	b := make([]byte, 0, 256+len(body))
-	b = append(b, triageDomain...)
-	field := func(name, value string) {
-		b = append(b, name...)
-		b = append(b, 0)
-		b = binary.BigEndian.AppendUint32(b, uint32(len(value)))
-		b = append(b, value...)
-	}
-	field("event_type", env.EventType)
-	field("tenant", env.Tenant)
-	field("session_id", env.SessionID)
-	field("event_id", env.EventID)
-	field("parent_event_id", env.ParentEventID)
-	field("payload", string(body))
-	return b, nil
-}
-
-// triageSig reads, and lets set, the signing fields of a triage payload.
-type triageSig struct {
-	keyID, sig *string
-	at         time.Time
-}
-
-func triagePayload(env *events.Envelope) (events.Payload, triageSig, error) {
-	if env == nil || !IsTriage(env.EventType) {
-		return nil, triageSig{}, fail(CodeMalformed, "not a triage event")
-	}
-	p, err := env.DecodePayload()
-	if err != nil {
-		return nil, triageSig{}, fail(CodeMalformed, "%v", err)
-	}
-	switch v := p.(type) {
-	case *events.AlertTriaged:
-		return p, triageSig{&v.KeyID, &v.Signature, v.TriagedAt.Time}, nil
-	case *events.RuleSuppressed:
-		return p, triageSig{&v.KeyID, &v.Signature, v.SuppressedAt.Time}, nil
-	case *events.RuleUnsuppressed:
-		return p, triageSig{&v.KeyID, &v.Signature, v.UnsuppressedAt.Time}, nil
-	}
-	return nil, triageSig{}, fail(CodeMalformed, "not a triage event")
-}
-
-// SignTriage sets the key id and signature of a triage event. Set every
-// other field, the event id included, before signing.
-func (s Signer) SignTriage(env *events.Envelope) error {
-	if s.priv == nil {
-		return errors.New("approvals: zero Signer")
-	}
-	p, ts, err := triagePayload(env)
-	if err != nil {
-		return err
-	}
-	*ts.keyID, *ts.sig = s.keyID, ""
-	b, err := TriageSigningBytes(env, p)
-	if err != nil {
-		return err
-	}
-	*ts.sig = base64.StdEncoding.EncodeToString(ed25519.Sign(s.priv, b))
-	return env.SetPayload(p)
-}
-
-// VerifyTriage checks a triage event's signature, with key retirement
-// judged at the time the payload says the analyst acted, and returns its
-// payload.
-func (ks *KeySet) VerifyTriage(env *events.Envelope) (events.Payload, error) {
-	p, ts, err := triagePayload(env)
-	if err != nil {
-		return nil, err
-	}
-	k, ok := ks.keys[*ts.keyID]
-	if !ok {
-		return nil, fail(CodeUnknownKey, "key id %q", *ts.keyID)
-	}
-	if !k.NotAfter.IsZero() && ts.at.After(k.NotAfter) {
-		return nil, fail(CodeKeyRetired, "key %q retired at %s", k.ID, k.NotAfter.UTC().Format(time.RFC3339))
-	}
-	sig, err := base64.StdEncoding.Strict().DecodeString(*ts.sig)
-	if err != nil || len(sig) != ed25519.SignatureSize {
-		return nil, fail(CodeBadSignature, "signature is not %d bytes of base64", ed25519.SignatureSize)
-	}
-	keep := *ts.sig
-	*ts.sig = ""
-	b, err := TriageSigningBytes(env, p)
-	*ts.sig = keep
-	if err != nil {
-		return nil, err
-	}
-	if !ed25519.Verify(k.Key, b, sig) {
-		return nil, fail(CodeBadSignature, "key %q", k.ID)
-	}
-	return p, nil
-}
 
 // TriageNote is one accepted alert.triaged.
 type TriageNote struct {
@@ -203,7 +82,7 @@ func (s Suppression) Covers(rule, tenant, session, agent, groupKey string) bool 
 // for tests. It is safe for concurrent use.
 type TriageState struct {
 	mu           sync.Mutex
-	verifier     *KeySet
+	verifier     *signing.KeySet
 	alerts       map[string]*AlertTriage
 	order        []string // alert event ids, first triage first
 	suppressions map[string]*Suppression
@@ -214,7 +93,7 @@ type TriageState struct {
 
 // NewTriageState returns an empty fold that verifies with ks (nil: no
 // verification).
-func NewTriageState(ks *KeySet) *TriageState {
+func NewTriageState(ks *signing.KeySet) *TriageState {
 	return &TriageState{verifier: ks, alerts: map[string]*AlertTriage{},
 		suppressions: map[string]*Suppression{}, seen: map[string]struct{}{}}
 }
@@ -224,7 +103,7 @@ func NewTriageState(ks *KeySet) *TriageState {
 // ChangeRejected with its code.
 func (t *TriageState) Apply(env *events.Envelope) Change {
 	ch := Change{Kind: ChangeIgnored}
-	if env == nil || !IsTriage(env.EventType) {
+	if env == nil || !signing.IsTriage(env.EventType) {
 		return ch
 	}
 	ch.EventID, ch.SessionID = env.EventID, env.SessionID
@@ -239,7 +118,7 @@ func (t *TriageState) Apply(env *events.Envelope) Change {
 	if t.verifier != nil {
 		p, err = t.verifier.VerifyTriage(env)
 	} else {
-		p, _, err = triagePayload(env)
+		p, err = signing.TriageOf(env)
 	}
 	if err == nil {
 		err = t.apply(env, p)
@@ -247,7 +126,7 @@ func (t *TriageState) Apply(env *events.Envelope) Change {
 	t.seen[env.EventID] = struct{}{}
 	if err != nil {
 		t.rejected++
-		ch.Kind, ch.Rejection = ChangeRejected, CodeOf(err)
+		ch.Kind, ch.Rejection = ChangeRejected, signing.CodeOf(err)
 		return ch
 	}
 	ch.Kind = ChangeTriaged

@@ -8,6 +8,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/agentaudit/agentaudit/internal/approvals/signing"
 	"github.com/agentaudit/agentaudit/internal/events"
 )
 
@@ -303,9 +304,9 @@ func readBody(w http.ResponseWriter, r *http.Request, v any) bool {
 }
 
 func (s *Service) writeTriageRefusal(w http.ResponseWriter, err error) {
-	switch CodeOf(err) {
+	switch signing.CodeOf(err) {
 	case CodeUnknownAlert, CodeUnknownSuppression:
-		writeError(w, http.StatusNotFound, string(CodeOf(err)), err.Error())
+		writeError(w, http.StatusNotFound, string(signing.CodeOf(err)), err.Error())
 	default:
 		s.writeRefusal(w, err)
 	}

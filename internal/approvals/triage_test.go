@@ -8,6 +8,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/agentaudit/agentaudit/internal/approvals/signing"
 	"github.com/agentaudit/agentaudit/internal/events"
 )
 
@@ -20,7 +21,7 @@ var triageIDs = func() *events.IDGen {
 }()
 
 // triageEnv builds and signs a triage event with s.
-func triageEnv(t *testing.T, s Signer, p events.Payload, session, parent string, at time.Time) *events.Envelope {
+func triageEnv(t *testing.T, s signing.Signer, p events.Payload, session, parent string, at time.Time) *events.Envelope {
 	t.Helper()
 	opts := []events.Option{events.WithIDs(triageIDs), events.WithSession(session, "approvals-test"), events.WithTenant(tenant),
 		events.WithTime(at), events.WithActor(events.ActorHuman, "alice")}
@@ -41,7 +42,7 @@ func TestTriageFold(t *testing.T) {
 	t0 := time.Date(2026, 3, 1, 10, 0, 0, 0, time.UTC)
 	signer, pub := mustKey(t, "svc-k1")
 	other, _ := mustKey(t, "svc-k1") // same id, another key: a forgery
-	ks := mustKeySet(t, []PublicKey{pub}, t0)
+	ks := mustKeySet(t, []signing.PublicKey{pub}, t0)
 	alice := events.Actor{Type: events.ActorHuman, ID: "alice"}
 	const alert = "7301"
 	triaged := func(a events.TriageAction, assignee, comment string, at time.Time) events.Payload {
@@ -56,13 +57,13 @@ func TestTriageFold(t *testing.T) {
 		name string
 		env  *events.Envelope
 		want ChangeKind
-		code Code
+		code signing.Code
 	}{
 		{"acknowledge", triageEnv(t, signer, triaged(events.TriageAcknowledge, "", "", t0.Add(time.Minute)), "s1", alert, t0), ChangeTriaged, ""},
 		{"assign", triageEnv(t, signer, triaged(events.TriageAssign, "bob", "", t0.Add(2*time.Minute)), "s1", alert, t0), ChangeTriaged, ""},
 		{"assign without assignee", triageEnv(t, signer, triaged(events.TriageAssign, "", "", t0), "s1", alert, t0), ChangeRejected, CodeInvalidTriage},
 		{"fp without comment", triageEnv(t, signer, triaged(events.TriageFalsePositive, "", "", t0), "s1", alert, t0), ChangeRejected, CodeInvalidTriage},
-		{"forged", triageEnv(t, other, triaged(events.TriageTruePositive, "", "", t0), "s1", alert, t0), ChangeRejected, CodeBadSignature},
+		{"forged", triageEnv(t, other, triaged(events.TriageTruePositive, "", "", t0), "s1", alert, t0), ChangeRejected, signing.CodeBadSignature},
 		{"tp", triageEnv(t, signer, triaged(events.TriageTruePositive, "", "", t0.Add(3*time.Minute)), "s1", alert, t0), ChangeTriaged, ""},
 		{"fp replaces tp", triageEnv(t, signer, triaged(events.TriageFalsePositive, "", "a backup job", t0.Add(4*time.Minute)), "s1", alert, t0), ChangeTriaged, ""},
 		{"suppress", supEnv, ChangeTriaged, ""},
@@ -244,7 +245,7 @@ func testTriageAPI(t *testing.T, h *harness) {
 func FuzzTriageApply(f *testing.F) {
 	signer, pub := mustKey(f, "svc-k1")
 	t0 := time.Date(2026, 3, 1, 10, 0, 0, 0, time.UTC)
-	ks := mustKeySet(f, []PublicKey{pub}, t0)
+	ks := mustKeySet(f, []signing.PublicKey{pub}, t0)
 	good := &events.AlertTriaged{Action: events.TriageAcknowledge, AlertEventID: "7301", RuleID: "r",
 		By: events.Actor{Type: events.ActorHuman, ID: "alice"}, TriagedAt: events.At(t0)}
 	env, err := events.New(good, events.WithIDs(triageIDs), events.WithSession("s1", "a"), events.WithTenant(tenant),

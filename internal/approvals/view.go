@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"time"
 
+	"github.com/agentaudit/agentaudit/internal/approvals/signing"
 	"github.com/agentaudit/agentaudit/internal/events"
 )
 
@@ -21,8 +22,8 @@ type DecisionView struct {
 	DecidedAt  time.Time              `json:"decided_at"`
 	KeyID      string                 `json:"key_id,omitempty"`
 	// Result and Rejection say what the event did (history only).
-	Result    Result `json:"result,omitempty"`
-	Rejection Code   `json:"rejection,omitempty"`
+	Result    Result       `json:"result,omitempty"`
+	Rejection signing.Code `json:"rejection,omitempty"`
 }
 
 // SubjectView is the event a request is about (the tool call with its full
@@ -73,8 +74,8 @@ type RequestView struct {
 	Session  *SessionView         `json:"session,omitempty"`
 	// MayAnswer says whether the approver asking may answer the request
 	// now; Refusal is the code when not.
-	MayAnswer bool `json:"may_answer"`
-	Refusal   Code `json:"refusal,omitempty"`
+	MayAnswer bool         `json:"may_answer"`
+	Refusal   signing.Code `json:"refusal,omitempty"`
 }
 
 // HoldView is an active session hold.
@@ -171,12 +172,12 @@ type ErrorView struct {
 
 // ChangeView is what the event stream sends for every change of state.
 type ChangeView struct {
-	Kind       ChangeKind `json:"kind"`
-	EventID    string     `json:"event_id"`
-	ApprovalID string     `json:"approval_id,omitempty"`
-	SessionID  string     `json:"session_id,omitempty"`
-	Status     Status     `json:"status,omitempty"`
-	Rejection  Code       `json:"rejection,omitempty"`
+	Kind       ChangeKind   `json:"kind"`
+	EventID    string       `json:"event_id"`
+	ApprovalID string       `json:"approval_id,omitempty"`
+	SessionID  string       `json:"session_id,omitempty"`
+	Status     Status       `json:"status,omitempty"`
+	Rejection  signing.Code `json:"rejection,omitempty"`
 }
 
 func decisionView(d Decision) DecisionView {

@@ -12,6 +12,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/agentaudit/agentaudit/internal/approvals"
+	"github.com/agentaudit/agentaudit/internal/eventlog"
 	"github.com/agentaudit/agentaudit/internal/events"
 	"github.com/agentaudit/agentaudit/internal/sandbox"
 )
@@ -106,7 +107,7 @@ func nextSteps(r *Result) string {
 func (d *demo) run(ctx context.Context) error {
 	c := &d.cfg
 	brokers := strings.Split(c.Env["KAFKA_BROKERS"], ",")
-	topics := events.Topics{Events: c.Prefix + ".events", Approvals: c.Prefix + ".approvals", DLQ: c.Prefix + ".dlq"}
+	topics := eventlog.Topics{Events: c.Prefix + ".events", Approvals: c.Prefix + ".approvals", DLQ: c.Prefix + ".dlq"}
 	periodFrom := time.Now().UTC().Add(-time.Second).Truncate(time.Second)
 
 	// 1. Bring-up.
@@ -298,7 +299,7 @@ func total(m map[string]int) int {
 	return n
 }
 
-func ensureTopics(ctx context.Context, brokers []string, t events.Topics) error {
+func ensureTopics(ctx context.Context, brokers []string, t eventlog.Topics) error {
 	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...))
 	if err != nil {
 		return err
@@ -306,7 +307,7 @@ func ensureTopics(ctx context.Context, brokers []string, t events.Topics) error 
 	defer cl.Close()
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	return events.EnsureTopics(ctx, cl, t, -1, -1)
+	return eventlog.EnsureTopics(ctx, cl, t, -1, -1)
 }
 
 // errStep is a step whose outcome was wrong.

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/agentaudit/agentaudit/internal/approvals"
+	"github.com/agentaudit/agentaudit/internal/approvals/signing"
 )
 
 // approverID is the scripted approver's id in approvers.yaml.
@@ -34,7 +35,7 @@ type credentials struct {
 func (d *demo) prepareCredentials(ctx context.Context) (credentials, error) {
 	keys := filepath.Join(d.cfg.Dir, "keys")
 	c := credentials{
-		signer: filepath.Join(keys, approvals.SignerFile), keySet: filepath.Join(keys, approvals.KeySetFile),
+		signer: filepath.Join(keys, signing.SignerFile), keySet: filepath.Join(keys, signing.KeySetFile),
 		approvers: filepath.Join(d.cfg.Dir, "approvers.yaml"),
 	}
 	if _, err := os.Stat(c.signer); errors.Is(err, os.ErrNotExist) {

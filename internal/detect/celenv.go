@@ -266,7 +266,7 @@ func listRefs(a *cel.Ast) []string {
 type constList struct {
 	traits.Lister
 	set   map[string]struct{}
-	globs []*globPattern // the values compiled as glob patterns
+	globs []globPattern // the values compiled as glob patterns
 }
 
 func newConstList(a types.Adapter, vals []string) *constList {

@@ -3,7 +3,9 @@ package detect
 import (
 	"fmt"
 	"io"
+	"os"
 	"path/filepath"
+	"slices"
 	"text/tabwriter"
 )
 
@@ -14,9 +16,19 @@ const (
 	ExitUsage = 2
 )
 
-// TestCommand is `detect test DIR`: load every rule, run the inline tests,
-// print a table and return ExitFail on any failure or load error.
+// TestCommand is `detect test DIR` (or `detect test FILE`): load every
+// rule, run the inline tests, print a table and return ExitFail on any
+// failure or load error. Given one file, it loads the file's directory, so
+// the lists and macros the file uses from its neighbours resolve, and runs
+// that file's tests only.
 func TestCommand(dir string, stdout, stderr io.Writer, opts ...LoadOption) int {
+	only := ""
+	if st, err := os.Stat(dir); err == nil && !st.IsDir() {
+		dir, only = filepath.Split(dir)
+		if dir == "" {
+			dir = "."
+		}
+	}
 	rs, err := Load(dir, opts...)
 	if err != nil {
 		for _, f := range LoadFindings(err) {
@@ -26,6 +38,13 @@ func TestCommand(dir string, stdout, stderr io.Writer, opts ...LoadOption) int {
 		return ExitFail
 	}
 	results := RunTests(rs)
+	if only != "" {
+		results = slices.DeleteFunc(results, func(r TestResult) bool { return filepath.Base(r.File) != only || filepath.Dir(r.File) != "." })
+		if len(results) == 0 {
+			fmt.Fprintf(stderr, "detect test: %s has no rule tests\n", filepath.Join(dir, only))
+			return ExitFail
+		}
+	}
 	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "RULE\tTEST\tEXPECTED\tGOT\tOK")
 	failed := 0

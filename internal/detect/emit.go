@@ -7,11 +7,12 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/agentaudit/agentaudit/internal/eventlog"
 	"github.com/agentaudit/agentaudit/internal/events"
 )
 
 // Emitter writes one event and returns once Kafka acknowledged it;
-// events.Producer's Emit is one. An error wrapping events.ErrInvalidEvent
+// eventlog.Producer's Emit is one. An error wrapping eventlog.ErrInvalidEvent
 // is permanent; any other error is retried.
 type Emitter interface {
 	Emit(ctx context.Context, e *events.Envelope) error
@@ -122,4 +123,4 @@ func (b *alertBuilder) build(a Alert) ([]*pendingEvent, error) {
 }
 
 // permanent reports whether an emit error will not go away by retrying.
-func permanent(err error) bool { return errors.Is(err, events.ErrInvalidEvent) }
+func permanent(err error) bool { return errors.Is(err, eventlog.ErrInvalidEvent) }

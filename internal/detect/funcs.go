@@ -14,6 +14,8 @@ import (
 	"github.com/google/cel-go/common/types"
 	"github.com/google/cel-go/common/types/ref"
 	"github.com/google/cel-go/common/types/traits"
+
+	"github.com/agentaudit/agentaudit/internal/glob"
 )
 
 // Functions rules may call besides CEL's standard library and the strings
@@ -165,10 +167,12 @@ func inCIDR(ip, cidr string) bool {
 	return p.Contains(a.Unmap())
 }
 
-// globMatch matches name against a path pattern: '*' is any run of
-// characters except '/', '**' any run including '/', '?' one character
-// except '/'. A pattern without '/' matches the base name, as in gitignore,
-// so "*.pem" matches "/home/a/key.pem".
+// globMatch matches name against a pattern in the dialect of package glob:
+// '*' is any run of characters except '/', '**' a whole segment for any
+// number of segments, '?' one character except '/', '[…]' a class. A
+// pattern without '/' matches the base name, as in gitignore, so "*.pem"
+// matches "/home/a/key.pem". A pattern that does not compile matches
+// nothing.
 func globMatch(name, pattern string) bool { return compiledGlob(pattern).match(name) }
 
 // globAny reports whether name matches any pattern of list l; the patterns
@@ -185,118 +189,25 @@ func globAny(name string, l ref.Val) bool {
 	return anyString(l, func(p string) bool { return globMatch(name, p) })
 }
 
-func (g *globPattern) match(name string) bool {
-	if g.pattern == "" {
-		return false
-	}
-	if g.baseOnly {
-		name = path.Base(name)
-	}
-	// Most names fail on the pattern's longest literal; checking it first
-	// keeps rules with long pattern lists cheap.
-	if !strings.Contains(name, g.literal) {
-		return false
-	}
-	return globAt(name, g.pattern)
-}
+// globPattern is a compiled pattern, nil for one that does not compile.
+type globPattern struct{ p *glob.Pattern }
 
-type globPattern struct {
-	pattern  string
-	literal  string // longest run without wildcards; every match contains it
-	baseOnly bool
-}
+func (g globPattern) match(name string) bool { return g.p != nil && g.p.Match(name) }
 
-var globCache sync.Map // pattern → *globPattern
+var globCache sync.Map // pattern → globPattern
 
-func compiledGlob(p string) *globPattern {
+func compiledGlob(p string) globPattern {
 	if g, ok := globCache.Load(p); ok {
-		return g.(*globPattern)
+		return g.(globPattern)
 	}
 	g := compileGlob(p)
 	globCache.Store(p, g)
 	return g
 }
 
-func compileGlob(p string) *globPattern {
-	g := &globPattern{pattern: p, baseOnly: !strings.Contains(p, "/")}
-	for _, lit := range strings.FieldsFunc(p, func(r rune) bool { return r == '*' || r == '?' }) {
-		if len(lit) > len(g.literal) {
-			g.literal = lit
-		}
-	}
-	// "**/x" also matches "x" at the top: the leading slash is not required.
-	g.literal = strings.TrimPrefix(g.literal, "/")
-	if strings.HasPrefix(p, "**/") && strings.HasPrefix(p[3:], g.literal) {
-		g.literal = strings.TrimPrefix(g.literal, "/")
-	}
-	return g
-}
-
-func globAt(name, p string) bool {
-	stars := strings.Count(p, "*")
-	if stars < 2 {
-		return globFrom(name, p, 0, 0, nil)
-	}
-	// Several stars backtrack exponentially on hostile input; remember
-	// which (name, pattern) positions already failed.
-	memo := make([]bool, (len(name)+1)*(len(p)+1))
-	return globFrom(name, p, 0, 0, memo)
-}
-
-// globFrom matches name[i:] against p[j:]; memo, when set, marks failed
-// positions.
-func globFrom(name, p string, i, j int, memo []bool) bool {
-	if memo != nil {
-		k := i*(len(p)+1) + j
-		if memo[k] {
-			return false
-		}
-		// Marked on every return: a success returns true all the way up,
-		// so the mark is only ever read after failures.
-		defer func() { memo[k] = true }()
-	}
-	for j < len(p) {
-		switch {
-		case strings.HasPrefix(p[j:], "**"):
-			k := j
-			for k < len(p) && p[k] == '*' {
-				k++
-			}
-			if k < len(p) && p[k] == '/' {
-				// "**/x" also matches "x" at this level.
-				if globFrom(name, p, i, k+1, memo) {
-					return true
-				}
-			}
-			for x := i; x <= len(name); x++ {
-				if globFrom(name, p, x, k, memo) {
-					return true
-				}
-			}
-			return false
-		case p[j] == '*':
-			for x := i; x <= len(name); x++ {
-				if globFrom(name, p, x, j+1, memo) {
-					return true
-				}
-				if x < len(name) && name[x] == '/' {
-					break
-				}
-			}
-			return false
-		case p[j] == '?':
-			if i >= len(name) || name[i] == '/' {
-				return false
-			}
-			i, j = i+1, j+1
-		default:
-			if i >= len(name) || name[i] != p[j] {
-				return false
-			}
-			i, j = i+1, j+1
-		}
-	}
-	return i == len(name)
+func compileGlob(p string) globPattern {
+	g, _ := glob.Compile(p)
+	return globPattern{g}
 }
 
 // hoursSpec is a tenant's working time: "Europe/Berlin 07:00-20:00 Mon-Fri".

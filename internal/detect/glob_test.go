@@ -27,6 +27,11 @@ func TestGlob(t *testing.T) {
 		{"/a/bc", "/a/b?", true},
 		{"/a/b/", "/a/b?", false},
 		{"x", "", false},
+		{"/w/src/b1.go", "src/[abc]?.go", false},
+		{"src/b1.go", "src/[abc]?.go", true},
+		{"/w/[x]", `\[x\]`, true},
+		{"/w/x", "/w/[x", false}, // does not compile: matches nothing
+		{"/tmp/a/b.sh", "/tmp/**.sh", false},
 	}
 	for _, tc := range tests {
 		if got := globMatch(tc.name, tc.pattern); got != tc.want {

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/agentaudit/agentaudit/internal/eventlog"
 	"github.com/agentaudit/agentaudit/internal/events"
 )
 
@@ -53,12 +54,13 @@ func withoutChains() EngineOption { return func(c *engineConfig) { c.noChains = 
 func isSessionExpr(src string) bool { return strings.TrimSpace(src) == "event.session_id" }
 
 // approvalTopicTypes are the event types that travel on the approvals
-// topic, keyed by approval id rather than session.
+// topic. It is keyed by session too, but a detector is not promised the
+// same partitions of both topics, so these never feed a local rule.
 var approvalTopicTypes = func() []string {
 	var out []string
 	for _, t := range events.EventTypes {
-		topic, _ := events.DefaultTopics.TopicFor(&events.Envelope{EventType: t, SessionID: "s"})
-		if topic == events.DefaultTopics.Approvals {
+		topic, _ := eventlog.DefaultTopics.TopicFor(&events.Envelope{EventType: t, SessionID: "s"})
+		if topic == eventlog.DefaultTopics.Approvals {
 			out = append(out, t)
 		}
 	}
@@ -71,7 +73,7 @@ var approvalTopicTypes = func() []string {
 // approvals topic. Other rules see their matches re-keyed by group through
 // a repartition topic, so their result does not depend on which instance
 // reads which partition. A rule on "*" is local and sees the events topic
-// only: the approvals topic is keyed by approval, so per-session order
+// only: the approvals topic's partitions may be read elsewhere, so per-session order
 // (what such a rule relies on, chain checks for example) exists only on
 // the events topic.
 func (r *Rule) Local() bool {

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/agentaudit/agentaudit/internal/eventlog"
 	"github.com/agentaudit/agentaudit/internal/events"
 	"github.com/agentaudit/agentaudit/internal/runner"
 	"github.com/agentaudit/agentaudit/internal/sandbox"
@@ -73,7 +74,7 @@ func TestRunnerHoldEndToEnd(t *testing.T) {
 	}
 
 	// An approver releases the session.
-	ap, err := events.NewProducer(ctx, e.brokers, "approvals-detect-it", events.WithTopics(e.topics))
+	ap, err := eventlog.NewProducer(ctx, e.brokers, "approvals-detect-it", eventlog.WithTopics(e.topics))
 	if err != nil {
 		t.Fatal(err)
 	}

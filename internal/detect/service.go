@@ -14,6 +14,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/agentaudit/agentaudit/internal/eventlog"
 	"github.com/agentaudit/agentaudit/internal/events"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -38,8 +39,8 @@ type Config struct {
 	RunnerID string `env:"DETECT_ID"`
 	// NodeID is the snowflake node of the ids it issues (0..1023), unique
 	// among emitters; 0 or -1 derives one in 1000..1019 from the runner id.
-	NodeID int64         `env:"DETECT_NODE_ID"`
-	Topics events.Topics `env:"-"`
+	NodeID int64           `env:"DETECT_NODE_ID"`
+	Topics eventlog.Topics `env:"-"`
 	// StateTopic (compacted) holds checkpoints; RepartitionTopic carries
 	// matches re-keyed by group.
 	StateTopic            string `env:"DETECT_STATE_TOPIC"`
@@ -86,8 +87,8 @@ func (c *Config) Validate() error {
 	if c.RulesDir == "" {
 		return fmt.Errorf("%w: RulesDir is empty", ErrConfig)
 	}
-	if c.Topics == (events.Topics{}) {
-		c.Topics = events.DefaultTopics
+	if c.Topics == (eventlog.Topics{}) {
+		c.Topics = eventlog.DefaultTopics
 	}
 	if c.Topics.Events == "" || c.Topics.Approvals == "" {
 		return fmt.Errorf("%w: Topics needs Events and Approvals", ErrConfig)
@@ -179,7 +180,7 @@ func (c *Config) Validate() error {
 // ServiceOption configures NewService beyond Config.
 type ServiceOption func(*Service)
 
-// WithEmitter sets what writes alerts (default: an events.Producer).
+// WithEmitter sets what writes alerts (default: an eventlog.Producer).
 func WithEmitter(e Emitter) ServiceOption { return func(s *Service) { s.emit = e } }
 
 // WithQuerier sets what runs SQL rules (default: ClickHouse from Config).
@@ -205,7 +206,7 @@ type Service struct {
 	cl       *kgo.Client
 	state    *stateStore
 	emit     Emitter
-	producer *events.Producer // when the service made its emitter
+	producer *eventlog.Producer // when the service made its emitter
 	builder  *alertBuilder
 	holdID   string
 	querier  Querier
@@ -228,7 +229,7 @@ type Service struct {
 
 	// trace, when set (by `detect bench`), records per-stage latency;
 	// polledAt is when the batch being handled was returned by its poll.
-	trace    *stageTrace
+	trace    *StageTrace
 	polledAt time.Time
 	// wg counts deliveries and checkpoints running off the loop.
 	wg sync.WaitGroup
@@ -280,8 +281,8 @@ func NewService(ctx context.Context, cfg Config, opts ...ServiceOption) (*Servic
 		}
 	}
 	if s.emit == nil {
-		p, err := events.NewProducer(ctx, cfg.Brokers, cfg.RunnerID, events.WithTopics(cfg.Topics),
-			events.WithProducerLogger(cfg.Logger), events.WithProducerKafkaOptions(s.kopts...))
+		p, err := eventlog.NewProducer(ctx, cfg.Brokers, cfg.RunnerID, eventlog.WithTopics(cfg.Topics),
+			eventlog.WithProducerLogger(cfg.Logger), eventlog.WithProducerKafkaOptions(s.kopts...))
 		if err != nil {
 			return nil, fmt.Errorf("detect: producer: %w", err)
 		}
@@ -354,7 +355,7 @@ func (s *Service) createTopics(ctx context.Context) error {
 		return err
 	}
 	defer cl.Close()
-	if err := events.EnsureTopics(ctx, cl, s.cfg.Topics, s.cfg.Partitions, s.cfg.Replication); err != nil {
+	if err := eventlog.EnsureTopics(ctx, cl, s.cfg.Topics, s.cfg.Partitions, s.cfg.Replication); err != nil {
 		return err
 	}
 	adm := kadm.NewClient(cl)

@@ -18,6 +18,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/agentaudit/agentaudit/internal/eventlog"
 	"github.com/agentaudit/agentaudit/internal/events"
 	"github.com/agentaudit/agentaudit/internal/testenv"
 )
@@ -27,7 +28,7 @@ type svcEnv struct {
 	t       testing.TB
 	brokers []string
 	name    string
-	topics  events.Topics
+	topics  eventlog.Topics
 	prod    *kgo.Client
 }
 
@@ -41,7 +42,7 @@ func newSvcEnv(t testing.TB) *svcEnv {
 		name = name[:200]
 	}
 	e := &svcEnv{t: t, brokers: brokers, name: name,
-		topics: events.Topics{Events: name + ".events", Approvals: name + ".approvals", DLQ: name + ".dlq"}}
+		topics: eventlog.Topics{Events: name + ".events", Approvals: name + ".approvals", DLQ: name + ".dlq"}}
 	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.ProducerLinger(0))
 	if err != nil {
 		t.Fatal(err)
@@ -69,7 +70,7 @@ func newSvcEnv(t testing.TB) *svcEnv {
 		}
 	})
 	e.prod = cl
-	if err := events.EnsureTopics(context.Background(), cl, e.topics, 3, 1); err != nil {
+	if err := eventlog.EnsureTopics(context.Background(), cl, e.topics, 3, 1); err != nil {
 		t.Fatal(err)
 	}
 	return e
@@ -401,7 +402,7 @@ func TestServiceRestartMidWindow(t *testing.T) {
 			var first *running
 			var crashEmitter *crashingEmitter
 			if tc.crashAt == "written" || tc.crashAt == "unwritten" {
-				p, err := events.NewProducer(context.Background(), e.brokers, cfg.RunnerID, events.WithTopics(e.topics))
+				p, err := eventlog.NewProducer(context.Background(), e.brokers, cfg.RunnerID, eventlog.WithTopics(e.topics))
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -553,29 +554,4 @@ func waitBalanced(t testing.TB, a, b *running) {
 		time.Sleep(100 * time.Millisecond)
 	}
 	t.Fatal("the two services never shared the 9 partitions")
-}
-
-// TestBenchShort runs `detect bench` briefly at a low rate: every trigger
-// must be alerted. The figures come from the full run (make bench-detect).
-func TestBenchShort(t *testing.T) {
-	var out strings.Builder
-	res, err := Bench(context.Background(), BenchConfig{
-		Brokers: testenv.Kafka(t), RulesDir: "../../rules", Rate: 2000, Duration: 5 * time.Second, Warmup: time.Second,
-		Baseline: 2 * time.Second, Partitions: 3, Out: &out,
-	})
-	t.Log("\n" + out.String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if res.Triggers < 100 || res.Missing != 0 || res.Alerts != res.Triggers || res.P50 <= 0 || res.P99 < res.P50 {
-		t.Errorf("bench result %+v", res)
-	}
-	if res.AloneP50 <= 0 || res.LoadCPU <= 0 || res.TotalCPU <= res.LoadCPU {
-		t.Errorf("broker-alone phase: %+v", res)
-	}
-	for _, stage := range []string{"produce → poll returned", "batch done → log record acked", "log acked → alert acked (emit)", "records per poll", "GC stop-the-world pauses"} {
-		if !strings.Contains(out.String(), stage) {
-			t.Errorf("report lacks stage %q", stage)
-		}
-	}
 }

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/agentaudit/agentaudit/internal/approvals"
+	"github.com/agentaudit/agentaudit/internal/approvals/signing"
 	"github.com/agentaudit/agentaudit/internal/events"
 	"github.com/agentaudit/agentaudit/internal/testenv"
 )
@@ -23,18 +24,18 @@ import (
 func TestServiceHonoursSuppressions(t *testing.T) {
 	e := newSvcEnv(t)
 	_, priv, _ := ed25519.GenerateKey(rand.Reader)
-	signer, err := approvals.NewSigner("svc-k1", priv)
+	signer, err := signing.NewSigner("svc-k1", priv)
 	if err != nil {
 		t.Fatal(err)
 	}
 	_, forgedKey, _ := ed25519.GenerateKey(rand.Reader)
-	forger, _ := approvals.NewSigner("svc-k1", forgedKey)
-	ks, err := approvals.NewKeySet([]approvals.PublicKey{signer.Public()})
+	forger, _ := signing.NewSigner("svc-k1", forgedKey)
+	ks, err := signing.NewKeySet([]signing.PublicKey{signer.Public()})
 	if err != nil {
 		t.Fatal(err)
 	}
 	ids, _ := events.NewIDGen(611)
-	suppress := func(s approvals.Signer, rule string, scope events.SuppressionScope) *events.Envelope {
+	suppress := func(s signing.Signer, rule string, scope events.SuppressionScope) *events.Envelope {
 		t.Helper()
 		t0 := DefaultTestStart.Add(-time.Hour)
 		env, err := events.New(events.RuleSuppressed{RuleID: rule, Scope: scope, ExpiresAt: events.At(t0.Add(48 * time.Hour)),

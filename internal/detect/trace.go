@@ -3,7 +3,6 @@ package detect
 import (
 	"fmt"
 	"io"
-	rtmetrics "runtime/metrics"
 	"slices"
 	"sync"
 	"time"
@@ -12,10 +11,11 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 )
 
-// stageTrace records where an alert's latency goes, stage by stage, and
+// StageTrace records where an alert's latency goes, stage by stage, and
 // what each turn of the poll loop spent its time on. Only `detect bench`
-// sets one; a nil *stageTrace records nothing and costs a nil check.
-type stageTrace struct {
+// sets one (WithStageTrace); a nil *StageTrace records nothing and costs
+// a nil check.
+type StageTrace struct {
 	mu     sync.Mutex
 	alerts map[string]*alertStages // by the triggering event's id
 	loop   map[string][]time.Duration
@@ -33,12 +33,16 @@ type alertStages struct {
 	acked     time.Time // alert.raised was acknowledged
 }
 
-func newStageTrace() *stageTrace {
-	return &stageTrace{alerts: map[string]*alertStages{}, loop: map[string][]time.Duration{}, counts: map[string][]int{}}
+// NewStageTrace returns an empty trace.
+func NewStageTrace() *StageTrace {
+	return &StageTrace{alerts: map[string]*alertStages{}, loop: map[string][]time.Duration{}, counts: map[string][]int{}}
 }
 
+// WithStageTrace makes the service record into st.
+func WithStageTrace(st *StageTrace) ServiceOption { return func(s *Service) { s.trace = st } }
+
 // loopStage records how long one turn of the loop spent in a stage.
-func (st *stageTrace) loopStage(name string, d time.Duration) {
+func (st *StageTrace) loopStage(name string, d time.Duration) {
 	if st == nil {
 		return
 	}
@@ -47,7 +51,7 @@ func (st *stageTrace) loopStage(name string, d time.Duration) {
 	st.mu.Unlock()
 }
 
-func (st *stageTrace) count(name string, n int) {
+func (st *StageTrace) count(name string, n int) {
 	if st == nil {
 		return
 	}
@@ -58,7 +62,7 @@ func (st *stageTrace) count(name string, n int) {
 
 // mark records instant at of stage for the alert whose last matched event
 // is trigger.
-func (st *stageTrace) mark(trigger string, set func(*alertStages)) {
+func (st *StageTrace) mark(trigger string, set func(*alertStages)) {
 	if st == nil || trigger == "" {
 		return
 	}
@@ -87,9 +91,9 @@ var alertStageList = []alertStage{
 	{"produce → alert acked (total)", func(a *alertStages) time.Time { return a.produced }, func(a *alertStages) time.Time { return a.acked }},
 }
 
-// report prints, for the triggers in want, each stage's p50/p99/max, then
-// the loop's per-turn figures.
-func (st *stageTrace) report(w io.Writer, want map[string]time.Time) {
+// Report prints, for the triggers in want (by event id), each stage's
+// p50/p99/max, then the loop's per-turn figures.
+func (st *StageTrace) Report(w io.Writer, want map[string]time.Time) {
 	st.mu.Lock()
 	defer st.mu.Unlock()
 	fmt.Fprintf(w, "%-34s %10s %10s %10s\n", "detect stages (per alert)", "p50", "p99", "max")
@@ -123,6 +127,17 @@ func (st *stageTrace) report(w io.Writer, want map[string]time.Time) {
 	}
 }
 
+func ms(d time.Duration) string { return fmt.Sprintf("%.1fms", float64(d.Microseconds())/1000) }
+
+func quantile(ds []time.Duration, q float64) time.Duration {
+	if len(ds) == 0 {
+		return 0
+	}
+	slices.Sort(ds)
+	i := int(q*float64(len(ds))+0.5) - 1
+	return ds[max(0, min(i, len(ds)-1))]
+}
+
 func mapsKeys[V any](m map[string]V) func(func(string) bool) {
 	return func(yield func(string) bool) {
 		for k := range m {
@@ -131,77 +146,6 @@ func mapsKeys[V any](m map[string]V) func(func(string) bool) {
 			}
 		}
 	}
-}
-
-// runtimeSample is the Go runtime's view of a stretch of time: GC pauses
-// and how long runnable goroutines waited for a CPU (the share of a busy
-// machine this process did not get).
-type runtimeSample struct {
-	samples []rtmetrics.Sample
-}
-
-var runtimeMetricNames = []string{
-	"/sched/pauses/total/gc:seconds",
-	"/sched/latencies:seconds",
-	"/gc/cycles/total:gc-cycles",
-	"/cpu/classes/gc/total:cpu-seconds",
-	"/cpu/classes/total:cpu-seconds",
-	"/cpu/classes/idle:cpu-seconds",
-}
-
-func readRuntime() runtimeSample {
-	s := runtimeSample{samples: make([]rtmetrics.Sample, len(runtimeMetricNames))}
-	for i, n := range runtimeMetricNames {
-		s.samples[i].Name = n
-	}
-	rtmetrics.Read(s.samples)
-	return s
-}
-
-// report prints what changed between s and a later sample.
-func (s runtimeSample) report(w io.Writer, later runtimeSample, wall time.Duration) {
-	hist := func(i int) (p50, p99, mx float64, n uint64) {
-		a, b := s.samples[i].Value, later.samples[i].Value
-		if a.Kind() != rtmetrics.KindFloat64Histogram || b.Kind() != rtmetrics.KindFloat64Histogram {
-			return
-		}
-		ha, hb := a.Float64Histogram(), b.Float64Histogram()
-		counts := make([]uint64, len(hb.Counts))
-		for j := range counts {
-			counts[j] = hb.Counts[j] - ha.Counts[j]
-			n += counts[j]
-		}
-		at := func(q float64) float64 {
-			target := uint64(q*float64(n) + 0.5)
-			var c uint64
-			for j, k := range counts {
-				c += k
-				if c >= target && k > 0 {
-					return hb.Buckets[j+1] // upper bound of the bucket
-				}
-			}
-			return 0
-		}
-		for j := len(counts) - 1; j >= 0; j-- {
-			if counts[j] > 0 {
-				mx = hb.Buckets[j+1]
-				break
-			}
-		}
-		return at(0.5), at(0.99), mx, n
-	}
-	f := func(i int) float64 { return later.samples[i].Value.Float64() - s.samples[i].Value.Float64() }
-	u := func(i int) uint64 { return later.samples[i].Value.Uint64() - s.samples[i].Value.Uint64() }
-	sec := func(x float64) string {
-		if x > 1e9 { // +Inf bucket bound
-			return "inf"
-		}
-		return ms(time.Duration(x * float64(time.Second)))
-	}
-	p50, p99, mx, n := hist(0)
-	fmt.Fprintf(w, "  %-32s %10s %10s %10s %8d  (%d GC cycles, GC %.1f%% of the process's CPU)\n", "GC stop-the-world pauses", sec(p50), sec(p99), sec(mx), n, u(2), 100*f(3)/max(f(4)-f(5), 1e-9))
-	p50, p99, mx, n = hist(1)
-	fmt.Fprintf(w, "  %-32s %10s %10s %10s %8d\n", "goroutine runnable → running", sec(p50), sec(p99), sec(mx), n)
 }
 
 // traceEvaluated marks the alert a that record r raised.

@@ -10,8 +10,9 @@ import (
 )
 
 // This file holds a strict JSON parser that builds a flat tree of byte
-// ranges. The validator, the decoder and the canonical encoder share it, so
-// all three agree on what an event says. It is stricter than encoding/json,
+// ranges. The validator, the decoder and the canonical encoder share it, and
+// other packages read JSON through it with ReadJSON (jsonvalue.go), so all
+// agree on what an event says. It is stricter than encoding/json,
 // because hashes are computed over the decoded content and two readings of
 // one byte string must not exist: invalid UTF-8, lone surrogate escapes and
 // trailing data are errors (duplicate keys are caught by the validator and

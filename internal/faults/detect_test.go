@@ -14,6 +14,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/agentaudit/agentaudit/internal/eventlog"
 	"github.com/agentaudit/agentaudit/internal/events"
 	"github.com/agentaudit/agentaudit/internal/testenv"
 	"github.com/agentaudit/agentaudit/internal/testenv/faultreport"
@@ -55,7 +56,7 @@ func detectRestart(t *testing.T, sig string) {
 		return start(t, "detect", binary(t, "detect"), args, nil), addr
 	}
 
-	p, err := events.NewProducer(context.Background(), e.brokers, "fault-egress-"+suffix(), events.WithTopics(e.topics))
+	p, err := eventlog.NewProducer(context.Background(), e.brokers, "fault-egress-"+suffix(), eventlog.WithTopics(e.topics))
 	if err != nil {
 		t.Fatal(err)
 	}

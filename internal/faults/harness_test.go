@@ -22,8 +22,9 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/agentaudit/agentaudit/internal/eventlog"
+	"github.com/agentaudit/agentaudit/internal/eventlog/eventlogtest"
 	"github.com/agentaudit/agentaudit/internal/events"
-	"github.com/agentaudit/agentaudit/internal/events/eventstest"
 	"github.com/agentaudit/agentaudit/internal/store"
 	"github.com/agentaudit/agentaudit/internal/testenv"
 	"github.com/agentaudit/agentaudit/internal/testenv/faultreport"
@@ -86,7 +87,7 @@ func suffix() string {
 type env struct {
 	t       testing.TB
 	brokers []string
-	topics  events.Topics
+	topics  eventlog.Topics
 	chAddr  string
 	db      string
 	admin   *store.Store
@@ -108,7 +109,7 @@ func newEnvWith(t testing.TB, withDB bool) *env {
 	name := strings.ToLower(strings.NewReplacer("/", ".", "_", ".", " ", ".").Replace(t.Name())) + "." + sfx
 	e := &env{
 		t: t, brokers: brokers,
-		topics: events.Topics{Events: "test.faults.events." + name, Approvals: "test.faults.approvals." + name, DLQ: "test.faults.dlq." + name},
+		topics: eventlog.Topics{Events: "test.faults.events." + name, Approvals: "test.faults.approvals." + name, DLQ: "test.faults.dlq." + name},
 		db:     "test_faults_" + strings.ReplaceAll(sfx, ".", "_"),
 		group:  "test-faults-" + sfx,
 	}
@@ -169,7 +170,7 @@ func (e *env) makeTopics(ctx context.Context) {
 	if _, err := adm.CreateTopic(ctx, 3, 1, nil, e.topics.DLQ); err != nil {
 		t.Fatal(err)
 	}
-	eventstest.WaitLeaders(e.t, ctx, adm, e.topics.Events, e.topics.Approvals, e.topics.DLQ)
+	eventlogtest.WaitLeaders(e.t, ctx, adm, e.topics.Events, e.topics.Approvals, e.topics.DLQ)
 	t.Cleanup(func() {
 		cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...))
 		if err != nil {

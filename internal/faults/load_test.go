@@ -11,11 +11,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/agentaudit/agentaudit/internal/eventlog"
 	"github.com/agentaudit/agentaudit/internal/events"
 	"github.com/agentaudit/agentaudit/internal/testenv"
 )
 
-// load is several runner-like writers, each an events.Producer with its
+// load is several runner-like writers, each an eventlog.Producer with its
 // own spool, running sessions of tool calls the way cmd/runner does:
 // the request and its decision through Emit (audit before act), the
 // completion through EmitAfter; a request Kafka did not take is answered
@@ -31,7 +32,7 @@ type load struct {
 
 type writer struct {
 	id    string
-	p     *events.Producer
+	p     *eventlog.Producer
 	ids   *events.IDGen
 	mu    sync.Mutex
 	sent  []string // ids Emit/EmitAfter took: acknowledged, or spooled to be
@@ -51,8 +52,8 @@ func newLoad(t testing.TB, e *env, n int, limit int) *load {
 	log := testenv.Logger(t, slog.LevelWarn)
 	for i := range n {
 		id := fmt.Sprintf("fault-runner-%d-%s", i, suffix())
-		p, err := events.NewProducer(context.Background(), e.brokers, id, events.WithTopics(e.topics),
-			events.WithAckTimeout(2*time.Second), events.WithSpool(t.TempDir(), 64<<20), events.WithProducerLogger(log))
+		p, err := eventlog.NewProducer(context.Background(), e.brokers, id, eventlog.WithTopics(e.topics),
+			eventlog.WithAckTimeout(2*time.Second), eventlog.WithSpool(t.TempDir(), 64<<20), eventlog.WithProducerLogger(log))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -190,7 +191,7 @@ func (w *writer) session(sid string, stop <-chan struct{}, pace time.Duration, l
 	started := time.Now()
 	_, err = w.emit(ctx, false, sid, events.SessionStarted{Workspace: "/srv/work/" + sid,
 		SandboxProfileSHA256: hexOf(sid), Image: "localhost/agentaudit-sandbox:fault", Mode: "exec"})
-	if errors.Is(err, events.ErrAuditUnavailable) {
+	if errors.Is(err, eventlog.ErrAuditUnavailable) {
 		// The session is refused, as the runner refuses it; its start
 		// event is spooled and its end records why.
 		w.refused.Add(1)
@@ -237,7 +238,7 @@ func (w *writer) call(ctx context.Context, sid string, i int) error {
 	req, err := w.emit(ctx, false, sid, events.ToolCallRequested{ToolName: "shell",
 		Arguments: events.ToolArguments{Argv: []string{"sh", "-c", cmd}, Cwd: "/workspace"}, ArgumentsSHA256: hexOf(cmd)},
 		events.WithToolCall(callID))
-	if errors.Is(err, events.ErrAuditUnavailable) {
+	if errors.Is(err, eventlog.ErrAuditUnavailable) {
 		w.deny.Add(1)
 		_, err = w.emit(ctx, true, sid, events.PolicyDecision{Decision: events.DecisionDeny, ReasonCode: events.ReasonAuditUnavailable,
 			ApprovalMode: events.ApprovalModeNone}, events.WithToolCall(callID), events.WithParent(req), events.WithPolicy("fault", hexOf("policy")))
@@ -248,7 +249,7 @@ func (w *writer) call(ctx context.Context, sid string, i int) error {
 	}
 	dec, err := w.emit(ctx, false, sid, events.PolicyDecision{Decision: events.DecisionAllow, ReasonCode: events.ReasonAllowlisted,
 		RuleID: "dev-tools", ApprovalMode: events.ApprovalModeNone}, events.WithToolCall(callID), events.WithParent(req), events.WithPolicy("fault", hexOf("policy")))
-	if errors.Is(err, events.ErrAuditUnavailable) {
+	if errors.Is(err, eventlog.ErrAuditUnavailable) {
 		w.deny.Add(1)
 		return nil // the call does not run: nothing to complete
 	}
@@ -275,7 +276,7 @@ func (w *writer) emit(ctx context.Context, after bool, sid string, p events.Payl
 	} else {
 		err = w.p.Emit(ctx, env)
 	}
-	if err == nil || errors.Is(err, events.ErrAuditUnavailable) {
+	if err == nil || errors.Is(err, eventlog.ErrAuditUnavailable) {
 		if s := w.p.Stats(); s.SpoolFailure.Load() > 0 {
 			return env.EventID, fmt.Errorf("event %s could not be spooled", env.EventID)
 		}

@@ -8,6 +8,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/agentaudit/agentaudit/internal/eventlog"
 	"github.com/agentaudit/agentaudit/internal/events"
 	"github.com/agentaudit/agentaudit/internal/store"
 )
@@ -144,7 +145,7 @@ func TestDedup(t *testing.T) {
 // TestContentOK: the fast content check agrees with events.ComputeHash on
 // every example, edited or not, canonical or not.
 func TestContentOK(t *testing.T) {
-	for _, rec := range sessions(t, events.DefaultTopics, 1, "hash") {
+	for _, rec := range sessions(t, eventlog.DefaultTopics, 1, "hash") {
 		for _, v := range []struct {
 			name string
 			raw  string

@@ -8,7 +8,7 @@ import (
 	"runtime"
 	"time"
 
-	"github.com/agentaudit/agentaudit/internal/events"
+	"github.com/agentaudit/agentaudit/internal/eventlog"
 )
 
 // ErrConfig: a Config field is missing or out of range; the message names
@@ -30,7 +30,7 @@ type Config struct {
 	// it restarts or the session times out.
 	InstanceID string `flag:"instance-id" env:"INGEST_INSTANCE_ID"`
 	// Topics: Events and Approvals are consumed, DLQ receives dead letters.
-	Topics events.Topics `flag:"topic-events,topic-approvals,topic-dlq"`
+	Topics eventlog.Topics `flag:"topic-events,topic-approvals,topic-dlq"`
 
 	ClickHouseAddr     string `flag:"clickhouse-addr" env:"CLICKHOUSE_ADDR"`
 	ClickHouseUser     string `flag:"clickhouse-user" env:"CLICKHOUSE_USER"`
@@ -118,8 +118,8 @@ func (c *Config) Validate() error {
 	if c.InstanceID != "" && !validInstanceID(c.InstanceID) {
 		return bad("InstanceID", "instance-id", "%q: want 1-249 of [A-Za-z0-9._-]", c.InstanceID)
 	}
-	if c.Topics == (events.Topics{}) {
-		c.Topics = events.DefaultTopics
+	if c.Topics == (eventlog.Topics{}) {
+		c.Topics = eventlog.DefaultTopics
 	}
 	switch {
 	case c.Topics.Events == "":

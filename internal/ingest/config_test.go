@@ -8,7 +8,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
-	"github.com/agentaudit/agentaudit/internal/events"
+	"github.com/agentaudit/agentaudit/internal/eventlog"
 )
 
 func TestConfigValidate(t *testing.T) {
@@ -28,9 +28,9 @@ func TestConfigValidate(t *testing.T) {
 		{"tiny batch wait", func(c *Config) { c.BatchWait = time.Microsecond }, "BatchWait (-batch-wait)"},
 		{"too many workers", func(c *Config) { c.Workers = 1000 }, "Workers (-workers)"},
 		{"dlq consumed", func(c *Config) {
-			c.Topics = events.Topics{Events: "a", Approvals: "b", DLQ: "a"}
+			c.Topics = eventlog.Topics{Events: "a", Approvals: "b", DLQ: "a"}
 		}, "Topics.DLQ (-topic-dlq)"},
-		{"empty approvals topic", func(c *Config) { c.Topics = events.Topics{Events: "a", DLQ: "c"} }, "Topics.Approvals (-topic-approvals)"},
+		{"empty approvals topic", func(c *Config) { c.Topics = eventlog.Topics{Events: "a", DLQ: "c"} }, "Topics.Approvals (-topic-approvals)"},
 		{"metrics on all interfaces", func(c *Config) { c.MetricsAddr = "0.0.0.0:9464" }, "MetricsAddr (-metrics-addr)"},
 		{"metrics on a public address", func(c *Config) { c.MetricsAddr = "192.0.2.1:9464" }, "MetricsAddr (-metrics-addr)"},
 		{"metrics off", func(c *Config) { c.MetricsAddr = "off" }, ""},
@@ -60,7 +60,7 @@ func TestConfigValidate(t *testing.T) {
 		t.Fatal(err)
 	}
 	got := []any{c.Group, c.Topics, c.Database, c.BatchRows, c.BatchWait, c.MetricsAddr, c.ChainGrace}
-	want := []any{DefaultGroup, events.DefaultTopics, DefaultDatabase, DefaultBatchRows, DefaultBatchWait, DefaultMetricsAddr, DefaultChainGrace}
+	want := []any{DefaultGroup, eventlog.DefaultTopics, DefaultDatabase, DefaultBatchRows, DefaultBatchWait, DefaultMetricsAddr, DefaultChainGrace}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("defaults (-want +got):\n%s", diff)
 	}

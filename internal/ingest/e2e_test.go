@@ -10,6 +10,8 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/agentaudit/agentaudit/internal/bench/eventgen"
+	"github.com/agentaudit/agentaudit/internal/eventlog"
 	"github.com/agentaudit/agentaudit/internal/events"
 )
 
@@ -23,18 +25,18 @@ func freeAddr(t *testing.T) string {
 	return l.Addr().String()
 }
 
-// TestEndToEndEveryType: events.Producer → Kafka → ingest → ClickHouse for
+// TestEndToEndEveryType: eventlog.Producer → Kafka → ingest → ClickHouse for
 // every event type, each event once, whole chains, no dead letters, and
 // the metrics say so.
 func TestEndToEndEveryType(t *testing.T) {
 	e := newEnv(t)
 	ctx := context.Background()
-	p, err := events.NewProducer(ctx, e.brokers, "runner-e2e", events.WithTopics(e.cfg.Topics))
+	p, err := eventlog.NewProducer(ctx, e.brokers, "runner-e2e", eventlog.WithTopics(e.cfg.Topics))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer p.Close(ctx)
-	tmpl, err := templates()
+	tmpl, err := eventgen.Examples()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -42,7 +44,7 @@ func TestEndToEndEveryType(t *testing.T) {
 	const nSessions = 4
 	wantTypes := map[string]uint64{}
 	for s := range nSessions {
-		for _, env := range genSession(ids, tmpl, fmt.Sprintf("sess-e2e-%d", s), time.Now().UTC()) {
+		for _, env := range eventgen.ExampleSession(ids, tmpl, fmt.Sprintf("sess-e2e-%d", s), time.Now().UTC()) {
 			if err := p.Emit(ctx, env); err != nil {
 				t.Fatalf("emit %s: %v", env.EventType, err)
 			}

@@ -20,8 +20,10 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/agentaudit/agentaudit/internal/bench/eventgen"
+	"github.com/agentaudit/agentaudit/internal/eventlog"
+	"github.com/agentaudit/agentaudit/internal/eventlog/eventlogtest"
 	"github.com/agentaudit/agentaudit/internal/events"
-	"github.com/agentaudit/agentaudit/internal/events/eventstest"
 	"github.com/agentaudit/agentaudit/internal/store"
 	"github.com/agentaudit/agentaudit/internal/testenv"
 )
@@ -88,7 +90,7 @@ func newEnv(t testing.TB) *env {
 		admin.Close()
 	})
 	name := strings.ToLower(strings.NewReplacer("/", ".", "_", ".").Replace(t.Name())) + "." + sfx
-	topics := events.Topics{Events: "test.ingest.events." + name, Approvals: "test.ingest.approvals." + name, DLQ: "test.ingest.dlq." + name}
+	topics := eventlog.Topics{Events: "test.ingest.events." + name, Approvals: "test.ingest.approvals." + name, DLQ: "test.ingest.dlq." + name}
 	kcl, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.ProducerBatchMaxBytes(4<<20))
 	if err != nil {
 		t.Fatal(err)
@@ -103,7 +105,7 @@ func newEnv(t testing.TB) *env {
 	if _, err := adm.CreateTopic(cctx, 3, 1, nil, topics.DLQ); err != nil {
 		t.Fatal(err)
 	}
-	eventstest.WaitLeaders(t, cctx, adm, topics.Events, topics.Approvals, topics.DLQ)
+	eventlogtest.WaitLeaders(t, cctx, adm, topics.Events, topics.Approvals, topics.DLQ)
 	t.Cleanup(func() {
 		dctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
@@ -153,9 +155,9 @@ func (e *env) run(cfg Config) (stop func()) {
 
 // sessions returns n sessions of every example event type, stamped on
 // their chains, with their topics and keys.
-func sessions(t testing.TB, topics events.Topics, n int, tag string) []*kgo.Record {
+func sessions(t testing.TB, topics eventlog.Topics, n int, tag string) []*kgo.Record {
 	t.Helper()
-	tmpl, err := templates()
+	tmpl, err := eventgen.Examples()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -164,7 +166,7 @@ func sessions(t testing.TB, topics events.Topics, n int, tag string) []*kgo.Reco
 	base := time.Now().UTC().Add(-time.Minute)
 	for s := 0; s < n; s++ {
 		chains := map[events.ChainKey]*events.Chain{}
-		for _, env := range genSession(ids, tmpl, fmt.Sprintf("sess-%s-%04d", tag, s), base.Add(time.Duration(s)*time.Millisecond)) {
+		for _, env := range eventgen.ExampleSession(ids, tmpl, fmt.Sprintf("sess-%s-%04d", tag, s), base.Add(time.Duration(s)*time.Millisecond)) {
 			ch := chains[env.Key()]
 			if ch == nil {
 				ch = events.NewChain(env.Key())

@@ -10,8 +10,10 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/agentaudit/agentaudit/internal/eventlog"
 	"github.com/agentaudit/agentaudit/internal/store"
 )
 
@@ -202,6 +204,11 @@ func (in *ingester) session(ctx context.Context) error {
 		kgo.SeedBrokers(cfg.Brokers...),
 		kgo.ConsumerGroup(cfg.Group),
 		kgo.ConsumeTopics(cfg.Topics.Events, cfg.Topics.Approvals),
+		// Both topics are keyed by session: range assignment gives each
+		// member partition N of both, so every chain it checks online is
+		// whole on one member (with two ingesters, a sticky assignment
+		// split chains between them and reported false gaps).
+		kgo.Balancers(kgo.RangeBalancer()),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
 		kgo.DisableAutoCommit(),
 		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
@@ -234,6 +241,8 @@ func (in *ingester) session(ctx context.Context) error {
 	in.cl = cl
 	log.Info("ingest started", "group", cfg.Group, "instance_id", cfg.InstanceID, "topics", []string{cfg.Topics.Events, cfg.Topics.Approvals},
 		"database", cfg.Database, "batch_rows", cfg.BatchRows, "batch_wait", cfg.BatchWait, "workers", cfg.Workers)
+
+	warnUnevenTopics(ctx, cl, cfg.Topics, log)
 
 	// hard ends ShutdownTimeout after ctx: the bound of the final flush.
 	// A rewinding session ends it at once.
@@ -651,4 +660,23 @@ func (in *ingester) feedChains(gen uint64) {
 	in.chainMu.Unlock()
 	clear(in.chunkLinks)
 	in.chunkLinks = in.chunkLinks[:0]
+}
+
+// warnUnevenTopics says when the two topics have different partition
+// counts: range assignment then no longer gives one member both halves of
+// a session's chains, and with several ingesters the online chain check
+// reports gaps that query verify will not find. Nothing is lost either way.
+func warnUnevenTopics(ctx context.Context, cl *kgo.Client, t eventlog.Topics, log *slog.Logger) {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	td, err := kadm.NewClient(cl).ListTopics(ctx, t.Events, t.Approvals)
+	if err != nil {
+		log.Warn("ingest: could not read the topics' partition counts", "err", err)
+		return
+	}
+	ev, ap := len(td[t.Events].Partitions), len(td[t.Approvals].Partitions)
+	if ev > 0 && ap > 0 && ev != ap {
+		log.Warn("ingest: the topics have different partition counts; with more than one ingester the online chain check will report false gaps (query verify is unaffected): give both the same count",
+			"topic_events", t.Events, "partitions_events", ev, "topic_approvals", t.Approvals, "partitions_approvals", ap)
+	}
 }

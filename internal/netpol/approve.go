@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/agentaudit/agentaudit/internal/eventlog"
 	"github.com/agentaudit/agentaudit/internal/events"
 )
 
@@ -179,7 +180,7 @@ func (p *Proxy) approve(ctx context.Context, d Decision, rec *egressRecord) (Ver
 		ExpiresAt:      expires,
 	})
 	switch {
-	case err != nil && errors.Is(err, events.ErrAuditUnavailable):
+	case err != nil && errors.Is(err, eventlog.ErrAuditUnavailable):
 		return Deny, ReasonAuditUnavailable, ""
 	case err != nil:
 		// No answer came back: whether the wait ran out or the approval

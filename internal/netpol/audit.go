@@ -11,7 +11,7 @@ import (
 	"github.com/agentaudit/agentaudit/internal/events"
 )
 
-// Auditor records the proxy's net.egress events. *events.Producer
+// Auditor records the proxy's net.egress events. *eventlog.Producer
 // satisfies it. Emit must return only once the event is durable (Kafka
 // acknowledged it): the proxy dials nothing until then. EmitAfter records
 // what already happened and may spool.
@@ -26,7 +26,7 @@ type Session struct {
 	ID     string // session_id
 	Tenant string
 	// RunnerID is stamped on events; when empty the Auditor fills its own
-	// (events.Producer does), so proxy and runner events share one chain.
+	// (eventlog.Producer does), so proxy and runner events share one chain.
 	RunnerID string
 	// Actor defaults to the agent (type agent, id Agent.Name): a sandbox
 	// connection is the agent's act.

@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/agentaudit/agentaudit/internal/eventlog"
 	"github.com/agentaudit/agentaudit/internal/events"
 	"github.com/agentaudit/agentaudit/internal/testenv"
 )
@@ -342,7 +343,7 @@ func BenchmarkEgressThroughput(b *testing.B) {
 func BenchmarkEgressAuditAck(b *testing.B) {
 	brokers := testenv.Kafka(b)
 	ctx := context.Background()
-	prod, err := events.NewProducer(ctx, brokers, "netpol-bench", events.WithEnsureTopics(1, 1))
+	prod, err := eventlog.NewProducer(ctx, brokers, "netpol-bench", eventlog.WithEnsureTopics(1, 1))
 	if err != nil {
 		b.Fatal(err)
 	}

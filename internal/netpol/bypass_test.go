@@ -22,8 +22,9 @@ import (
 	"github.com/containers/podman/v5/pkg/bindings"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/agentaudit/agentaudit/internal/eventlog"
+	"github.com/agentaudit/agentaudit/internal/eventlog/eventlogtest"
 	"github.com/agentaudit/agentaudit/internal/events"
-	"github.com/agentaudit/agentaudit/internal/events/eventstest"
 	"github.com/agentaudit/agentaudit/internal/testenv"
 	"github.com/agentaudit/agentaudit/internal/testenv/faultreport"
 )
@@ -197,9 +198,9 @@ rules:
 		"allowed.bypass.test.": {"127.0.0.1"},
 	}}
 
-	topics := eventstest.Topics(t, brokers)
-	prod, err := events.NewProducer(ctx, brokers, "netpol-bypass", events.WithTopics(topics),
-		events.WithProducerLogger(testenv.Logger(t, slog.LevelDebug)))
+	topics := eventlogtest.Topics(t, brokers)
+	prod, err := eventlog.NewProducer(ctx, brokers, "netpol-bypass", eventlog.WithTopics(topics),
+		eventlog.WithProducerLogger(testenv.Logger(t, slog.LevelDebug)))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -132,7 +132,7 @@ func WithProxyLogger(l *slog.Logger) ProxyOption { return func(c *proxyConfig) {
 
 // NewProxy returns a proxy for one session. d decides, a records (it must
 // acknowledge before the proxy dials: pass the runner's
-// *events.Producer), s names the session on every event.
+// *eventlog.Producer), s names the session on every event.
 func NewProxy(d *Decider, s Session, a Auditor, opts ...ProxyOption) (*Proxy, error) {
 	cfg := proxyConfig{
 		approvalTimeout: 15 * time.Minute,

@@ -25,6 +25,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
 
+	"github.com/agentaudit/agentaudit/internal/eventlog"
 	"github.com/agentaudit/agentaudit/internal/events"
 	"github.com/agentaudit/agentaudit/internal/testenv"
 )
@@ -46,7 +47,7 @@ func newMemAuditor(t testing.TB) *memAuditor {
 
 func (a *memAuditor) Emit(ctx context.Context, e *events.Envelope) error {
 	if a.failEmit.Load() {
-		return fmt.Errorf("test: %w", events.ErrAuditUnavailable)
+		return fmt.Errorf("test: %w", eventlog.ErrAuditUnavailable)
 	}
 	return a.record(e)
 }
@@ -70,7 +71,7 @@ func (a *memAuditor) record(e *events.Envelope) error {
 	}
 	if err := events.Validate(e); err != nil {
 		a.t.Errorf("proxy built an invalid event: %v\n%s", err, e.Payload)
-		return fmt.Errorf("%w: %w", events.ErrInvalidEvent, err)
+		return fmt.Errorf("%w: %w", eventlog.ErrInvalidEvent, err)
 	}
 	a.evs = append(a.evs, e)
 	return nil

@@ -3,8 +3,6 @@ package otlp
 import (
 	"bytes"
 	"compress/gzip"
-	"encoding/base64"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -12,9 +10,7 @@ import (
 	"net/http"
 	"strings"
 
-	logspb "go.opentelemetry.io/proto/otlp/logs/v1"
-	"google.golang.org/protobuf/encoding/protojson"
-	"google.golang.org/protobuf/proto"
+	"go.opentelemetry.io/collector/pdata/plog"
 )
 
 // Encodings of an OTLP/HTTP body.
@@ -52,10 +48,18 @@ func ContentEncoding(contentType string) (string, error) {
 }
 
 // readBody reads r, gunzipping it when gzipped, up to max bytes after
-// decompression. A body longer than max is ErrTooLarge, never cut.
-func readBody(r io.Reader, contentEncoding string, max int64) ([]byte, error) {
+// decompression. A body longer than max is ErrTooLarge, never cut. size
+// is the announced length (-1 when unknown, as for chunked bodies): an
+// uncompressed body is read into one buffer of that size instead of one
+// regrown as it arrives, up to maxPresize, so that an announced length
+// that never arrives cannot make the receiver hold much.
+func readBody(r io.Reader, contentEncoding string, size, max int64) ([]byte, error) {
+	var buf bytes.Buffer
 	switch strings.ToLower(strings.TrimSpace(contentEncoding)) {
 	case "", "identity":
+		if size > 0 {
+			buf.Grow(int(min(size, max, maxPresize)) + bytes.MinRead)
+		}
 	case "gzip", "x-gzip":
 		zr, err := gzip.NewReader(r)
 		if err != nil {
@@ -69,7 +73,6 @@ func readBody(r io.Reader, contentEncoding string, max int64) ([]byte, error) {
 	default:
 		return nil, fmt.Errorf("%w: Content-Encoding %q", ErrContentType, contentEncoding)
 	}
-	var buf bytes.Buffer
 	n, err := buf.ReadFrom(io.LimitReader(r, max+1))
 	switch {
 	case isTooLarge(err):
@@ -82,70 +85,39 @@ func readBody(r io.Reader, contentEncoding string, max int64) ([]byte, error) {
 	return buf.Bytes(), nil
 }
 
+// maxPresize bounds the buffer readBody sizes from an announced length.
+const maxPresize = 1 << 20
+
 // isTooLarge reports http.MaxBytesReader's error.
 func isTooLarge(err error) bool {
 	var mbe *http.MaxBytesError
 	return errors.As(err, &mbe)
 }
 
-var jsonOpts = protojson.UnmarshalOptions{DiscardUnknown: true}
-
 // DecodeLogs decodes an OTLP logs export request (ExportLogsServiceRequest,
-// which has LogsData's wire form and JSON) in the given encoding. Trace and
-// span ids of the JSON encoding are hex (OTLP's rule), where protojson
-// reads bytes as base64: normaliseIDs puts them back.
-func DecodeLogs(body []byte, encoding string) (*logspb.LogsData, error) {
-	ld := &logspb.LogsData{}
+// which has LogsData's wire form and JSON) in the given encoding, with the
+// collector's own unmarshalers. Trace and span ids of the JSON encoding
+// are hex (OTLP's rule); ids of the wrong length are malformed in both.
+func DecodeLogs(body []byte, encoding string) (plog.Logs, error) {
+	var ld plog.Logs
 	var err error
 	switch encoding {
 	case EncodingProtobuf:
-		err = proto.Unmarshal(body, ld)
+		ld, err = protoLogs.UnmarshalLogs(body)
 	case EncodingJSON:
-		err = jsonOpts.Unmarshal(body, ld)
-		if err == nil {
-			err = normaliseIDs(ld)
-		}
+		ld, err = jsonLogs.UnmarshalLogs(body)
 	default:
-		return nil, fmt.Errorf("%w: encoding %q", ErrContentType, encoding)
+		return plog.Logs{}, fmt.Errorf("%w: encoding %q", ErrContentType, encoding)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrMalformed, err)
+		return plog.Logs{}, fmt.Errorf("%w: %v", ErrMalformed, err)
 	}
 	return ld, nil
 }
 
-// normaliseIDs turns trace and span ids that protojson decoded from OTLP
-// JSON's hex as if it were base64 back into their bytes. Hex digits are
-// all base64 characters, so 32 hex digits decode to 24 bytes (16 to 12);
-// encoding those bytes again gives the hex text back exactly. Ids that
-// arrive as real base64 (16 or 8 bytes) are kept.
-func normaliseIDs(ld *logspb.LogsData) error {
-	for _, rl := range ld.GetResourceLogs() {
-		for _, sl := range rl.GetScopeLogs() {
-			for _, lr := range sl.GetLogRecords() {
-				var err error
-				if lr.TraceId, err = hexID(lr.TraceId, 16); err != nil {
-					return fmt.Errorf("traceId: %w", err)
-				}
-				if lr.SpanId, err = hexID(lr.SpanId, 8); err != nil {
-					return fmt.Errorf("spanId: %w", err)
-				}
-			}
-		}
-	}
-	return nil
-}
-
-func hexID(b []byte, size int) ([]byte, error) {
-	switch len(b) {
-	case 0, size:
-		return b, nil
-	case size * 3 / 2:
-		out, err := hex.DecodeString(base64.StdEncoding.EncodeToString(b))
-		if err != nil {
-			return nil, errors.New("not hex")
-		}
-		return out, nil
-	}
-	return nil, fmt.Errorf("%d bytes, want %d", len(b), size)
-}
+// The unmarshalers keep no state between calls (unknown JSON fields are
+// skipped, as OTLP asks of a receiver).
+var (
+	protoLogs = &plog.ProtoUnmarshaler{}
+	jsonLogs  = &plog.JSONUnmarshaler{}
+)

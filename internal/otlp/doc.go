@@ -56,23 +56,26 @@
 //
 // # Which OpenTelemetry types
 //
-// Bodies are decoded with the OpenTelemetry project's generated Go types,
-// go.opentelemetry.io/proto/otlp (logs/v1, common/v1, resource/v1), with
-// google.golang.org/protobuf's proto and protojson. ExportLogsServiceRequest
-// has LogsData's wire form and JSON, so the request decodes into
-// logs/v1.LogsData and the collector/logs/v1 package (which links gRPC and
-// grpc-gateway) is not imported; the two-field response is written with
-// protowire. The collector's pdata module (plog's JSON and protobuf
-// unmarshalers) was the alternative. Measured on 2026-12-06 with a program
-// that only decodes a logs request: empty main 1.82 MB; proto/otlp +
-// protojson 5.92 MB; pdata v1.71.0 4.17 MB (pdata carries its own
-// generated codec instead of protobuf-go's runtime). But protobuf-go is
-// already linked into this project's binaries, so in ingest the whole
-// feature (this package, internal/policy, the OTLP types) added 1.52 MB
-// (25.96 → 27.48 MB), while pdata would add six modules (json-iterator,
-// reflect2 at a newer pseudo-version than the project pins, multierr,
-// go-version, the collector's featuregate, pdata) and tie the project to
-// the collector's release train. proto/otlp adds one module; the one
-// thing pdata would do for us is read OTLP JSON's hex trace and span ids,
-// handled in normaliseIDs.
+// Bodies are decoded with the OpenTelemetry collector's pdata module
+// (go.opentelemetry.io/collector/pdata, pinned in go.mod): plog's
+// ProtoUnmarshaler and JSONUnmarshaler, and the mapper reads plog and
+// pcommon types. ExportLogsServiceRequest has LogsData's wire form and
+// JSON, which is what they read; OTLP JSON's hex trace and span ids are
+// pdata's own rule, so nothing is rewritten after decoding. Until
+// 2026-12-06 the package used the generated types of
+// go.opentelemetry.io/proto/otlp with protobuf-go's proto and protojson;
+// protojson was about 60% of the receiver's cost for OTLP JSON (18k
+// records/cpu-s where the target is 50k). pdata carries its own
+// generated codecs, with no reflection: on the recorded sessions its JSON
+// decoding takes about a fifth of protojson's CPU time and its protobuf
+// decoding less than half of protobuf-go's (BenchmarkDecode prints both).
+// The price: pdata brings json-iterator, reflect2, multierr, go-version
+// and the collector's featuregate, raises the module's gRPC and genproto
+// requirements, and ties this package to the collector's release train.
+// Two inputs it reads differently from protojson: ids in JSON must be hex
+// (protojson took base64 too) and a protobuf trace or span id of the
+// wrong length is malformed (400) rather than ignored; it does not check
+// that protobuf strings are UTF-8, which the mapper makes valid (the fuzz
+// targets hold it to valid events). The tests still build their fixtures
+// with proto/otlp's types, so testdata is encoded by the other codec.
 package otlp

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"testing"
 
+	"go.opentelemetry.io/collector/pdata/plog"
 	commonpb "go.opentelemetry.io/proto/otlp/common/v1"
 	logspb "go.opentelemetry.io/proto/otlp/logs/v1"
 	resourcepb "go.opentelemetry.io/proto/otlp/resource/v1"
@@ -199,6 +200,21 @@ func otlpJSON(t testing.TB, ld *logspb.LogsData) []byte {
 		t.Fatal(err)
 	}
 	return out.Bytes()
+}
+
+// toLogs is ld as the receiver decodes it: through its wire form, so
+// duplicate keys and empty values stay as sent.
+func toLogs(t testing.TB, ld *logspb.LogsData) plog.Logs {
+	t.Helper()
+	b, err := proto.Marshal(ld)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := DecodeLogs(b, EncodingProtobuf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
 }
 
 var fixtureBuilders = map[string]func() *logspb.LogsData{"codex": codexFixture, "claude": claudeFixture}

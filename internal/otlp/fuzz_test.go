@@ -4,10 +4,10 @@ import (
 	"testing"
 	"unicode/utf8"
 
-	commonpb "go.opentelemetry.io/proto/otlp/common/v1"
+	"go.opentelemetry.io/collector/pdata/pcommon"
+	"go.opentelemetry.io/collector/pdata/plog"
 	logspb "go.opentelemetry.io/proto/otlp/logs/v1"
 
-	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/agentaudit/agentaudit/internal/events"
@@ -44,11 +44,7 @@ func FuzzDecodeLogs(f *testing.F) {
 				f.Fatal(err)
 			}
 			f.Add(pb, false)
-			js, err := protojson.Marshal(ld)
-			if err != nil {
-				f.Fatal(err)
-			}
-			f.Add(js, true)
+			f.Add(otlpJSON(f, ld), true) // hex ids, as pdata reads them
 		}
 	}
 	f.Add([]byte(`{"resourceLogs":[{"scopeLogs":[{"logRecords":[{"traceId":"4bf92f3577b34da6a3ce929d0e0e4736","body":{"stringValue":"claude_code.x"}}]}]}]}`), true)
@@ -80,15 +76,32 @@ func FuzzMapRecord(f *testing.F) {
 	f.Add("claude_code.future_event", "k", "v", "k2", "v2", int64(2), uint64(3))
 	m := testMapper(f)
 	f.Fuzz(func(t *testing.T, name, k1, v1, k2, v2 string, n int64, ts uint64) {
-		lr := &logspb.LogRecord{TimeUnixNano: ts, ObservedTimeUnixNano: ts / 2, Attributes: []*commonpb.KeyValue{
-			{Key: "event.name", Value: &commonpb.AnyValue{Value: &commonpb.AnyValue_StringValue{StringValue: name}}},
-			{Key: k1, Value: &commonpb.AnyValue{Value: &commonpb.AnyValue_StringValue{StringValue: v1}}},
-			{Key: k2, Value: &commonpb.AnyValue{Value: &commonpb.AnyValue_StringValue{StringValue: v2}}},
-			{Key: "duration_ms", Value: &commonpb.AnyValue{Value: &commonpb.AnyValue_IntValue{IntValue: n}}},
-			{Key: "cost_usd", Value: &commonpb.AnyValue{Value: &commonpb.AnyValue_DoubleValue{DoubleValue: float64(n) / 7}}},
-			{Key: "tool_name", Value: &commonpb.AnyValue{Value: &commonpb.AnyValue_StringValue{StringValue: v2}}},
-		}}
-		ld := &logspb.LogsData{ResourceLogs: []*logspb.ResourceLogs{{ScopeLogs: []*logspb.ScopeLogs{{LogRecords: []*logspb.LogRecord{lr}}}}}}
+		// Built with pdata's API, not through the wire: protobuf-go will
+		// not marshal invalid UTF-8, which the receiver does take in. A
+		// key given twice keeps its first value, as a lookup would.
+		ld := plog.NewLogs()
+		lr := ld.ResourceLogs().AppendEmpty().ScopeLogs().AppendEmpty().LogRecords().AppendEmpty()
+		lr.SetTimestamp(pcommon.Timestamp(ts))
+		lr.SetObservedTimestamp(pcommon.Timestamp(ts / 2))
+		at := lr.Attributes()
+		for _, kv := range [][2]string{{"event.name", name}, {k1, v1}, {k2, v2}} {
+			if _, ok := at.Get(kv[0]); !ok {
+				at.PutStr(kv[0], kv[1])
+			}
+		}
+		for _, k := range []string{"duration_ms", "cost_usd", "tool_name"} {
+			if _, ok := at.Get(k); ok {
+				continue
+			}
+			switch k {
+			case "duration_ms":
+				at.PutInt(k, n)
+			case "cost_usd":
+				at.PutDouble(k, float64(n)/7)
+			default:
+				at.PutStr(k, v2)
+			}
+		}
 		for _, mode := range []TextMode{TextStore, TextHash, TextDrop} {
 			envs, res := m.Map(ld, Tenant{Name: "acme", Text: mode, Operator: v1})
 			if res.Records != 1 || len(envs) != res.Mapped {
@@ -100,7 +113,7 @@ func FuzzMapRecord(f *testing.F) {
 }
 
 func FuzzRedact(f *testing.F) {
-	for _, s := range []string{"password=hunter22", "Bearer abcdefghijklmnopqrstu", "-----BEGIN PRIVATE KEY-----\nx", "sk-ant-" + "a"} {
+	for _, s := range []string{"password=hunter22", "Bearer abcdefghijklmnopqrstu", "-----BEGIN PRIVATE KEY-----\nx", "sk-ant-" + "a", "a://b:c@"} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, s string) {
@@ -114,6 +127,15 @@ func FuzzRedact(f *testing.F) {
 		again, _ := Redact(out)
 		if again != out {
 			t.Fatalf("not idempotent: %q -> %q -> %q", s, out, again)
+		}
+		// Redact does not scan text shorter than minSecret: no pattern
+		// may match any.
+		if len(s) < minSecret {
+			for _, p := range secretPatterns {
+				if p.re.MatchString(s) {
+					t.Fatalf("%s matches %q, shorter than minSecret", p.kind, s)
+				}
+			}
 		}
 	})
 }

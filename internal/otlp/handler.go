@@ -11,11 +11,12 @@ import (
 
 	"google.golang.org/protobuf/encoding/protowire"
 
+	"github.com/agentaudit/agentaudit/internal/eventlog"
 	"github.com/agentaudit/agentaudit/internal/events"
 )
 
 // Emitter records events that describe what already happened
-// (events.Producer's EmitAfterBatch): acknowledged by Kafka, or spooled
+// (eventlog.Producer's EmitAfterBatch): acknowledged by Kafka, or spooled
 // durably when Kafka is down. The events of one call share one chain.
 type Emitter interface {
 	EmitAfterBatch(ctx context.Context, es []*events.Envelope) error
@@ -126,7 +127,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	// Chunked bodies (Claude Code sends no Content-Length) read the same:
 	// the bound is on what arrives, not on what is announced.
-	body, err := readBody(http.MaxBytesReader(w, r.Body, h.maxBody), r.Header.Get("Content-Encoding"), h.maxDecoded)
+	body, err := readBody(http.MaxBytesReader(w, r.Body, h.maxBody), r.Header.Get("Content-Encoding"), r.ContentLength, h.maxDecoded)
 	switch {
 	case errors.Is(err, ErrTooLarge):
 		h.stats.TooLarge.Add(1)
@@ -233,7 +234,7 @@ func countInvalid(err error) int {
 		}
 		return n
 	}
-	if errors.Is(err, events.ErrInvalidEvent) {
+	if errors.Is(err, eventlog.ErrInvalidEvent) {
 		return 1
 	}
 	return 0
@@ -248,7 +249,7 @@ func onlyInvalid(err error) bool {
 		}
 		return true
 	}
-	return errors.Is(err, events.ErrInvalidEvent)
+	return errors.Is(err, eventlog.ErrInvalidEvent)
 }
 
 // ok answers an export: ExportLogsServiceResponse (the same shape for

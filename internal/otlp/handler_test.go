@@ -16,6 +16,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/agentaudit/agentaudit/internal/eventlog"
 	"github.com/agentaudit/agentaudit/internal/events"
 )
 
@@ -47,7 +48,7 @@ func (f *fakeEmitter) EmitAfterBatch(_ context.Context, es []*events.Envelope) e
 			f.chains[e.Key()] = c
 		}
 		if err := c.Stamp(e); err != nil {
-			errs = append(errs, fmt.Errorf("%w: %w", events.ErrInvalidEvent, err))
+			errs = append(errs, fmt.Errorf("%w: %w", eventlog.ErrInvalidEvent, err))
 			continue
 		}
 		f.got = append(f.got, e)
@@ -114,7 +115,7 @@ func TestHandler(t *testing.T) {
 		{name: "get", method: "GET", ctype: "application/json", status: 405},
 		{name: "unknown path", path: "/v1/profiles", ctype: "application/json", body: codexJSON, status: 404},
 		{name: "metrics accepted, not kept", path: "/v1/metrics", ctype: "application/json", body: []byte(`{"resourceMetrics":[]}`), status: 200},
-		{name: "kafka down", ctype: "application/json", body: codexJSON, emitFail: events.ErrAuditUnavailable, status: 503},
+		{name: "kafka down", ctype: "application/json", body: codexJSON, emitFail: eventlog.ErrAuditUnavailable, status: 503},
 		{name: "unknown agent: partial success", ctype: "application/json",
 			body:   []byte(`{"resourceLogs":[{"scopeLogs":[{"logRecords":[{"attributes":[{"key":"event.name","value":{"stringValue":"gemini.prompt"}}]}]}]}]}`),
 			status: 200, wantInRes: `"rejectedLogRecords":"1"`},

@@ -19,7 +19,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
-	"github.com/agentaudit/agentaudit/internal/events"
+	"github.com/agentaudit/agentaudit/internal/eventlog"
 	"github.com/agentaudit/agentaudit/internal/ingest"
 	"github.com/agentaudit/agentaudit/internal/store"
 	"github.com/agentaudit/agentaudit/internal/testenv"
@@ -41,7 +41,7 @@ func TestStandaloneToClickHouse(t *testing.T) {
 	brokers := testenv.Kafka(t)
 	chAddr := testenv.ClickHouse(t)
 	pfx := "test.otlp." + randHex(4)
-	topics := events.Topics{Events: pfx + ".events", Approvals: pfx + ".approvals", DLQ: pfx + ".dlq"}
+	topics := eventlog.Topics{Events: pfx + ".events", Approvals: pfx + ".approvals", DLQ: pfx + ".dlq"}
 
 	dir := t.TempDir()
 	tokens := filepath.Join(dir, "otlp-tokens.yaml")

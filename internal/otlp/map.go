@@ -11,8 +11,8 @@ import (
 	"strings"
 	"time"
 
-	commonpb "go.opentelemetry.io/proto/otlp/common/v1"
-	logspb "go.opentelemetry.io/proto/otlp/logs/v1"
+	"go.opentelemetry.io/collector/pdata/pcommon"
+	"go.opentelemetry.io/collector/pdata/plog"
 
 	"github.com/agentaudit/agentaudit/internal/events"
 )
@@ -101,16 +101,16 @@ type Result struct {
 // it stamps it (the handler counts a refused one as rejected), so the
 // schema check is not paid twice on the hot path; the fuzz targets hold
 // the mapper to producing only valid events.
-func (m *Mapper) Map(ld *logspb.LogsData, t Tenant) ([]*events.Envelope, Result) {
-	var out []*events.Envelope
+func (m *Mapper) Map(ld plog.Logs, t Tenant) ([]*events.Envelope, Result) {
+	out := make([]*events.Envelope, 0, ld.LogRecordCount())
 	var res Result
-	for _, rl := range ld.GetResourceLogs() {
-		resAttrs := rl.GetResource().GetAttributes()
+	for _, rl := range ld.ResourceLogs().All() {
+		resAttrs := rl.Resource().Attributes()
 		conv := requestConversation(rl)
-		for _, sl := range rl.GetScopeLogs() {
-			for _, lr := range sl.GetLogRecords() {
+		for _, sl := range rl.ScopeLogs().All() {
+			for _, lr := range sl.LogRecords().All() {
 				res.Records++
-				env, err := m.record(lr, attrs{rec: lr.GetAttributes(), res: resAttrs}, t, conv)
+				env, err := m.record(lr, attrs{rec: lr.Attributes(), res: resAttrs}, t, conv)
 				switch {
 				case errors.Is(err, errSkip):
 					res.Skipped++
@@ -144,18 +144,19 @@ const (
 // eventName finds the record's event name: the OTLP event_name field,
 // Codex's event.name attribute, or Claude Code's body (whose event.name
 // attribute lacks the prefix).
-func eventName(lr *logspb.LogRecord, a attrs) string {
-	if n := lr.GetEventName(); strings.HasPrefix(n, prefixCodex) || strings.HasPrefix(n, prefixClaude) {
+func eventName(lr plog.LogRecord, a attrs) string {
+	if n := lr.EventName(); strings.HasPrefix(n, prefixCodex) || strings.HasPrefix(n, prefixClaude) {
 		return n
 	}
-	if n := a.str("event.name"); strings.HasPrefix(n, prefixCodex) || strings.HasPrefix(n, prefixClaude) {
+	n := a.str("event.name")
+	if strings.HasPrefix(n, prefixCodex) || strings.HasPrefix(n, prefixClaude) {
 		return n
 	}
-	if b := lr.GetBody().GetStringValue(); strings.HasPrefix(b, prefixCodex) || strings.HasPrefix(b, prefixClaude) {
+	if b := lr.Body().Str(); strings.HasPrefix(b, prefixCodex) || strings.HasPrefix(b, prefixClaude) {
 		return b
 	}
 	// A bare event.name ("user_prompt") from Claude Code's service.
-	if n := a.str("event.name"); n != "" && !strings.Contains(n, ".") && strings.Contains(a.str("service.name"), "claude") {
+	if n != "" && !strings.Contains(n, ".") && strings.Contains(a.str("service.name"), "claude") {
 		return prefixClaude + n
 	}
 	return ""
@@ -164,10 +165,10 @@ func eventName(lr *logspb.LogRecord, a attrs) string {
 // requestConversation is the first conversation id among a resource's
 // records: the conversation of a record that names none (a plain log line)
 // sent along with them.
-func requestConversation(rl *logspb.ResourceLogs) string {
-	for _, sl := range rl.GetScopeLogs() {
-		for _, lr := range sl.GetLogRecords() {
-			if c := (attrs{rec: lr.GetAttributes()}).str("conversation.id", "session.id"); c != "" {
+func requestConversation(rl plog.ResourceLogs) string {
+	for _, sl := range rl.ScopeLogs().All() {
+		for _, lr := range sl.LogRecords().All() {
+			if c := (attrs{rec: lr.Attributes()}).str("conversation.id", "session.id"); c != "" {
 				return c
 			}
 		}
@@ -175,7 +176,7 @@ func requestConversation(rl *logspb.ResourceLogs) string {
 	return ""
 }
 
-func (m *Mapper) record(lr *logspb.LogRecord, a attrs, t Tenant, reqConv string) (*events.Envelope, error) {
+func (m *Mapper) record(lr plog.LogRecord, a attrs, t Tenant, reqConv string) (*events.Envelope, error) {
 	name := eventName(lr, a)
 	unnamed := false
 	if name == "" && !a.has("event.name") {
@@ -292,28 +293,30 @@ func (m *Mapper) record(lr *logspb.LogRecord, a attrs, t Tenant, reqConv string)
 		r.Command, r.Path, r.Policy = m.judged(mode, r.ToolName, cmd, path)
 		p = r
 	default:
-		kvs := lr.GetAttributes()
-		if unnamed && lr.GetBody() != nil {
-			kvs = append([]*commonpb.KeyValue{{Key: "body", Value: lr.GetBody()}}, kvs...)
+		var body *pcommon.Value
+		if b := lr.Body(); unnamed && b.Type() != pcommon.ValueTypeEmpty {
+			body = &b
 		}
-		attrs, dropped := otherAttrs(kvs)
+		attrs, dropped := otherAttrs(lr.Attributes(), body)
 		p = &events.AgentOther{Attributes: attrs, AttributesDropped: dropped}
 	}
 	c.fill(p)
-	opts := []events.Option{
-		events.WithIDs(m.ids), events.WithTime(m.recordTime(lr, a)), events.WithTenant(t.Name),
-		events.WithSession(sessionFor(t, c.conv, src), ""), events.WithActor(events.ActorAgent, agentName),
-		events.WithAgent(agentName, bounded(a.str("app.version", "service.version"), 64)),
-	}
-	if tid := lr.GetTraceId(); len(tid) == 16 && !allZero(tid) {
-		opts = append(opts, events.WithTrace(hex.EncodeToString(tid)))
+	var trace, toolCall string
+	if tid := lr.TraceID(); !tid.IsEmpty() {
+		trace = hex.EncodeToString(tid[:])
 	}
 	if callID != "" && m.link != nil {
 		if id, ok := m.link.ToolCallID(callID); ok {
-			opts = append(opts, events.WithToolCall(id))
+			toolCall = id
 		}
 	}
-	env, err := events.New(p, opts...)
+	// One literal list, no append: New keeps no option, so the list and
+	// the options stay on the stack (an empty trace or tool call id is
+	// the field's zero value).
+	env, err := events.New(p, events.WithIDs(m.ids), events.WithTime(m.recordTime(lr, a)), events.WithTenant(t.Name),
+		events.WithSession(sessionFor(t, c.conv, src), ""), events.WithActor(events.ActorAgent, agentName),
+		events.WithAgent(agentName, bounded(a.str("app.version", "service.version"), 64)),
+		events.WithTrace(trace), events.WithToolCall(toolCall))
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", name, err)
 	}
@@ -366,9 +369,9 @@ func (c common) fill(p events.Payload) {
 // recordTime is the record's time, else its observed time (Codex sends
 // timeUnixNano 0), else its event.timestamp attribute, else now. Times a
 // ClickHouse DateTime cannot hold are replaced by now.
-func (m *Mapper) recordTime(lr *logspb.LogRecord, a attrs) time.Time {
+func (m *Mapper) recordTime(lr plog.LogRecord, a attrs) time.Time {
 	now := m.now()
-	for _, ns := range []uint64{lr.GetTimeUnixNano(), lr.GetObservedTimeUnixNano()} {
+	for _, ns := range []uint64{uint64(lr.Timestamp()), uint64(lr.ObservedTimestamp())} {
 		if ns != 0 && ns < math.MaxInt64 {
 			if t := time.Unix(0, int64(ns)); plausible(t, now) {
 				return t
@@ -401,8 +404,8 @@ func sessionFor(t Tenant, conv, src string) string {
 // sessionName makes an agent's conversation id a valid session id (the
 // envelope's name pattern): other characters become '-', at most 128.
 func sessionName(s string) string {
-	if s == "" {
-		return ""
+	if s == "" || validSessionName(s) {
+		return s
 	}
 	b := []byte(s)
 	if len(b) > 128 {
@@ -421,6 +424,21 @@ func sessionName(s string) string {
 		b[0] = 'x'
 	}
 	return string(b)
+}
+
+// validSessionName says sessionName would return s unchanged.
+func validSessionName(s string) bool {
+	if len(s) > 128 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		ok := c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9'
+		if !ok && (i == 0 || strings.IndexByte("._:@/+=-", c) < 0) {
+			return false
+		}
+	}
+	return true
 }
 
 // agentID makes s a valid agent id (printable ASCII without spaces, at
@@ -483,15 +501,6 @@ func microUSD(a attrs) uint64 {
 	return clampUint(math.Round(f * 1e6))
 }
 
-func allZero(b []byte) bool {
-	for _, c := range b {
-		if c != 0 {
-			return false
-		}
-	}
-	return true
-}
-
 // verdict normalises an agent's decision word.
 func verdict(d string) string {
 	switch strings.ToLower(strings.TrimSpace(d)) {
@@ -526,7 +535,7 @@ func callTarget(a attrs) (cmd, path string) {
 		}
 		for _, k := range []string{"file_path", "path", "notebook_path"} {
 			var s string
-			if json.Unmarshal(m[k], &s) == nil && s != "" {
+			if raw := m[k]; len(raw) > 0 && json.Unmarshal(raw, &s) == nil && s != "" {
 				path = s
 				break
 			}
@@ -584,31 +593,23 @@ const (
 	maxOtherAttrText = 512
 )
 
-// otherAttrs renders a record's attributes for agent.other: key=value,
-// sorted, at most 32; values redacted; strings longer than 128 bytes kept
-// as their length and sha256 only.
-func otherAttrs(kvs []*commonpb.KeyValue) ([]string, uint64) {
-	out := []string{}
-	var dropped uint64
-	for _, kv := range kvs {
-		k := kv.GetKey()
+// otherAttrs renders a record's attributes (and the body of a plain log
+// line, as "body") for agent.other: key=value, sorted, at most 32; values
+// redacted; strings longer than 128 bytes kept as their length and sha256
+// only.
+func otherAttrs(kvs pcommon.Map, body *pcommon.Value) ([]string, uint64) {
+	out := make([]string, 0, kvs.Len()+1)
+	if body != nil {
+		out = append(out, otherAttr("body", *body))
+	}
+	for k, v := range kvs.All() {
 		if k == "" || slices.Contains(joinKeys, k) {
 			continue
 		}
-		v, ok := valueString(kv.GetValue())
-		if !ok {
-			v = "(map)"
-		}
-		if len(v) > maxOtherValue {
-			t := keepText(TextHash, v)
-			v = "len:" + strconv.FormatUint(t.Length, 10) + " sha256:" + t.SHA256
-		} else {
-			v, _ = Redact(v)
-		}
-		e, _ := boundUTF8(k+"="+v, maxOtherAttrText)
-		out = append(out, e)
+		out = append(out, otherAttr(k, v))
 	}
 	slices.Sort(out)
+	var dropped uint64
 	if len(out) > maxOtherAttrs {
 		dropped = uint64(len(out) - maxOtherAttrs)
 		out = out[:maxOtherAttrs]
@@ -621,4 +622,20 @@ func orDefault(s, d string) string {
 		return d
 	}
 	return s
+}
+
+func otherAttr(k string, val pcommon.Value) string {
+	v, ok := valueString(val)
+	switch {
+	case !ok:
+		v = "(map)"
+	case len(v) > maxOtherValue:
+		t := keepText(TextHash, v)
+		v = "len:" + strconv.FormatUint(t.Length, 10) + " sha256:" + t.SHA256
+	case val.Type() == pcommon.ValueTypeStr || val.Type() == pcommon.ValueTypeSlice || val.Type() == pcommon.ValueTypeBytes:
+		// A number or a bool holds no secret.
+		v, _ = Redact(v)
+	}
+	e, _ := boundUTF8(k+"="+v, maxOtherAttrText)
+	return e
 }

@@ -146,7 +146,7 @@ func TestMapFixtures(t *testing.T) {
 }
 
 func TestMapTextModes(t *testing.T) {
-	ld := claudeFixture()
+	ld := toLogs(t, claudeFixture())
 	for _, tc := range []struct {
 		mode   TextMode
 		prompt string
@@ -198,7 +198,7 @@ func TestMapRejectsAndLinks(t *testing.T) {
 	ld.ResourceLogs[0].ScopeLogs[0].LogRecords = append(ld.ResourceLogs[0].ScopeLogs[0].LogRecords,
 		codexRecord(11, "gemini.user_prompt"))
 	link := linker{codexCallID: "tc-runner-7"}
-	envs, res := testMapper(t, WithCallLinker(link)).Map(ld, Tenant{Name: "acme", SessionID: "sess-runner-1"})
+	envs, res := testMapper(t, WithCallLinker(link)).Map(toLogs(t, ld), Tenant{Name: "acme", SessionID: "sess-runner-1"})
 	if res.Rejected != 1 || !strings.Contains(res.Reason, "not a Codex or Claude Code event") || res.Mapped != 10 {
 		t.Errorf("result %+v", res)
 	}
@@ -242,5 +242,46 @@ func TestVerdict(t *testing.T) {
 		if got := verdict(in); got != want {
 			t.Errorf("verdict(%q) = %q, want %q", in, got, want)
 		}
+	}
+}
+
+// TestMapValuelessAttributes: a key sent without a value counts as unset,
+// as it did when records were read with protobuf-go's types.
+func TestMapValuelessAttributes(t *testing.T) {
+	body := func(attrs string) []byte {
+		return []byte(`{"resourceLogs":[{"resource":{"attributes":[{"key":"service.name","value":{"stringValue":"codex_exec"}}]},` +
+			`"scopeLogs":[{"logRecords":[{"observedTimeUnixNano":"1796530200000000000","attributes":[` + attrs + `]}]}]}]}`)
+	}
+	for _, tc := range []struct {
+		name  string
+		attrs string
+		res   Result
+		event string
+	}{
+		{"token count without value", `{"key":"event.name","value":{"stringValue":"codex.sse_event"}},{"key":"input_token_count"}`,
+			Result{Records: 1, Skipped: 1}, ""},
+		{"event name without value", `{"key":"event.name"},{"key":"conversation.id","value":{"stringValue":"c1"}}`,
+			Result{Records: 1, Mapped: 1}, "codex.log"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ld, err := DecodeLogs(body(tc.attrs), EncodingJSON)
+			if err != nil {
+				t.Fatal(err)
+			}
+			envs, res := testMapper(t).Map(ld, Tenant{Name: "acme"})
+			if diff := cmp.Diff(tc.res, res); diff != "" {
+				t.Errorf("result (-want +got):\n%s", diff)
+			}
+			if tc.event == "" {
+				return
+			}
+			p, err := envs[0].DecodePayload()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if o, ok := p.(*events.AgentOther); !ok || o.EventName != tc.event {
+				t.Errorf("payload %+v, want agent.other %s", p, tc.event)
+			}
+		})
 	}
 }

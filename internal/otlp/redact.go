@@ -37,11 +37,15 @@ var secretPatterns = []secretPattern{
 		re: regexp.MustCompile(`(?i)(\b[A-Za-z0-9_.-]*(?:password|passwd|secret|token|api[_-]?key|access[_-]?key|private[_-]?key|credentials?)["']?\s*[=:]\s*)(?:"[^"\n]{4,}"|'[^'\n]{4,}'|[^\s"',;&|]{6,})`)},
 }
 
+// minSecret is the shortest text any pattern matches ("a://b:c@", a URL
+// password): shorter text is not scanned.
+const minSecret = 8
+
 // Redact replaces obvious secrets in s (API keys, tokens, private keys,
 // passwords in assignments and URLs) by "[REDACTED:kind]" and says how many
 // it replaced. It is for text about to be stored; it is not a guarantee.
 func Redact(s string) (string, int) {
-	if s == "" {
+	if len(s) < minSecret {
 		return s, 0
 	}
 	lower := ""

@@ -10,21 +10,22 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/agentaudit/agentaudit/internal/eventlog"
 	"github.com/agentaudit/agentaudit/internal/events"
 	"github.com/agentaudit/agentaudit/internal/policy"
 )
 
 // Config is the standalone receiver's configuration (`ingest otlp`).
 type Config struct {
-	Listen     string        // loopback host:port, default 127.0.0.1:4318
-	TokenFile  string        // tenants and their bearer tokens (TokenFile)
-	Brokers    []string      // Kafka
-	Topics     events.Topics // default events.DefaultTopics
-	NodeID     int64         // snowflake node of this receiver, 0–1023
-	EmitterID  string        // base of the runner_id on its events, default "otlp"
-	SpoolDir   string        // producer spool for when Kafka is down
-	PolicyFile string        // optional: judge agents' own tool calls with this policy (default: the built-in one)
-	MaxBody    int64         // bytes as sent, default 4 MiB
+	Listen     string          // loopback host:port, default 127.0.0.1:4318
+	TokenFile  string          // tenants and their bearer tokens (TokenFile)
+	Brokers    []string        // Kafka
+	Topics     eventlog.Topics // default eventlog.DefaultTopics
+	NodeID     int64           // snowflake node of this receiver, 0–1023
+	EmitterID  string          // base of the runner_id on its events, default "otlp"
+	SpoolDir   string          // producer spool for when Kafka is down
+	PolicyFile string          // optional: judge agents' own tool calls with this policy (default: the built-in one)
+	MaxBody    int64           // bytes as sent, default 4 MiB
 	Logger     *slog.Logger
 	// OnListen, when set, is called with the bound address before serving.
 	OnListen func(addr net.Addr)
@@ -47,8 +48,8 @@ func (c *Config) validate() error {
 	if len(c.Brokers) == 0 {
 		return errors.New("Brokers (-brokers): required")
 	}
-	if c.Topics == (events.Topics{}) {
-		c.Topics = events.DefaultTopics
+	if c.Topics == (eventlog.Topics{}) {
+		c.Topics = eventlog.DefaultTopics
 	}
 	if c.NodeID < 0 || c.NodeID > 1023 {
 		return fmt.Errorf("NodeID (-node-id): %d is not in 0–1023", c.NodeID)
@@ -67,7 +68,7 @@ func (c *Config) validate() error {
 
 // Serve runs the standalone receiver until ctx ends: it authenticates each
 // request by its tenant's bearer token, maps the agents' log records into
-// agent.* events and records them through an events.Producer (acks=all,
+// agent.* events and records them through an eventlog.Producer (acks=all,
 // spooled while Kafka is down), answering only once they are recorded.
 func Serve(ctx context.Context, cfg Config) error {
 	if err := cfg.validate(); err != nil {
@@ -94,11 +95,11 @@ func Serve(ctx context.Context, cfg Config) error {
 	// A new emitter id per start: every start begins fresh chains, so a
 	// restart never forks a chain an earlier process wrote.
 	emitID := cfg.EmitterID + "-" + strconv.FormatInt(int64(ids.Next()), 36)
-	popts := []events.ProducerOption{events.WithTopics(cfg.Topics), events.WithProducerLogger(log), events.WithEnsureTopics(3, 1)}
+	popts := []eventlog.ProducerOption{eventlog.WithTopics(cfg.Topics), eventlog.WithProducerLogger(log), eventlog.WithEnsureTopics(3, 1)}
 	if cfg.SpoolDir != "" {
-		popts = append(popts, events.WithSpool(cfg.SpoolDir, 256<<20))
+		popts = append(popts, eventlog.WithSpool(cfg.SpoolDir, 256<<20))
 	}
-	prod, err := events.NewProducer(ctx, cfg.Brokers, emitID, popts...)
+	prod, err := eventlog.NewProducer(ctx, cfg.Brokers, emitID, popts...)
 	if err != nil {
 		return err
 	}

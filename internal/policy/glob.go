@@ -1,172 +1,65 @@
 package policy
 
 import (
+	"errors"
 	"fmt"
-	"path"
 	"strings"
+
+	dialect "github.com/agentaudit/agentaudit/internal/glob"
 )
 
-// maxStars bounds "**" segments per pattern, which bounds matching time.
-const maxStars = 3
-
-// glob is a path pattern: segments separated by "/", each a path.Match
-// pattern, where a "**" segment matches any number of segments. A pattern
-// without a slash matches a base name at any depth, as in .gitignore.
+// glob is a path pattern in the dialect of package glob, relative to the
+// workspace: a pattern without a slash matches a base name at any depth.
 type glob struct {
-	src      string
-	segs     []string
-	anchored bool
+	p *dialect.Pattern
 }
 
 func compileGlob(src string) (glob, error) {
-	if src == "" {
-		return glob{}, fmt.Errorf("empty glob")
+	p, err := dialect.Compile(src, dialect.Relative())
+	if err != nil {
+		return glob{}, err
 	}
-	s := strings.TrimPrefix(src, "./")
-	anchored := strings.Contains(strings.TrimSuffix(s, "/"), "/")
-	s = strings.Trim(s, "/")
-	if s == "" {
-		return glob{}, fmt.Errorf("glob %q matches nothing", src)
-	}
-	segs := strings.Split(s, "/")
-	stars := 0
-	for _, seg := range segs {
-		if seg == "**" {
-			stars++
-			continue
-		}
-		if strings.Contains(seg, "**") {
-			return glob{}, fmt.Errorf("glob %q: ** must be a whole path segment", src)
-		}
-		if _, err := path.Match(seg, ""); err != nil {
-			return glob{}, fmt.Errorf("glob %q: %w", src, err)
-		}
-	}
-	if stars > maxStars {
-		return glob{}, fmt.Errorf("glob %q: more than %d ** segments", src, maxStars)
-	}
-	if !anchored {
-		segs = append([]string{"**"}, segs...)
-	}
-	return glob{src: src, segs: segs, anchored: anchored}, nil
+	return glob{p}, nil
 }
 
 // match reports whether the clean, workspace-relative path p matches.
-func (g glob) match(p string) bool {
-	if p == "." || p == "" {
-		return false
-	}
-	return matchSegs(g.segs, strings.Split(p, "/"))
-}
+func (g glob) match(p string) bool { return g.p.Match(p) }
 
 // holds reports whether p is a directory that contains the fixed start of an
 // anchored pattern, so that writing p (rm -rf .git) can write a match.
-func (g glob) holds(p string) bool {
-	if !g.anchored {
-		return false
-	}
-	var ps []string
-	if p != "." && p != "" {
-		ps = strings.Split(p, "/")
-	}
-	if len(ps) >= len(g.segs) {
-		return false
-	}
-	for i, s := range ps {
-		if g.segs[i] == "**" {
-			return true
-		}
-		if ok, _ := path.Match(g.segs[i], s); !ok {
-			return false
-		}
-	}
-	return true
-}
-
-func matchSegs(pat, segs []string) bool {
-	for len(pat) > 0 {
-		if pat[0] == "**" {
-			for len(pat) > 0 && pat[0] == "**" {
-				pat = pat[1:]
-			}
-			if len(pat) == 0 {
-				return len(segs) > 0
-			}
-			for i := 0; i < len(segs); i++ {
-				if matchSegs(pat, segs[i:]) {
-					return true
-				}
-			}
-			return false
-		}
-		if len(segs) == 0 {
-			return false
-		}
-		if ok, _ := path.Match(pat[0], segs[0]); !ok {
-			return false
-		}
-		pat, segs = pat[1:], segs[1:]
-	}
-	return len(segs) == 0
-}
+func (g glob) holds(p string) bool { return g.p.Holds(p) }
 
 // argGlob matches a whole command-line argument, with "*" not crossing "/".
 type argGlob struct {
-	src  string
-	segs []string
+	src string
+	p   *dialect.Pattern
 }
 
 func compileArgGlob(src string) (argGlob, error) {
-	if src == "" {
-		return argGlob{}, fmt.Errorf("empty argument pattern")
-	}
-	segs := strings.Split(src, "/")
-	stars := 0
-	for _, seg := range segs {
-		if seg == "**" {
-			stars++
-			continue
+	p, err := dialect.Compile(src, dialect.Whole())
+	if err != nil {
+		var e *dialect.Error
+		if errors.As(err, &e) {
+			return argGlob{}, fmt.Errorf("argument pattern %q: %w", src, e.Err)
 		}
-		if _, err := path.Match(seg, ""); err != nil {
-			return argGlob{}, fmt.Errorf("argument pattern %q: %w", src, err)
-		}
+		return argGlob{}, err
 	}
-	if stars > maxStars {
-		return argGlob{}, fmt.Errorf("argument pattern %q: more than %d ** segments", src, maxStars)
-	}
-	return argGlob{src: src, segs: segs}, nil
+	return argGlob{src: src, p: p}, nil
 }
 
-func (g argGlob) match(arg string) bool {
-	return matchArgSegs(g.segs, strings.Split(arg, "/"))
-}
+func (g argGlob) match(arg string) bool { return g.p.Match(arg) }
 
-// matchArgSegs is matchSegs where "**" may also match no segment.
-func matchArgSegs(pat, segs []string) bool {
-	for len(pat) > 0 {
-		if pat[0] == "**" {
-			for i := 0; i <= len(segs); i++ {
-				if matchArgSegs(pat[1:], segs[i:]) {
-					return true
-				}
-			}
-			return false
-		}
-		if len(segs) == 0 {
-			return false
-		}
-		if ok, _ := path.Match(pat[0], segs[0]); !ok {
-			return false
-		}
-		pat, segs = pat[1:], segs[1:]
-	}
-	return len(segs) == 0
+// forbids matches arg against a known-safe entry's forbidden arguments,
+// where a wider match is the safe side: an option's value is not a path,
+// so "*" there also crosses "/" (--output=* forbids --output=/tmp/x).
+func (g argGlob) forbids(arg string) bool {
+	return g.p.Match(arg) || (strings.Contains(arg, "/") && g.p.Match(strings.ReplaceAll(arg, "/", "\x00")))
 }
 
 // PathMatcher matches workspace-relative paths against globs in the
-// policy's dialect (see protected_paths): segments separated by "/", each
-// a path.Match pattern, "**" for any number of segments, and a glob
-// without a slash matching a base name at any depth.
+// dialect of package glob (see protected_paths): segments separated by
+// "/", each a path.Match pattern, "**" for any number of segments, and a
+// glob without a slash matching a base name at any depth.
 type PathMatcher struct {
 	globs []glob
 }

@@ -57,7 +57,8 @@
 // In never mode every ask becomes a deny with reason never_ask.
 //
 // ProtectedPaths and NewPathMatcher give a file-system guard the protected
-// globs in the policy's own dialect.
+// globs, in the dialect of package glob that policy files share with
+// detection rules and sandbox profiles.
 package policy
 
 import (
@@ -212,7 +213,7 @@ type Policy struct {
 func (p *Policy) ProtectedPaths() []string {
 	out := make([]string, len(p.protected))
 	for i, g := range p.protected {
-		out[i] = g.src
+		out[i] = g.p.String()
 	}
 	return out
 }
@@ -874,7 +875,7 @@ func (p *Policy) matchPaths(e *env, u *unit, globs []glob, holds bool) tri {
 // globMayMatch guesses whether a shell glob in directory loc.dir can name a
 // file the policy glob matches.
 func globMayMatch(g glob, loc location) bool {
-	last := g.segs[len(g.segs)-1]
+	last := g.p.Last()
 	if ok, _ := path.Match(loc.glob, last); ok {
 		return true
 	}
@@ -921,7 +922,7 @@ func (s safeEntry) matches(argv []word) bool {
 			return false
 		}
 		for _, f := range s.forbid {
-			if f.match(a.text) || (a.glob && globArgMay(a, f)) {
+			if f.forbids(a.text) || (a.glob && globArgMay(a, f)) {
 				return false
 			}
 		}

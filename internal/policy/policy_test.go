@@ -169,6 +169,11 @@ func TestModes(t *testing.T) {
 		{OnRequest, sh("find . -delete"), verdict{Deny, ReasonDefaultDeny, ""}},
 		{Untrusted, sh("ls -l"), verdict{Allow, ReasonKnownSafe, ""}},
 		{Untrusted, sh("git status && git diff"), verdict{Allow, ReasonKnownSafe, ""}},
+		// A forbidden option's value may hold a "/": it is still forbidden.
+		{Untrusted, sh("git diff --output=sub/x"), verdict{Deny, ReasonDefaultDeny, ""}},
+		{Untrusted, sh("git log --output=/workspace/.git/hooks/pre-commit"), verdict{Ask, ReasonProtectedPath, ""}},
+		{Untrusted, sh("rg --pre=./bin/x y"), verdict{Deny, ReasonDefaultDeny, ""}},
+		{Untrusted, sh("sort -o/tmp/x y"), verdict{Deny, ReasonDefaultDeny, ""}},
 		{Untrusted, sh("make test"), verdict{Ask, ReasonNeedsApproval, "builds"}},
 		{Untrusted, sh("cat a > b"), verdict{Deny, ReasonDefaultDeny, ""}},
 		{Untrusted, sh("find . -exec rm {} +"), verdict{Deny, ReasonDefaultDeny, ""}},

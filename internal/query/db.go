@@ -34,7 +34,9 @@ type Config struct {
 	Logger  *slog.Logger
 }
 
-func (c *Config) validate() error {
+// Validate fills defaults and checks the connection settings (Database
+// must be a plain identifier: it is spliced into SQL).
+func (c *Config) Validate() error {
 	if c.Addr == "" {
 		return fmt.Errorf("%w: Addr is empty", ErrConfig)
 	}
@@ -72,7 +74,7 @@ type DB struct {
 // account but a readonly=1 one (whose server ignores or refuses settings)
 // gets the time-out as max_execution_time.
 func Open(ctx context.Context, cfg Config) (*DB, error) {
-	if err := cfg.validate(); err != nil {
+	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
 	secs := int((cfg.Timeout + time.Second - 1) / time.Second) // 18.16 takes int and bool settings only

@@ -12,6 +12,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/agentaudit/agentaudit/internal/bench/eventgen"
 	"github.com/agentaudit/agentaudit/internal/events"
 	"github.com/agentaudit/agentaudit/internal/store"
 )
@@ -45,9 +46,9 @@ func TestReportsMatchGroundTruth(t *testing.T) {
 	}
 	rng := rand.New(rand.NewPCG(1, 2))
 	var byDay [days][]store.EventRow
-	start := BenchEnd.AddDate(0, 0, -days)
+	start := eventgen.PeriodEnd.AddDate(0, 0, -days)
 	for s := 0; s < sessions; s++ {
-		rows, err := benchSession(s, sessions, days, ids)
+		rows, err := eventgen.PeriodSession(s, sessions, days, ids)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -94,7 +95,7 @@ func TestReportsMatchGroundTruth(t *testing.T) {
 		t.Fatal(err)
 	}
 	periods := []Period{
-		{From: start, To: BenchEnd},
+		{From: start, To: eventgen.PeriodEnd},
 		{From: start.AddDate(0, 0, 1), To: start.AddDate(0, 0, 2)},
 		{From: start.Add(31*time.Hour + 17*time.Minute + 3*time.Second), To: start.Add(50*time.Hour + 1*time.Second)},
 	}
@@ -196,7 +197,7 @@ func plant(s int, rows []store.EventRow) []store.EventRow {
 			if r.EventType == "net.egress" {
 				forged := r
 				forged.SessionID = fmt.Sprintf("bench-%08d", s+1)
-				forged.AgentName = []string{"claude-code", "codex", "aider", "goose"}[(s+1)%4] // as benchSession names it
+				forged.AgentName = []string{"claude-code", "codex", "aider", "goose"}[(s+1)%4] // as eventgen.PeriodSession names it
 				forged.Hash = strings.Repeat("e", 64)
 				return append(rows, forged)
 			}

@@ -14,6 +14,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/agentaudit/agentaudit/internal/eventlog"
 	"github.com/agentaudit/agentaudit/internal/events"
 	"github.com/agentaudit/agentaudit/internal/ingest"
 	"github.com/agentaudit/agentaudit/internal/store"
@@ -106,8 +107,8 @@ func openReader(t testing.TB, db string) *DB {
 type pipeline struct {
 	t         testing.TB
 	brokers   []string
-	topics    events.Topics
-	producers map[string]*events.Producer
+	topics    eventlog.Topics
+	producers map[string]*eventlog.Producer
 	ids       *events.IDGen
 	sent      int
 }
@@ -119,8 +120,8 @@ func newPipeline(t testing.TB) *pipeline {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := &pipeline{t: t, brokers: testenv.Kafka(t), producers: map[string]*events.Producer{}, ids: ids,
-		topics: events.Topics{Events: pfx + ".events", Approvals: pfx + ".approvals", DLQ: pfx + ".dlq"}}
+	p := &pipeline{t: t, brokers: testenv.Kafka(t), producers: map[string]*eventlog.Producer{}, ids: ids,
+		topics: eventlog.Topics{Events: pfx + ".events", Approvals: pfx + ".approvals", DLQ: pfx + ".dlq"}}
 	ensureTopics(t, p.brokers, p.topics)
 	t.Cleanup(func() {
 		for _, pr := range p.producers {
@@ -131,13 +132,13 @@ func newPipeline(t testing.TB) *pipeline {
 }
 
 // producer returns the producer of emitter runner, started on first use.
-func (p *pipeline) producer(runner string) *events.Producer {
+func (p *pipeline) producer(runner string) *eventlog.Producer {
 	p.t.Helper()
 	pr := p.producers[runner]
 	if pr == nil {
 		var err error
-		pr, err = events.NewProducer(context.Background(), p.brokers, runner, events.WithTopics(p.topics),
-			events.WithEnsureTopics(1, 1), events.WithAckTimeout(10*time.Second))
+		pr, err = eventlog.NewProducer(context.Background(), p.brokers, runner, eventlog.WithTopics(p.topics),
+			eventlog.WithEnsureTopics(1, 1), eventlog.WithAckTimeout(10*time.Second))
 		if err != nil {
 			p.t.Fatalf("producer %s: %v", runner, err)
 		}
@@ -283,7 +284,7 @@ func TestMain(m *testing.M) {
 
 // ensureTopics creates the topics and waits until every partition has a
 // leader: a producer that starts earlier may see UNKNOWN_TOPIC_OR_PARTITION.
-func ensureTopics(t testing.TB, brokers []string, topics events.Topics) {
+func ensureTopics(t testing.TB, brokers []string, topics eventlog.Topics) {
 	t.Helper()
 	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...))
 	if err != nil {
@@ -292,7 +293,7 @@ func ensureTopics(t testing.TB, brokers []string, topics events.Topics) {
 	defer cl.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	if err := events.EnsureTopics(ctx, cl, topics, 1, 1); err != nil {
+	if err := eventlog.EnsureTopics(ctx, cl, topics, 1, 1); err != nil {
 		t.Fatal(err)
 	}
 	adm := kadm.NewClient(cl)

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"html/template"
 	"io"
+	"slices"
 	"strconv"
 	"time"
 )
@@ -18,30 +19,82 @@ type Chart struct {
 // MaxBars bounds a chart; the rest of the rows stay in the table.
 const MaxBars = 20
 
-// ChartFrom draws column value of res against column label. It fails when
-// a column is missing or the values are not numbers.
-func ChartFrom(title string, res *Result, label, value string) (Chart, error) {
-	li, vi := res.Index(label), res.Index(value)
+// ChartFrom draws column spec.Value of res against column spec.Label: one
+// bar per distinct label, in the order the labels first appear, folding
+// the values of the rows that share a label by spec.Agg. It fails when a
+// column is missing.
+func ChartFrom(title string, res *Result, spec ChartSpec) (Chart, error) {
+	li, vi := res.Index(spec.Label), res.Index(spec.Value)
 	if li < 0 || vi < 0 {
-		return Chart{}, fmt.Errorf("%w: chart %q needs columns %s and %s", ErrReport, title, label, value)
+		return Chart{}, fmt.Errorf("%w: chart %q needs columns %s and %s", ErrReport, title, spec.Label, spec.Value)
 	}
-	c := Chart{Title: title}
+	var labels []string
+	vals := map[string][]float64{}
 	for _, row := range res.Rows {
-		if len(c.Labels) == MaxBars {
-			break
-		}
-		v, err := strconv.ParseFloat(Cell(row[vi]), 64)
-		if err != nil {
-			continue // NULL (a pending approval): nothing to draw
-		}
 		l := Cell(row[li])
 		if t, ok := row[li].(time.Time); ok && t.Equal(t.Truncate(24*time.Hour)) {
 			l = t.Format(time.DateOnly)
 		}
+		if _, seen := vals[l]; !seen {
+			if len(labels) == MaxBars {
+				continue
+			}
+			labels = append(labels, l)
+			vals[l] = []float64{}
+		}
+		cell := Cell(row[vi])
+		if row[vi] == nil || cell == "NULL" {
+			continue // a pending approval's time to decide: nothing to fold
+		}
+		if spec.Agg == AggCount {
+			vals[l] = append(vals[l], 1)
+			continue
+		}
+		v, err := strconv.ParseFloat(cell, 64)
+		if err != nil {
+			continue
+		}
+		vals[l] = append(vals[l], v)
+	}
+	c := Chart{Title: title}
+	for _, l := range labels {
+		vs := vals[l]
+		if len(vs) == 0 && spec.Agg != AggCount {
+			continue
+		}
 		c.Labels = append(c.Labels, cut(l, 40))
-		c.Values = append(c.Values, v)
+		c.Values = append(c.Values, fold(spec.Agg, vs))
 	}
 	return c, nil
+}
+
+// fold reduces the values of one chart label; vs is empty only for count.
+func fold(agg ChartAgg, vs []float64) float64 {
+	switch agg {
+	case AggCount:
+		return float64(len(vs))
+	case AggMax:
+		return slices.Max(vs)
+	case AggAvg:
+		return total(vs) / float64(len(vs))
+	case AggMedian:
+		s := slices.Clone(vs)
+		slices.Sort(s)
+		n := len(s)
+		if n%2 == 1 {
+			return s[n/2]
+		}
+		return (s[n/2-1] + s[n/2]) / 2
+	}
+	return total(vs)
+}
+
+func total(vs []float64) float64 {
+	t := 0.0
+	for _, v := range vs {
+		t += v
+	}
+	return t
 }
 
 // Page is one self-contained HTML document: no scripts, no fonts, no

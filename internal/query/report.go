@@ -19,7 +19,11 @@ import (
 //	-- purpose: what it answers (continues on following indented -- lines)
 //	-- param: NAME TYPE [= DEFAULT]  description
 //	-- findings: yes|no   (yes: every row is a finding; must be empty)
-//	-- chart: SOURCE LABEL VALUE   (bar chart in HTML; SOURCE is self or a report)
+//	-- chart: SOURCE LABEL VALUE [AGG]   (bar chart in HTML; SOURCE is self or a report)
+//
+// A chart draws one bar per distinct LABEL: the rows with that label are
+// folded by AGG (sum, the default; count of non-NULL values; avg; median;
+// max), so a report grouped finer than its chart still draws each label once.
 //
 // Every report takes @from and @to (DateTime, [from, to)).
 type Report struct {
@@ -38,9 +42,33 @@ type ReportParam struct {
 }
 
 // ChartSpec names the rows a chart draws: the report whose rows (self: this
-// report's) give the labels and the values.
+// report's) give the labels and the values, and how the values of rows that
+// share a label fold into one bar.
 type ChartSpec struct {
 	Source, Label, Value string
+	Agg                  ChartAgg
+}
+
+// ChartAgg folds the values of the rows that share a chart label.
+type ChartAgg string
+
+// The folds a chart line may name.
+const (
+	AggSum    ChartAgg = "sum"
+	AggCount  ChartAgg = "count" // rows whose value is not NULL
+	AggAvg    ChartAgg = "avg"
+	AggMedian ChartAgg = "median"
+	AggMax    ChartAgg = "max"
+)
+
+var chartAggs = []ChartAgg{AggSum, AggCount, AggAvg, AggMedian, AggMax}
+
+// Title says what the bars are: "value by label", "median value by label".
+func (c ChartSpec) Title() string {
+	if c.Agg == AggSum || c.Agg == "" {
+		return c.Value + " by " + c.Label
+	}
+	return string(c.Agg) + " " + c.Value + " by " + c.Label
 }
 
 var (
@@ -96,10 +124,17 @@ func ParseReport(name, src string) (*Report, error) {
 			}
 		case "chart":
 			f := strings.Fields(val)
-			if len(f) != 3 {
-				return nil, bad("chart %q is not SOURCE LABEL VALUE", val)
+			if len(f) != 3 && len(f) != 4 {
+				return nil, bad("chart %q is not SOURCE LABEL VALUE [AGG]", val)
 			}
-			r.Charts = append(r.Charts, ChartSpec{Source: f[0], Label: f[1], Value: f[2]})
+			spec := ChartSpec{Source: f[0], Label: f[1], Value: f[2], Agg: AggSum}
+			if len(f) == 4 {
+				spec.Agg = ChartAgg(f[3])
+				if !slices.Contains(chartAggs, spec.Agg) {
+					return nil, bad("chart %q: AGG must be one of %v, not %q", val, chartAggs, f[3])
+				}
+			}
+			r.Charts = append(r.Charts, spec)
 		}
 	}
 	if r.Title == "" || r.Purpose == "" {

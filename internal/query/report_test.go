@@ -203,3 +203,60 @@ func TestFailOnFindings(t *testing.T) {
 		}
 	}
 }
+
+// TestReportCharts draws every chart of every shipped report over the
+// scenario: one bar per distinct label, whatever the report groups by (the
+// approvals chart once drew one bar per approval).
+func TestReportCharts(t *testing.T) {
+	db, _ := scenarioDB(t)
+	q := openReader(t, db)
+	all, err := Reports()
+	if err != nil {
+		t.Fatal(err)
+	}
+	type bar struct {
+		Label string
+		Value float64
+	}
+	want := map[string][][]bar{
+		"activity":       {{{"2026-01-05", 39}}, {{"egress allow", 1}, {"egress deny", 3}, {"tool call allow", 3}, {"tool call ask", 3}, {"tool call deny", 3}}},
+		"approvals":      {{{"approved", 1}, {"denied", 1}, {"pending", 1}}, {{"tool_call", 25.75}}},
+		"alerts":         {{{"sandbox/metadata-probe", 1}, {"egress/denied-burst", 1}}},
+		"denied_egress":  {{{"evil.example.com", 2}, {"169.254.169.254", 1}}},
+		"events_per_day": {{{"2026-01-05", 39}}},
+		"decisions":      {{{"egress allow", 1}, {"egress deny", 3}, {"tool call allow", 3}, {"tool call ask", 3}, {"tool call deny", 3}}},
+	}
+	for _, r := range all {
+		if len(r.Charts) == 0 {
+			continue
+		}
+		t.Run(r.Name, func(t *testing.T) {
+			res, err := q.RunReport(context.Background(), r, period, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			charts, err := q.charts(context.Background(), r, res, period)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got [][]bar
+			for _, c := range charts {
+				seen := map[string]bool{}
+				var bars []bar
+				for i, l := range c.Labels {
+					if seen[l] {
+						t.Errorf("%s: label %q drawn twice", c.Title, l)
+					}
+					seen[l] = true
+					bars = append(bars, bar{l, c.Values[i]})
+				}
+				got = append(got, bars)
+			}
+			if w, ok := want[r.Name]; ok {
+				if diff := cmp.Diff(w, got); diff != "" {
+					t.Errorf("charts (-want +got):\n%s", diff)
+				}
+			}
+		})
+	}
+}

@@ -9,7 +9,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
-	"github.com/agentaudit/agentaudit/internal/approvals"
+	"github.com/agentaudit/agentaudit/internal/approvals/signing"
 	"github.com/agentaudit/agentaudit/internal/events"
 )
 
@@ -20,7 +20,7 @@ func TestRulePrecision(t *testing.T) {
 	s := testDB(t)
 	p := newPipeline(t)
 	_, priv, _ := ed25519.GenerateKey(rand.Reader)
-	signer, err := approvals.NewSigner("svc-k1", priv)
+	signer, err := signing.NewSigner("svc-k1", priv)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -135,7 +135,7 @@ func (db *DB) charts(ctx context.Context, r *Report, res *Result, p Period) ([]C
 			}
 			title = other.Title
 		}
-		c, err := ChartFrom(title+" ("+spec.Value+" by "+spec.Label+")", src, spec.Label, spec.Value)
+		c, err := ChartFrom(title+" ("+spec.Title()+")", src, spec)
 		if err != nil {
 			return nil, err
 		}

@@ -69,7 +69,12 @@ func describe(s func(string) string) string {
 	}
 	switch s("event_type") {
 	case "session.started":
-		add("agent %s %s in %s, image %s", s("agent_name"), s("agent_version"), s("workspace"), s("image"))
+		// runner exec starts a session with no agent: say nothing of one.
+		if agent := strings.TrimSpace(s("agent_name") + " " + s("agent_version")); agent != "" {
+			add("agent %s in %s, image %s", agent, s("workspace"), s("image"))
+		} else {
+			add("in %s, image %s", s("workspace"), s("image"))
+		}
 		opt("profile", s("sandbox_profile"))
 		opt("operator", s("operator"))
 	case "session.ended":

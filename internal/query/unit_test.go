@@ -2,6 +2,7 @@ package query
 
 import (
 	"errors"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -159,6 +160,8 @@ func TestReportHeaders(t *testing.T) {
 		"-- title: x\n-- purpose: y\n-- param: from DateTime\n-- param: to DateTime\n-- findings: maybe\nSELECT 1",
 		"-- title: x\n-- purpose: y\n-- param: from DateTime\n-- param: to DateTime\n-- param: n UInt8 = 300\nSELECT 1",
 		"-- title: x\n-- purpose: y\n-- param: from DateTime\n-- param: to DateTime\nDROP TABLE events",
+		"-- title: x\n-- purpose: y\n-- param: from DateTime\n-- param: to DateTime\n-- chart: self a b total\nSELECT 1",
+		"-- title: x\n-- purpose: y\n-- param: from DateTime\n-- param: to DateTime\n-- chart: self a\nSELECT 1",
 	}
 	for _, src := range bad {
 		if _, err := ParseReport("bad", src); !errors.Is(err, ErrReport) {
@@ -265,3 +268,83 @@ func FuzzParseReport(f *testing.F) {
 }
 
 func pad(s string, n int) string { return s + strings.Repeat(" ", n-len(s)) }
+
+func TestChartFrom(t *testing.T) {
+	res := &Result{
+		Columns: []Column{{"summary", "String"}, {"decision", "String"}, {"seconds", "Nullable(Float64)"}, {"day", "Date"}},
+	}
+	secs := func(f float64) *float64 { return &f }
+	for _, r := range []struct {
+		summary, decision string
+		secs              *float64
+	}{
+		{"git push", "approved", secs(40)},
+		{"make deploy", "pending", nil},
+		{"git push", "denied", secs(9)},
+		{"git push", "approved", secs(2)},
+		{"rm -rf build", "approved", secs(5)},
+	} {
+		res.Rows = append(res.Rows, []any{r.summary, r.decision, r.secs, "2026-01-05"})
+	}
+	type bar struct {
+		Label string
+		Value float64
+	}
+	tests := []struct {
+		spec ChartSpec
+		want []bar
+	}{
+		// The rows of a label fold into one bar; a NULL adds nothing and a
+		// label with only NULLs draws none.
+		{ChartSpec{Label: "summary", Value: "seconds", Agg: AggSum}, []bar{{"git push", 51}, {"rm -rf build", 5}}},
+		{ChartSpec{Label: "summary", Value: "seconds", Agg: AggMax}, []bar{{"git push", 40}, {"rm -rf build", 5}}},
+		{ChartSpec{Label: "summary", Value: "seconds", Agg: AggAvg}, []bar{{"git push", 17}, {"rm -rf build", 5}}},
+		{ChartSpec{Label: "summary", Value: "seconds", Agg: AggMedian}, []bar{{"git push", 9}, {"rm -rf build", 5}}},
+		{ChartSpec{Label: "decision", Value: "seconds", Agg: AggMedian}, []bar{{"approved", 5}, {"denied", 9}}},
+		{ChartSpec{Label: "decision", Value: "summary", Agg: AggCount}, []bar{{"approved", 3}, {"pending", 1}, {"denied", 1}}},
+		{ChartSpec{Label: "decision", Value: "seconds", Agg: AggCount}, []bar{{"approved", 3}, {"pending", 0}, {"denied", 1}}},
+		{ChartSpec{Label: "day", Value: "seconds", Agg: AggSum}, []bar{{"2026-01-05", 56}}},
+	}
+	for _, tc := range tests {
+		c, err := ChartFrom("t", res, tc.spec)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []bar
+		for i, l := range c.Labels {
+			got = append(got, bar{l, c.Values[i]})
+		}
+		if diff := cmp.Diff(tc.want, got); diff != "" {
+			t.Errorf("%s (-want +got):\n%s", tc.spec.Title(), diff)
+		}
+	}
+	if _, err := ChartFrom("t", res, ChartSpec{Label: "summary", Value: "nope"}); !errors.Is(err, ErrReport) {
+		t.Errorf("missing column: %v, want ErrReport", err)
+	}
+	many := &Result{Columns: []Column{{"k", "String"}, {"v", "UInt64"}}}
+	for i := range 3 * MaxBars {
+		many.Rows = append(many.Rows, []any{strconv.Itoa(i % (MaxBars + 5)), uint64(1)})
+	}
+	if c, _ := ChartFrom("t", many, ChartSpec{Label: "k", Value: "v", Agg: AggSum}); len(c.Labels) != MaxBars || c.Values[0] != 3 {
+		t.Errorf("%d bars, first %v; want %d, 3", len(c.Labels), c.Values, MaxBars)
+	}
+}
+
+// A session runner exec started has no agent; its timeline line names none.
+func TestDescribeSessionStarted(t *testing.T) {
+	tests := []struct {
+		fields map[string]string
+		want   string
+	}{
+		{map[string]string{"agent_name": "codex", "agent_version": "0.9", "workspace": "/ws", "image": "img", "operator": "ops"},
+			"agent codex 0.9 in /ws, image img operator ops"},
+		{map[string]string{"workspace": "/ws", "image": "img", "sandbox_profile": "default"},
+			"in /ws, image img profile default"},
+	}
+	for _, tc := range tests {
+		tc.fields["event_type"] = "session.started"
+		if got := describe(func(k string) string { return tc.fields[k] }); got != tc.want {
+			t.Errorf("describe(%v) = %q, want %q", tc.fields, got, tc.want)
+		}
+	}
+}

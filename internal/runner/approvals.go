@@ -5,8 +5,9 @@ import (
 	"sync"
 	"time"
 
-	"github.com/agentaudit/agentaudit/internal/approvals"
+	"github.com/agentaudit/agentaudit/internal/approvals/signing"
 	"github.com/agentaudit/agentaudit/internal/events"
+	"github.com/agentaudit/agentaudit/internal/preview"
 )
 
 // hub routes what arrives on audit.approvals: signed decisions to the calls
@@ -14,20 +15,20 @@ import (
 // session id). Decisions are verified against the key set and claimed in a
 // replay guard before any call sees them.
 type hub struct {
-	keys  *approvals.KeySet
-	guard *approvals.ReplayGuard
+	keys  *signing.KeySet
+	guard *signing.ReplayGuard
 	now   func() time.Time
 	stats *Stats
 	log   *slog.Logger
 
 	mu       sync.Mutex
 	waiting  map[string]*waiter
-	answered map[string]approvals.RequestRef // kept until expiry to recognise replays
+	answered map[string]signing.RequestRef // kept until expiry to recognise replays
 	sessions map[string]*Session
 }
 
 type waiter struct {
-	ref approvals.RequestRef
+	ref signing.RequestRef
 	ch  chan verified
 }
 
@@ -37,17 +38,17 @@ type verified struct {
 	d   *events.ApprovalDecided
 }
 
-func newHub(keys *approvals.KeySet, now func() time.Time, stats *Stats, log *slog.Logger) *hub {
+func newHub(keys *signing.KeySet, now func() time.Time, stats *Stats, log *slog.Logger) *hub {
 	return &hub{
-		keys: keys, guard: approvals.NewReplayGuard(now), now: now, stats: stats, log: log,
-		waiting: map[string]*waiter{}, answered: map[string]approvals.RequestRef{},
+		keys: keys, guard: signing.NewReplayGuard(now), now: now, stats: stats, log: log,
+		waiting: map[string]*waiter{}, answered: map[string]signing.RequestRef{},
 		sessions: map[string]*Session{},
 	}
 }
 
 // wait registers interest in ref's decision. Register before emitting the
 // request, so a fast answer cannot be missed.
-func (h *hub) wait(ref approvals.RequestRef) *waiter {
+func (h *hub) wait(ref signing.RequestRef) *waiter {
 	w := &waiter{ref: ref, ch: make(chan verified, 1)}
 	h.mu.Lock()
 	defer h.mu.Unlock()
@@ -63,7 +64,7 @@ func (h *hub) wait(ref approvals.RequestRef) *waiter {
 
 // done stops waiting for ref; later decisions for it are checked (and
 // refused) as replays or late answers.
-func (h *hub) done(ref approvals.RequestRef) {
+func (h *hub) done(ref signing.RequestRef) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	delete(h.waiting, ref.ApprovalID)
@@ -109,14 +110,14 @@ func (h *hub) decision(env *events.Envelope) {
 		return
 	}
 	if h.keys == nil {
-		h.stats.reject(approvals.CodeUnknownKey)
+		h.stats.reject(signing.CodeUnknownKey)
 		h.log.Warn("approval decision refused: no approval keys configured", "approval_id", env.ApprovalID)
 		return
 	}
 	d, err := h.guard.Accept(h.keys, env, ref)
 	if err != nil {
-		code := approvals.CodeOf(err)
-		if code == approvals.CodePartial {
+		code := signing.CodeOf(err)
+		if code == signing.CodePartial {
 			h.log.Info("partial approval; waiting for the second approver", "approval_id", env.ApprovalID, "err", err)
 			return
 		}
@@ -128,7 +129,7 @@ func (h *hub) decision(env *events.Envelope) {
 		// Verified, but nobody waits any more (the call expired or was
 		// cancelled): acting on it now would run a call the agent was
 		// already told was denied.
-		h.stats.reject(approvals.CodeExpired)
+		h.stats.reject(signing.CodeExpired)
 		return
 	}
 	h.stats.DecisionsAccepted.Add(1)
@@ -145,6 +146,6 @@ func (h *hub) decision(env *events.Envelope) {
 // fills it in; rel is the path the workspace resolved. The file is read
 // through an os.Root of the workspace, never through a symlink out of it.
 func writePreview(hostWorkspace, rel, shownPath string, content []byte) *events.WritePreview {
-	cur, exists := approvals.CurrentFile(hostWorkspace, rel)
-	return approvals.NewWritePreview(shownPath, cur, exists, content)
+	cur, exists := preview.CurrentFile(hostWorkspace, rel)
+	return preview.FileWrite(shownPath, cur, exists, content)
 }

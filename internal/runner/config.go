@@ -13,8 +13,8 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/agentaudit/agentaudit/internal/approvals"
-	"github.com/agentaudit/agentaudit/internal/events"
+	"github.com/agentaudit/agentaudit/internal/approvals/signing"
+	"github.com/agentaudit/agentaudit/internal/eventlog"
 	"github.com/agentaudit/agentaudit/internal/netpol"
 	"github.com/agentaudit/agentaudit/internal/policy"
 	"github.com/agentaudit/agentaudit/internal/sandbox"
@@ -179,9 +179,9 @@ func (c *Config) Validate() error {
 		}
 		c.SpoolDir = filepath.Join(base, "agentaudit", "spool", strings.ReplaceAll(c.RunnerID, "/", "_"))
 	}
-	c.TopicEvents = orDefault(c.TopicEvents, events.DefaultTopics.Events)
-	c.TopicApprovals = orDefault(c.TopicApprovals, events.DefaultTopics.Approvals)
-	c.TopicDLQ = orDefault(c.TopicDLQ, events.DefaultTopics.DLQ)
+	c.TopicEvents = orDefault(c.TopicEvents, eventlog.DefaultTopics.Events)
+	c.TopicApprovals = orDefault(c.TopicApprovals, eventlog.DefaultTopics.Approvals)
+	c.TopicDLQ = orDefault(c.TopicDLQ, eventlog.DefaultTopics.DLQ)
 	if err := c.validateSandbox(bad); err != nil {
 		return err
 	}
@@ -276,14 +276,14 @@ func (c *Config) validateSandbox(bad func(field, format string, args ...any) err
 }
 
 // Topics returns the configured topic names.
-func (c *Config) Topics() events.Topics {
-	return events.Topics{Events: c.TopicEvents, Approvals: c.TopicApprovals, DLQ: c.TopicDLQ}
+func (c *Config) Topics() eventlog.Topics {
+	return eventlog.Topics{Events: c.TopicEvents, Approvals: c.TopicApprovals, DLQ: c.TopicDLQ}
 }
 
 // Service is a Runner wired to Kafka and Podman as the binary runs it.
 type Service struct {
 	*Runner
-	Producer *events.Producer
+	Producer *eventlog.Producer
 	Podman   *PodmanSandbox
 	Profile  *sandbox.Profile
 	// Lost are the sessions of a previous run of this runner that this
@@ -323,9 +323,9 @@ func Open(ctx context.Context, cfg Config, opts ...Option) (*Service, error) {
 	} else {
 		log.Info("no egress policy (EGRESS_POLICY, --egress-policy): sandboxes have no network at all")
 	}
-	var keys *approvals.KeySet
+	var keys *signing.KeySet
 	if cfg.ApprovalKeys != "" {
-		if keys, err = approvals.LoadKeySet(cfg.ApprovalKeys); err != nil {
+		if keys, err = signing.LoadKeySet(cfg.ApprovalKeys); err != nil {
 			return nil, fmt.Errorf("%w: APPROVAL_KEYS: %w", ErrConfig, err)
 		}
 	} else {
@@ -373,14 +373,14 @@ func Open(ctx context.Context, cfg Config, opts ...Option) (*Service, error) {
 	if psb.uid < 0 {
 		psb.uid = os.Geteuid() // rootless Podman as the runner's own user
 	}
-	prod, err := events.NewProducer(ctx, cfg.KafkaBrokers, cfg.RunnerID,
-		events.WithTopics(cfg.Topics()), events.WithAckTimeout(cfg.AckTimeout),
-		events.WithSpool(cfg.SpoolDir, 256<<20), events.WithEnsureTopics(-1, -1),
-		events.WithProducerLogger(log))
+	prod, err := eventlog.NewProducer(ctx, cfg.KafkaBrokers, cfg.RunnerID,
+		eventlog.WithTopics(cfg.Topics()), eventlog.WithAckTimeout(cfg.AckTimeout),
+		eventlog.WithSpool(cfg.SpoolDir, 256<<20), eventlog.WithEnsureTopics(-1, -1),
+		eventlog.WithProducerLogger(log))
 	if err != nil {
 		// Kafka unreachable: `runner serve` keeps serving and refuses
 		// calls audit_unavailable until a retry gets through.
-		return nil, fmt.Errorf("runner: audit producer: %w: %w", events.ErrAuditUnavailable, err)
+		return nil, fmt.Errorf("runner: audit producer: %w: %w", eventlog.ErrAuditUnavailable, err)
 	}
 	// Sessions whose sandboxes outlived their runner: their supervisors
 	// killed every process when the runner's socket closed; their ends
@@ -406,7 +406,7 @@ func Open(ctx context.Context, cfg Config, opts ...Option) (*Service, error) {
 	feed, err := FollowApprovals(ctx, cfg.KafkaBrokers, cfg.TopicApprovals, r.Dispatch, r.Stats(), log)
 	if err != nil {
 		prod.Close(ctx)
-		return nil, fmt.Errorf("%w: %w", events.ErrAuditUnavailable, err)
+		return nil, fmt.Errorf("%w: %w", eventlog.ErrAuditUnavailable, err)
 	}
 	svc := &Service{Runner: r, Producer: prod, Podman: psb, Profile: prof, feed: feed, cfg: cfg, idLock: idLock}
 	opened = true

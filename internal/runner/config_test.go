@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/agentaudit/agentaudit/internal/events/eventstest"
+	"github.com/agentaudit/agentaudit/internal/eventlog/eventlogtest"
 	"github.com/agentaudit/agentaudit/internal/testenv"
 )
 
@@ -61,7 +61,7 @@ func TestConfigValidateNamesTheField(t *testing.T) {
 
 func TestIntegrationRunExec(t *testing.T) {
 	brokers := testenv.Kafka(t)
-	tp := eventstest.Topics(t, brokers)
+	tp := eventlogtest.Topics(t, brokers)
 	ws := itWorkspace(t)
 	cfg := Config{KafkaBrokers: brokers, PodmanSocket: testenv.Podman(t), SandboxImage: testenv.Get(t, "SANDBOX_IMAGE"),
 		RunnerID: "runner-exec-it", SpoolDir: t.TempDir(), Workspace: ws,

@@ -12,7 +12,7 @@
 //	policy.decision      Emit: allow, ask or deny with a reason code
 //	approval.requested   Emit on audit.approvals when the policy asks; the
 //	                     call waits for a signed approval.decided (verified
-//	                     with approvals.KeySet and a ReplayGuard) or expires
+//	                     with signing.KeySet and a ReplayGuard) or expires
 //	policy.decision      Emit: the outcome of the approval (approved,
 //	                     approved_for_session, approval_denied, approval_expired)
 //	(exec in the sandbox)
@@ -34,5 +34,5 @@
 //
 // The package declares what it needs from its neighbours as small
 // interfaces (Emitter, Sandbox, Egress), so it can be tested with fakes and
-// wired to internal/events, internal/sandbox and internal/netpol.
+// wired to internal/eventlog, internal/sandbox and internal/netpol.
 package runner

@@ -13,7 +13,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/agentaudit/agentaudit/internal/approvals"
+	"github.com/agentaudit/agentaudit/internal/approvals/signing"
+	"github.com/agentaudit/agentaudit/internal/eventlog"
 	"github.com/agentaudit/agentaudit/internal/events"
 	"github.com/agentaudit/agentaudit/internal/policy"
 )
@@ -59,7 +60,7 @@ func (f *fakeEmitter) Emit(_ context.Context, e *events.Envelope) error {
 	}
 	if f.down.Load() {
 		f.spooled = append(f.spooled, e)
-		return events.ErrAuditUnavailable
+		return eventlog.ErrAuditUnavailable
 	}
 	if f.keep {
 		f.acked = append(f.acked, e)
@@ -213,7 +214,7 @@ type rig struct {
 	r      *Runner
 	em     *fakeEmitter
 	sb     *fakeSandbox
-	signer approvals.Signer
+	signer signing.Signer
 	ws     string
 	ids    *events.IDGen
 }
@@ -230,11 +231,11 @@ func newRig(t *testing.T, opts ...Option) *rig { return newRigB(t, opts...) }
 
 func newRigB(t testing.TB, opts ...Option) *rig {
 	t.Helper()
-	signer, pub, err := approvals.GenerateKey("approvals-test-1")
+	signer, pub, err := signing.GenerateKey("approvals-test-1")
 	if err != nil {
 		t.Fatal(err)
 	}
-	ks, err := approvals.NewKeySet([]approvals.PublicKey{pub})
+	ks, err := signing.NewKeySet([]signing.PublicKey{pub})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -272,16 +273,16 @@ func (g *rig) open(t *testing.T) *Session {
 }
 
 // decide builds a decision for the approval.requested req, signed by s.
-func (g *rig) decide(t *testing.T, s approvals.Signer, req *events.Envelope, outcome events.ApprovalOutcome, scope events.ApprovalScope) *events.Envelope {
+func (g *rig) decide(t *testing.T, s signing.Signer, req *events.Envelope, outcome events.ApprovalOutcome, scope events.ApprovalScope) *events.Envelope {
 	t.Helper()
-	ref, err := approvals.RefOf(req)
+	ref, err := signing.RefOf(req)
 	if err != nil {
 		t.Fatal(err)
 	}
 	return signedDecision(t, s, g.ids, ref, outcome, scope)
 }
 
-func signedDecision(t testing.TB, s approvals.Signer, ids *events.IDGen, ref approvals.RequestRef, outcome events.ApprovalOutcome, scope events.ApprovalScope) *events.Envelope {
+func signedDecision(t testing.TB, s signing.Signer, ids *events.IDGen, ref signing.RequestRef, outcome events.ApprovalOutcome, scope events.ApprovalScope) *events.Envelope {
 	t.Helper()
 	d := events.ApprovalDecided{Decision: outcome, Approver: events.Actor{Type: events.ActorHuman, ID: "bob"},
 		DecidedAt: events.At(time.Now())}

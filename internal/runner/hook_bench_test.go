@@ -12,8 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/agentaudit/agentaudit/internal/eventlog/eventlogtest"
 	"github.com/agentaudit/agentaudit/internal/events"
-	"github.com/agentaudit/agentaudit/internal/events/eventstest"
 	"github.com/agentaudit/agentaudit/internal/hook"
 	"github.com/agentaudit/agentaudit/internal/sandbox"
 	"github.com/agentaudit/agentaudit/internal/testenv"
@@ -26,7 +26,7 @@ import (
 // PostToolUse (tool_call.completed), untimed. Target: p50 ≤ 5 ms, p99 ≤ 20 ms.
 func BenchmarkHookRoundTrip(b *testing.B) {
 	brokers := testenv.Kafka(b)
-	tp := eventstest.Topics(b, brokers)
+	tp := eventlogtest.Topics(b, brokers)
 	cfg := Config{
 		KafkaBrokers: brokers, PodmanSocket: testenv.Podman(b), SandboxImage: testenv.Get(b, "SANDBOX_IMAGE"),
 		RunnerID: "runner-hookbench-" + time.Now().Format("150405.000"), SpoolDir: b.TempDir(),
@@ -116,7 +116,7 @@ func TestHookSoak(t *testing.T) {
 		t.Skip("a soak; go test -short leaves it out")
 	}
 	brokers := testenv.Kafka(t)
-	tp := eventstest.Topics(t, brokers)
+	tp := eventlogtest.Topics(t, brokers)
 	cfg := Config{
 		KafkaBrokers: brokers, PodmanSocket: testenv.Podman(t), SandboxImage: testenv.Get(t, "SANDBOX_IMAGE"),
 		RunnerID: "runner-hooksoak-" + time.Now().Format("150405.000"), SpoolDir: t.TempDir(),

@@ -14,9 +14,10 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/twmb/franz-go/pkg/kgo"
 
-	"github.com/agentaudit/agentaudit/internal/approvals"
+	"github.com/agentaudit/agentaudit/internal/approvals/signing"
+	"github.com/agentaudit/agentaudit/internal/eventlog"
+	"github.com/agentaudit/agentaudit/internal/eventlog/eventlogtest"
 	"github.com/agentaudit/agentaudit/internal/events"
-	"github.com/agentaudit/agentaudit/internal/events/eventstest"
 	"github.com/agentaudit/agentaudit/internal/sandbox"
 	"github.com/agentaudit/agentaudit/internal/testenv"
 	"github.com/agentaudit/agentaudit/internal/testenv/faultreport"
@@ -48,10 +49,10 @@ func itWorkspace(t *testing.T) string {
 type itEnv struct {
 	svc      *Service
 	cfg      Config
-	topics   events.Topics
+	topics   eventlog.Topics
 	brokers  []string
-	signer   approvals.Signer
-	approver *events.Producer // writes approval.decided, session.held, session.released
+	signer   signing.Signer
+	approver *eventlog.Producer // writes approval.decided, session.held, session.released
 	ids      *events.IDGen
 	requests *requestReader
 }
@@ -66,13 +67,13 @@ func newITEnvWith(t *testing.T, approvalTimeout time.Duration, edit func(*Config
 	t.Helper()
 	brokers := testenv.Kafka(t)
 	sock := testenv.Podman(t)
-	tp := eventstest.Topics(t, brokers)
-	signer, pub, err := approvals.GenerateKey("approvals-it-1")
+	tp := eventlogtest.Topics(t, brokers)
+	signer, pub, err := signing.GenerateKey("approvals-it-1")
 	if err != nil {
 		t.Fatal(err)
 	}
 	keyFile := filepath.Join(t.TempDir(), "keys.json")
-	data, err := approvals.MarshalKeySet([]approvals.PublicKey{pub})
+	data, err := signing.MarshalKeySet([]signing.PublicKey{pub})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -97,7 +98,7 @@ func newITEnvWith(t *testing.T, approvalTimeout time.Duration, edit func(*Config
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { svc.Close(context.Background()) })
-	ap, err := events.NewProducer(ctx, brokers, "approvals-it", events.WithTopics(tp))
+	ap, err := eventlog.NewProducer(ctx, brokers, "approvals-it", eventlog.WithTopics(tp))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -121,9 +122,9 @@ func (e *itEnv) open(t *testing.T, ws string) *Session {
 
 // answer signs a decision for the request with signer and writes it to
 // audit.approvals, as the approvals service would.
-func (e *itEnv) answer(t *testing.T, signer approvals.Signer, req *events.Envelope, outcome events.ApprovalOutcome, scope events.ApprovalScope) *events.Envelope {
+func (e *itEnv) answer(t *testing.T, signer signing.Signer, req *events.Envelope, outcome events.ApprovalOutcome, scope events.ApprovalScope) *events.Envelope {
 	t.Helper()
-	ref, err := approvals.RefOf(req)
+	ref, err := signing.RefOf(req)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -304,7 +305,7 @@ func TestIntegrationDecisionPaths(t *testing.T) {
 		name   string
 		answer func(t *testing.T, req *events.Envelope)
 		want   events.ReasonCode // "" = ran
-		code   approvals.Code
+		code   signing.Code
 	}{
 		{"approved runs", func(t *testing.T, req *events.Envelope) {
 			e.answer(t, e.signer, req, events.ApprovalApproved, events.ScopeOnce)
@@ -314,16 +315,16 @@ func TestIntegrationDecisionPaths(t *testing.T) {
 		}, events.ReasonApprovalDenied, ""},
 		{"unanswered expires", func(*testing.T, *events.Envelope) {}, events.ReasonApprovalExpired, ""},
 		{"forged decision is refused", func(t *testing.T, req *events.Envelope) {
-			forger, _, _ := approvals.GenerateKey("approvals-it-1")
+			forger, _, _ := signing.GenerateKey("approvals-it-1")
 			e.answer(t, forger, req, events.ApprovalApproved, events.ScopeOnce)
-		}, events.ReasonApprovalExpired, approvals.CodeBadSignature},
+		}, events.ReasonApprovalExpired, signing.CodeBadSignature},
 		{"decision for another approval id is refused", func(t *testing.T, req *events.Envelope) {
-			ref, _ := approvals.RefOf(req)
+			ref, _ := signing.RefOf(req)
 			ref.ApprovalID, ref.RequestEventID = e.ids.Next().String(), e.ids.Next().String()
 			d := signedDecision(t, e.signer, e.ids, ref, events.ApprovalApproved, events.ScopeOnce)
 			d.ApprovalID = req.ApprovalID
 			e.publish(t, d)
-		}, events.ReasonApprovalExpired, approvals.CodeRequestMismatch},
+		}, events.ReasonApprovalExpired, signing.CodeRequestMismatch},
 	}
 	for _, tc := range askCases {
 		t.Run("ask: "+tc.name, func(t *testing.T) {
@@ -358,7 +359,7 @@ func TestIntegrationDecisionPaths(t *testing.T) {
 		if o := waitOutcome(t, ch); o.err != nil {
 			t.Fatal(o.err)
 		}
-		before := e.svc.Stats().Rejected(approvals.CodeReplay)
+		before := e.svc.Stats().Rejected(signing.CodeReplay)
 		ch = asyncCall(s, shell("touch replay.marker && git push"))
 		e.requests.next(t, s.ID(), 1)
 		e.publish(t, old)
@@ -368,7 +369,7 @@ func TestIntegrationDecisionPaths(t *testing.T) {
 		if exists(ws, "replay.marker") {
 			t.Error("replayed approval ran the call")
 		}
-		if got := e.svc.Stats().Rejected(approvals.CodeReplay); got != before+1 {
+		if got := e.svc.Stats().Rejected(signing.CodeReplay); got != before+1 {
 			t.Errorf("replays rejected %d, want %d", got, before+1)
 		}
 	})

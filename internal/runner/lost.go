@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 
+	"github.com/agentaudit/agentaudit/internal/eventlog"
 	"github.com/agentaudit/agentaudit/internal/events"
 )
 
@@ -24,7 +25,7 @@ type LostSession struct {
 // chainLog is what recording a lost session needs of the producer.
 type chainLog interface {
 	Flush(ctx context.Context) error
-	ReadSession(ctx context.Context, sessionID string, opts ...events.ReadOption) ([]*events.Envelope, error)
+	ReadSession(ctx context.Context, sessionID string, opts ...eventlog.ReadOption) ([]*events.Envelope, error)
 	Resume(k events.ChainKey, seq uint64, hash string)
 	ForgetChain(k events.ChainKey)
 	EmitAfter(ctx context.Context, e *events.Envelope) error
@@ -41,7 +42,7 @@ func recordLost(ctx context.Context, log chainLog, ids *events.IDGen, tenant, ru
 		return ls, fmt.Errorf("runner: drain the spool before reading session %s back: %w", sessionID, err)
 	}
 	evs, err := log.ReadSession(ctx, sessionID)
-	if err != nil && !errors.Is(err, events.ErrSessionStartNotFound) {
+	if err != nil && !errors.Is(err, eventlog.ErrSessionStartNotFound) {
 		return ls, err
 	}
 	key := events.ChainKey{SessionID: sessionID, RunnerID: runnerID}

@@ -15,6 +15,7 @@ import (
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
+	"github.com/agentaudit/agentaudit/internal/eventlog"
 	"github.com/agentaudit/agentaudit/internal/events"
 )
 
@@ -106,7 +107,7 @@ func NewMCPServer(r *Runner, workspace string, opts ...MCPOption) *MCPServer {
 		m.log = slog.New(slog.DiscardHandler)
 	}
 	if m.r == nil && m.down == nil {
-		m.down = events.ErrAuditUnavailable
+		m.down = eventlog.ErrAuditUnavailable
 	}
 	m.srv = mcp.NewServer(&mcp.Implementation{Name: "agentaudit-runner", Version: Version}, &mcp.ServerOptions{
 		Instructions: "Every tool runs inside a sandbox with no network; the workspace is mounted at /workspace. " +
@@ -335,7 +336,7 @@ func (m *MCPServer) call(ctx context.Context, req *mcp.CallToolRequest, c Call) 
 	switch {
 	case errors.As(err, &d):
 		return toolError(d.Reason, d.Error()), nil, nil
-	case errors.Is(err, events.ErrAuditUnavailable):
+	case errors.Is(err, eventlog.ErrAuditUnavailable):
 		d := &DeniedError{Reason: events.ReasonAuditUnavailable, Detail: "the audit log (Kafka) did not acknowledge the session's start, so nothing ran"}
 		return toolError(d.Reason, d.Error()), nil, nil
 	case err != nil:

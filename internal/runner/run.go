@@ -12,6 +12,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/agentaudit/agentaudit/internal/eventlog"
 	"github.com/agentaudit/agentaudit/internal/events"
 )
 
@@ -154,7 +155,7 @@ func Serve(ctx context.Context, cfg Config, so ServeOptions) error {
 	case err == nil:
 		svc = first
 		m = NewMCPServer(svc.Runner, cfg.Workspace, mopts...)
-	case errors.Is(err, events.ErrAuditUnavailable):
+	case errors.Is(err, eventlog.ErrAuditUnavailable):
 		log.Error("Kafka is unreachable; serving, and refusing every call audit_unavailable until it answers", "err", err)
 		m = NewMCPServer(nil, cfg.Workspace, append(mopts, WithUnavailable(err))...)
 	default:

@@ -10,13 +10,13 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/agentaudit/agentaudit/internal/approvals"
+	"github.com/agentaudit/agentaudit/internal/approvals/signing"
 	"github.com/agentaudit/agentaudit/internal/events"
 	"github.com/agentaudit/agentaudit/internal/policy"
 )
 
-// Emitter writes audit events: *events.Producer. Emit returns only after
-// Kafka acknowledged the event (events.ErrAuditUnavailable otherwise);
+// Emitter writes audit events: *eventlog.Producer. Emit returns only after
+// Kafka acknowledged the event (eventlog.ErrAuditUnavailable otherwise);
 // EmitAfter records what already happened and spools when Kafka is down.
 type Emitter interface {
 	Emit(ctx context.Context, e *events.Envelope) error
@@ -60,22 +60,22 @@ type Stats struct {
 	InvalidRecords atomic.Int64
 
 	mu       sync.Mutex
-	rejected map[approvals.Code]int64
+	rejected map[signing.Code]int64
 }
 
 // Rejected returns how many decisions were refused with code.
-func (s *Stats) Rejected(code approvals.Code) int64 {
+func (s *Stats) Rejected(code signing.Code) int64 {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.rejected[code]
 }
 
-func (s *Stats) reject(code approvals.Code) {
+func (s *Stats) reject(code signing.Code) {
 	s.DecisionsRejected.Add(1)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.rejected == nil {
-		s.rejected = map[approvals.Code]int64{}
+		s.rejected = map[signing.Code]int64{}
 	}
 	s.rejected[code]++
 }
@@ -88,7 +88,7 @@ type options struct {
 	readLimit       int64
 	listLimit       int
 	execTimeout     time.Duration
-	keys            *approvals.KeySet
+	keys            *signing.KeySet
 	now             func() time.Time
 	egress          Egress
 	log             *slog.Logger
@@ -128,7 +128,7 @@ func WithApprovalTimeout(d time.Duration) Option {
 // WithApprovalKeys sets the public keys approval decisions must be signed
 // with. Without keys every ask is denied once it expires: nothing can
 // approve.
-func WithApprovalKeys(ks *approvals.KeySet) Option { return func(o *options) { o.keys = ks } }
+func WithApprovalKeys(ks *signing.KeySet) Option { return func(o *options) { o.keys = ks } }
 
 // WithEventOutputLimit bounds the output text kept in tool_call.completed
 // (default 16 KiB per stream; the full length and sha256 are always kept).
@@ -241,7 +241,7 @@ type SessionOptions struct {
 
 // OpenSession starts a sandbox and records session.started. When Kafka does
 // not acknowledge session.started the sandbox is removed again and the
-// error wraps events.ErrAuditUnavailable: no session runs unrecorded.
+// error wraps eventlog.ErrAuditUnavailable: no session runs unrecorded.
 func (r *Runner) OpenSession(ctx context.Context, so SessionOptions) (*Session, error) {
 	ws, err := OpenWorkspace(so.Workspace)
 	if err != nil {

@@ -9,8 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/agentaudit/agentaudit/internal/eventlog/eventlogtest"
 	"github.com/agentaudit/agentaudit/internal/events"
-	"github.com/agentaudit/agentaudit/internal/events/eventstest"
 	"github.com/agentaudit/agentaudit/internal/sandbox"
 	"github.com/agentaudit/agentaudit/internal/testenv"
 )
@@ -42,7 +42,7 @@ func TestClaimRunnerID(t *testing.T) {
 // sandbox alone: its session goes on.
 func TestIntegrationDefaultRunnerIDsDoNotCollide(t *testing.T) {
 	brokers := testenv.Kafka(t)
-	tp := eventstest.Topics(t, brokers)
+	tp := eventlogtest.Topics(t, brokers)
 	cfg := func() Config {
 		return Config{
 			KafkaBrokers: brokers, PodmanSocket: testenv.Podman(t), SandboxImage: testenv.Get(t, "SANDBOX_IMAGE"),

@@ -12,7 +12,7 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"github.com/agentaudit/agentaudit/internal/approvals"
+	"github.com/agentaudit/agentaudit/internal/approvals/signing"
 	"github.com/agentaudit/agentaudit/internal/events"
 	"github.com/agentaudit/agentaudit/internal/fsguard"
 	"github.com/agentaudit/agentaudit/internal/policy"
@@ -505,7 +505,7 @@ func (s *Session) ask(ctx context.Context, callID string, req AskRequest, parent
 	if err != nil {
 		return false, "", "", "", fmt.Errorf("runner: build approval.requested: %w", err)
 	}
-	ref, err := approvals.RefOf(env)
+	ref, err := signing.RefOf(env)
 	if err != nil {
 		return false, "", "", "", err
 	}

@@ -10,7 +10,8 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
-	"github.com/agentaudit/agentaudit/internal/approvals"
+	"github.com/agentaudit/agentaudit/internal/approvals/signing"
+	"github.com/agentaudit/agentaudit/internal/eventlog"
 	"github.com/agentaudit/agentaudit/internal/events"
 )
 
@@ -76,11 +77,11 @@ type approvalCase struct {
 	wantReason events.ReasonCode // "" means the call ran
 	wantRan    bool
 	wantDec    [][3]string
-	rejected   approvals.Code // a decision refused with this code
+	rejected   signing.Code // a decision refused with this code
 }
 
 func TestApprovalPaths(t *testing.T) {
-	other, _, err := approvals.GenerateKey("approvals-test-1") // same key id, other key: a forgery
+	other, _, err := signing.GenerateKey("approvals-test-1") // same key id, other key: a forgery
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -99,16 +100,16 @@ func TestApprovalPaths(t *testing.T) {
 		{name: "nobody answers: expired", wantReason: events.ReasonApprovalExpired,
 			answer:  func(*testing.T, *rig, *events.Envelope) {},
 			wantDec: [][3]string{ask, {"deny", "approval_expired", "required"}}},
-		{name: "forged with another key is refused", wantReason: events.ReasonApprovalExpired, rejected: approvals.CodeBadSignature,
+		{name: "forged with another key is refused", wantReason: events.ReasonApprovalExpired, rejected: signing.CodeBadSignature,
 			answer: func(t *testing.T, g *rig, req *events.Envelope) {
 				g.r.Dispatch(g.decide(t, other, req, events.ApprovalApproved, events.ScopeOnce))
 			},
 			wantDec: [][3]string{ask, {"deny", "approval_expired", "required"}}},
-		{name: "decision for another approval id is refused", wantReason: events.ReasonApprovalExpired, rejected: approvals.CodeRequestMismatch,
+		{name: "decision for another approval id is refused", wantReason: events.ReasonApprovalExpired, rejected: signing.CodeRequestMismatch,
 			answer: func(t *testing.T, g *rig, req *events.Envelope) {
 				// A valid signature for a different request, relabelled with
 				// this request's approval id.
-				ref, _ := approvals.RefOf(req)
+				ref, _ := signing.RefOf(req)
 				ref.ApprovalID, ref.RequestEventID = g.ids.Next().String(), g.ids.Next().String()
 				d := signedDecision(t, g.signer, g.ids, ref, events.ApprovalApproved, events.ScopeOnce)
 				d.ApprovalID = req.ApprovalID
@@ -117,7 +118,7 @@ func TestApprovalPaths(t *testing.T) {
 			wantDec: [][3]string{ask, {"deny", "approval_expired", "required"}}},
 		{name: "partial approval is not acted on", wantReason: events.ReasonApprovalExpired,
 			answer: func(t *testing.T, g *rig, req *events.Envelope) {
-				ref, _ := approvals.RefOf(req)
+				ref, _ := signing.RefOf(req)
 				d := events.ApprovalDecided{Decision: events.ApprovalApproved, ReasonCode: events.ReasonNeedsApproval,
 					Scope: events.ScopeOnce, Approver: events.Actor{Type: events.ActorHuman, ID: "bob"}, DecidedAt: events.At(time.Now())}
 				env, _ := events.New(d, events.WithEventID(g.ids.Next().String()), events.WithApproval(ref.ApprovalID),
@@ -129,7 +130,7 @@ func TestApprovalPaths(t *testing.T) {
 				g.r.Dispatch(env)
 			},
 			wantDec: [][3]string{ask, {"deny", "approval_expired", "required"}}},
-		{name: "signed expiry is expired", wantReason: events.ReasonApprovalExpired, rejected: approvals.CodeNotDue,
+		{name: "signed expiry is expired", wantReason: events.ReasonApprovalExpired, rejected: signing.CodeNotDue,
 			answer: func(t *testing.T, g *rig, req *events.Envelope) {
 				// An "expired" outcome before the deadline is refused; the
 				// deadline then passes.
@@ -182,7 +183,7 @@ func TestReplayedDecisionIsRefused(t *testing.T) {
 	if o := waitOutcome(t, ch); ReasonOf(o.err) != events.ReasonApprovalExpired {
 		t.Errorf("second call: %v, want approval_expired", o.err)
 	}
-	if n := g.r.Stats().Rejected(approvals.CodeReplay); n != 1 {
+	if n := g.r.Stats().Rejected(signing.CodeReplay); n != 1 {
 		t.Errorf("replays rejected = %d, want 1", n)
 	}
 	if n := len(g.sb.ran()); n != 1 {
@@ -287,7 +288,7 @@ func TestAuditUnavailableRunsNothing(t *testing.T) {
 		t.Errorf("decisions (-want +got):\n%s", diff)
 	}
 	// A session cannot start unrecorded.
-	if _, err := g.r.OpenSession(context.Background(), SessionOptions{Workspace: g.ws}); !errors.Is(err, events.ErrAuditUnavailable) {
+	if _, err := g.r.OpenSession(context.Background(), SessionOptions{Workspace: g.ws}); !errors.Is(err, eventlog.ErrAuditUnavailable) {
 		t.Errorf("OpenSession with audit down: %v", err)
 	}
 	if g.sb.closed != 1 {

@@ -293,3 +293,10 @@ func ConnectInProcess(ctx context.Context, m *MCPServer) (*mcp.ClientSession, fu
 	}
 	return cs, stop, nil
 }
+
+func verdict(ok bool) string {
+	if ok {
+		return "met"
+	}
+	return "NOT met"
+}

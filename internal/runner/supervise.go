@@ -324,7 +324,7 @@ type afterQueue struct {
 }
 
 // batchEmitter is an Emitter that can record several events of one chain
-// in one round trip (events.Producer).
+// in one round trip (eventlog.Producer).
 type batchEmitter interface {
 	EmitAfterBatch(ctx context.Context, es []*events.Envelope) error
 }

@@ -14,9 +14,14 @@
 // and pids limits, so processes are bounded by nproc, memory by the
 // address-space rlimit, and disk by the tmpfs size and fsize.
 //
-// Protected paths and their limits. Each protected glob is expanded against
-// the host workspace when the session starts and every match is mounted
-// read-only over the workspace bind; every directory between the workspace
+// Protected paths and their limits. Protected paths are globs in package
+// glob's dialect, relative to the workspace as in policy files: one
+// without a slash matches at any depth (".env*" finds sub/.env.local), a
+// leading "/" anchors it at the workspace root. Each protected glob is
+// expanded against the host workspace when the session starts, walking
+// only the directories where it may match (all of them for a glob without
+// a slash; a symlinked directory once per target), and every match is
+// mounted read-only over the workspace bind; every directory between the workspace
 // root and a match is bind-mounted onto itself as well, so it is a mount
 // point inside the container and cannot be renamed or removed to get the
 // protected path out of the way. A literal path (no glob characters) that is
@@ -32,7 +37,7 @@
 //     when that stays inside the workspace, and skipped otherwise (the
 //     container cannot reach the host target anyway);
 //   - nested repositories (`sub/.git/hooks`) are protected only when a glob
-//     names them.
+//     names them (`**/.git/hooks/`).
 //
 // Exec time-outs. The bindings' ExecStartAndAttach ignores context
 // cancellation, so Exec runs it in a goroutine and a watchdog kills the

@@ -10,7 +10,6 @@ import (
 	"io"
 	"os"
 	"path"
-	"path/filepath"
 	"regexp"
 	"sort"
 	"strconv"
@@ -18,13 +17,17 @@ import (
 	"time"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/agentaudit/agentaudit/internal/glob"
 )
 
 //go:embed default.yaml
 var defaultProfileYAML []byte
 
-// DefaultProtectedPaths are protected in every profile, relative to the
-// workspace. A trailing "/" marks a directory (for its placeholder).
+// DefaultProtectedPaths are protected in every profile: globs in package
+// glob's dialect, relative to the workspace, where a glob without a slash
+// matches at any depth. A trailing "/" marks a directory (for its
+// placeholder).
 var DefaultProtectedPaths = []string{".git/hooks/", ".git/config", ".env*"}
 
 // Profile is a validated sandbox profile. Build one with ParseProfile,
@@ -36,8 +39,9 @@ type Profile struct {
 	Image string `yaml:"image"`
 	// Workspace is where the host workspace is mounted (absolute).
 	Workspace string `yaml:"workspace"`
-	// ProtectedPaths are globs relative to the workspace, mounted read-only
-	// in addition to DefaultProtectedPaths.
+	// ProtectedPaths are globs relative to the workspace (package glob's
+	// dialect, as in policy files), mounted read-only in addition to
+	// DefaultProtectedPaths.
 	ProtectedPaths []string `yaml:"protected_paths"`
 	// TmpSize bounds the tmpfs on /tmp.
 	TmpSize Size `yaml:"tmp_size"`
@@ -218,15 +222,17 @@ func checkWorkspaceMount(ws string) error {
 	return nil
 }
 
+// checkProtectedGlob takes a glob in package glob's dialect, relative to
+// the workspace: a leading "/" anchors it at the workspace root.
 func checkProtectedGlob(g string) error {
-	t := strings.TrimSuffix(g, "/")
+	t := strings.TrimPrefix(strings.TrimSuffix(g, "/"), "/")
 	if t == "" || path.IsAbs(t) || path.Clean(t) != t || t == "." || t == ".." || strings.HasPrefix(t, "../") {
 		return fmt.Errorf("protected_paths %q: want a clean relative path inside the workspace", g)
 	}
 	if strings.ContainsAny(t, "\x00\n:,") {
 		return fmt.Errorf("protected_paths %q: contains a character a mount cannot carry", g)
 	}
-	if _, err := filepath.Match(t, ""); err != nil {
+	if _, err := glob.Compile(g, glob.Relative()); err != nil {
 		return fmt.Errorf("protected_paths %q: %w", g, err)
 	}
 	return nil

@@ -14,6 +14,8 @@ import (
 
 	"github.com/containers/podman/v5/pkg/specgen"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+
+	"github.com/agentaudit/agentaudit/internal/glob"
 )
 
 const rlimInfinity = ^uint64(0)
@@ -121,47 +123,52 @@ func (p protectedSet) mounts() []protMount {
 	return ms
 }
 
-// expandProtected expands the protected globs against the host workspace
-// ws (absolute, symlinks resolved). Literal paths that are missing get an
-// empty placeholder when their parent directory exists; matches that
-// resolve outside ws, and anything but regular files and directories, are
-// skipped.
+// expandProtected expands the protected globs (package glob's dialect,
+// relative to the workspace) against the host workspace ws (absolute,
+// symlinks resolved). Literal paths that are missing get an empty
+// placeholder when their parent directory exists; matches that resolve
+// outside ws, and anything but regular files and directories, are skipped.
 func expandProtected(ws string, globs []string) (protectedSet, error) {
 	found := map[string]bool{}
+	var cands []string
+	var walk []*glob.Pattern
 	for _, g := range globs {
-		wantDir := strings.HasSuffix(g, "/")
-		pat := strings.TrimSuffix(g, "/")
-		var cands []string
-		if !hasMeta(pat) {
-			full := filepath.Join(ws, filepath.FromSlash(pat))
+		pat, err := glob.Compile(g, glob.Relative())
+		if err != nil {
+			return protectedSet{}, fmt.Errorf("protected path %q: %w", g, err)
+		}
+		lit := strings.TrimPrefix(strings.TrimSuffix(g, "/"), "/")
+		if !hasMeta(lit) {
+			full := filepath.Join(ws, filepath.FromSlash(lit))
 			if _, err := os.Lstat(full); errors.Is(err, fs.ErrNotExist) {
-				if err := placeholder(ws, full, wantDir); err != nil {
+				if err := placeholder(ws, full, strings.HasSuffix(g, "/")); err != nil {
 					return protectedSet{}, err
 				}
 			}
-			cands = []string{full}
-		} else {
-			m, err := filepath.Glob(filepath.Join(ws, filepath.FromSlash(pat)))
-			if err != nil {
-				return protectedSet{}, fmt.Errorf("protected path %q: %w", g, err)
-			}
-			cands = m
+			cands = append(cands, full)
 		}
-		for _, full := range cands {
-			real, err := filepath.EvalSymlinks(full)
-			if err != nil {
-				continue // missing, or a dangling symlink: nothing to mount
-			}
-			rel, ok := inside(ws, real)
-			if !ok || rel == "." {
-				continue
-			}
-			fi, err := os.Stat(real)
-			if err != nil || !(fi.Mode().IsRegular() || fi.IsDir()) {
-				continue
-			}
-			found[rel] = true
+		// A pattern without a slash matches at any depth.
+		if hasMeta(lit) || !pat.Anchored() {
+			walk = append(walk, pat)
 		}
+	}
+	if len(walk) > 0 {
+		cands = append(cands, walkMatches(ws, walk)...)
+	}
+	for _, full := range cands {
+		real, err := filepath.EvalSymlinks(full)
+		if err != nil {
+			continue // missing, or a dangling symlink: nothing to mount
+		}
+		rel, ok := inside(ws, real)
+		if !ok || rel == "." {
+			continue
+		}
+		fi, err := os.Stat(real)
+		if err != nil || !(fi.Mode().IsRegular() || fi.IsDir()) {
+			continue
+		}
+		found[rel] = true
 	}
 	var ps protectedSet
 	for rel := range found {
@@ -207,6 +214,57 @@ func inside(ws, real string) (string, bool) {
 }
 
 func hasMeta(p string) bool { return strings.ContainsAny(p, `*?[\`) }
+
+// walkMatches returns the paths under ws (host paths) that match one of
+// pats, looking only into directories where one may match. A symlink to a
+// directory inside ws is followed once per target, so that "sub/*.pem"
+// still finds what a symlinked sub holds and a symlink loop ends.
+func walkMatches(ws string, pats []*glob.Pattern) []string {
+	var out []string
+	followed := map[string]bool{ws: true}
+	var visit func(dir, rel string)
+	visit = func(dir, rel string) {
+		ents, err := os.ReadDir(dir)
+		if err != nil {
+			return // unreadable: nothing to mount, as filepath.Glob did
+		}
+		for _, e := range ents {
+			r := e.Name()
+			if rel != "" {
+				r = rel + "/" + r
+			}
+			full := filepath.Join(dir, e.Name())
+			may := false
+			for _, p := range pats {
+				if p.Match(r) {
+					out = append(out, full)
+				}
+				may = may || p.MayContain(r)
+			}
+			if !may {
+				continue
+			}
+			switch {
+			case e.IsDir():
+				visit(full, r)
+			case e.Type()&fs.ModeSymlink != 0:
+				real, err := filepath.EvalSymlinks(full)
+				if err != nil || followed[real] {
+					continue
+				}
+				if _, ok := inside(ws, real); !ok {
+					continue
+				}
+				if fi, err := os.Stat(real); err == nil && fi.IsDir() {
+					followed[real] = true
+					visit(full, r)
+				}
+			}
+		}
+	}
+	visit(ws, "")
+	return out
+}
 
 // placeholder creates an empty file (or directory) at full when its parent
 // is a real directory inside ws, owned like the parent, so that it can be

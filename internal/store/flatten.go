@@ -1,758 +1,338 @@
 package store
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"strconv"
-	"strings"
 	"time"
 	"unsafe"
 
 	"github.com/agentaudit/agentaudit/internal/events"
 )
 
-// The payload of a decoded event has passed its schema, so the flattening
-// below reads it with a small scanner instead of encoding/json: that was
-// most of RowFromEvent's time. Values are substrings of one copy of the
-// payload; only strings with escapes are decoded into their own memory.
-// flattenTyped (DecodePayload + a type switch) stays as the reference the
-// tests compare this with.
+// The payload of a decoded event has passed its schema, so flattening reads
+// it with the events package's own parser (events.ReadJSON) instead of
+// encoding/json, which was most of RowFromEvent's time. The row's strings
+// point into the payload, as RowFromEvent documents: a copy of every
+// payload was a third of a kilobyte of garbage per event in the ingester,
+// which copies the row into its block at once. Only strings with escapes
+// get their own memory. flattenTyped (DecodePayloadFast + a type switch,
+// in the tests) is the reference this is compared with.
 
 var errPayload = errors.New("malformed payload")
 
-// members calls f with each key and the raw JSON text of its value in the
-// object s. s must be valid JSON (it passed the schema).
-func members(s string, f func(key, val string) error) error {
-	i := skipWS(s, 0)
-	if i >= len(s) || s[i] != '{' {
-		return errPayload
-	}
-	i = skipWS(s, i+1)
-	if i < len(s) && s[i] == '}' {
-		return nil
-	}
-	for i < len(s) {
-		ks, ke, ok := scanString(s, i)
-		if !ok {
-			return errPayload
-		}
-		key := s[ks:ke]
-		if strings.IndexByte(key, '\\') >= 0 {
-			key = unquote(s[ks-1 : ke+1])
-		}
-		i = skipWS(s, ke+1)
-		if i >= len(s) || s[i] != ':' {
-			return errPayload
-		}
-		vs := skipWS(s, i+1)
-		ve, ok := skipValue(s, vs)
-		if !ok {
-			return errPayload
-		}
-		if err := f(key, s[vs:ve]); err != nil {
-			return err
-		}
-		i = skipWS(s, ve)
-		if i < len(s) && s[i] == ',' {
-			i = skipWS(s, i+1)
-			continue
-		}
-		if i < len(s) && s[i] == '}' {
-			return nil
-		}
-		return errPayload
-	}
-	return errPayload
-}
-
-func skipWS(s string, i int) int {
-	for i < len(s) && (s[i] == ' ' || s[i] == '\n' || s[i] == '\t' || s[i] == '\r') {
-		i++
-	}
-	return i
-}
-
-// scanString returns the bounds of the contents of the string starting at
-// s[i] == '"'.
-func scanString(s string, i int) (start, end int, ok bool) {
-	if i >= len(s) || s[i] != '"' {
-		return 0, 0, false
-	}
-	for j := i + 1; j < len(s); j++ {
-		switch s[j] {
-		case '\\':
-			j++
-		case '"':
-			return i + 1, j, true
-		}
-	}
-	return 0, 0, false
-}
-
-// skipValue returns the end of the value starting at s[i].
-func skipValue(s string, i int) (int, bool) {
-	if i >= len(s) {
-		return 0, false
-	}
-	switch s[i] {
-	case '"':
-		_, e, ok := scanString(s, i)
-		return e + 1, ok
-	case '{', '[':
-		depth := 0
-		for j := i; j < len(s); j++ {
-			switch s[j] {
-			case '"':
-				_, e, ok := scanString(s, j)
-				if !ok {
-					return 0, false
-				}
-				j = e
-			case '{', '[':
-				depth++
-			case '}', ']':
-				depth--
-				if depth == 0 {
-					return j + 1, true
-				}
-			}
-		}
-		return 0, false
-	default:
-		j := i
-		for j < len(s) && s[j] != ',' && s[j] != '}' && s[j] != ']' && s[j] != ' ' && s[j] != '\n' && s[j] != '\t' && s[j] != '\r' {
-			j++
-		}
-		return j, j > i
-	}
-}
-
-func unquote(raw string) string {
-	var s string
-	if json.Unmarshal([]byte(raw), &s) != nil {
-		return ""
-	}
-	return s
-}
-
-// str reads a JSON string value ("" for anything else, as absent fields).
-func str(raw string) string {
-	if len(raw) < 2 || raw[0] != '"' {
-		return ""
-	}
-	in := raw[1 : len(raw)-1]
-	if strings.IndexByte(in, '\\') >= 0 {
-		return unquote(raw)
-	}
-	return in
-}
-
-func u64(raw string) (uint64, error) {
-	if raw == "" {
-		return 0, nil
-	}
-	return strconv.ParseUint(raw, 10, 64)
-}
-
-func ts(raw string) (time.Time, error) {
-	return time.Parse(events.TimeLayout, str(raw))
-}
-
-// strArray reads an array of strings.
-func strArray(raw string) ([]string, error) {
-	var out []string
-	i := skipWS(raw, 0)
-	if i >= len(raw) || raw[i] != '[' {
-		return nil, errPayload
-	}
-	i = skipWS(raw, i+1)
-	for i < len(raw) && raw[i] != ']' {
-		e, ok := skipValue(raw, i)
-		if !ok {
-			return nil, errPayload
-		}
-		out = append(out, str(raw[i:e]))
-		i = skipWS(raw, e)
-		if i < len(raw) && raw[i] == ',' {
-			i = skipWS(raw, i+1)
-		}
-	}
-	return out, nil
-}
-
-// field reads one nested member of an object value.
-func field(obj, key string) string {
-	var v string
-	members(obj, func(k, val string) error {
-		if k == key {
-			v = val
-		}
-		return nil
-	})
-	return v
-}
-
-// flattenPayload copies the payload fields compliance filters on into r,
-// reading the payload JSON directly.
+// flattenPayload copies the payload fields compliance filters on into r:
+// familyOf picks the event type's flattening, one function per event
+// type family, and each payload member goes to it.
 func flattenPayload(r *EventRow, eventType string, payload []byte) error {
-	// The row's strings point into the payload, as RowFromEvent documents:
-	// a copy of every payload was a third of a kilobyte of garbage per
-	// event in the ingester, which copies the row into its block at once.
-	p := unsafe.String(unsafe.SliceData(payload), len(payload))
-	var err error
-	set := func(e error) {
-		if err == nil && e != nil {
-			err = e
-		}
-	}
-	u := func(dst *uint64, raw string) { v, e := u64(raw); set(e); *dst = v }
-	u32 := func(dst *uint32, raw string) { v, e := strconv.ParseUint(raw, 10, 32); set(e); *dst = uint32(v) }
-	argvLine := func(raw string) string {
-		a, e := strArray(raw)
-		set(e)
-		return bound(commandLine(a, ""), MaxCommandLen)
-	}
-	t := func(dst *time.Time, raw string) { v, e := ts(raw); set(e); *dst = v }
-	id := func(dst *uint64, raw string) { v, e := optID(str(raw)); set(e); *dst = v }
-	var each func(k, v string)
-	switch eventType {
-	case events.TypeSessionStarted:
-		each = func(k, v string) {
-			switch k {
-			case "workspace":
-				r.Workspace = str(v)
-			case "image":
-				r.Image = str(v)
-			case "sandbox_profile":
-				r.SandboxProfile = str(v)
-			case "sandbox_profile_sha256":
-				r.SandboxProfileSHA256 = str(v)
-			case "operator":
-				r.Operator = str(v)
-			case "mode":
-				r.Mode = str(v)
-			case "client":
-				r.ClientName = str(field(v, "name"))
-			}
-		}
-	case events.TypeSessionEnded:
-		each = func(k, v string) {
-			switch k {
-			case "reason":
-				r.Reason = str(v)
-			case "duration_ms":
-				u(&r.DurationMS, v)
-			case "error":
-				r.Error = str(v)
-			}
-		}
-	case events.TypeToolCallRequested:
-		each = func(k, v string) {
-			switch k {
-			case "tool_name":
-				r.ToolName = str(v)
-			case "arguments_sha256":
-				r.ArgumentsSHA256 = str(v)
-			case "arguments":
-				var argv []string
-				var command string
-				set(members(v, func(k, v string) error {
-					switch k {
-					case "cwd":
-						r.Cwd = str(v)
-					case "path":
-						r.Path = str(v)
-					case "url":
-						r.URL = str(v)
-					case "command":
-						command = str(v)
-					case "argv":
-						a, e := strArray(v)
-						set(e)
-						argv = a
-					}
-					return nil
-				}))
-				r.Command = bound(commandLine(argv, command), MaxCommandLen)
-			case "client_meta":
-				clientMeta(r, v)
-			}
-		}
-	case events.TypePolicyDecision:
-		each = func(k, v string) {
-			switch k {
-			case "decision":
-				r.Decision = str(v)
-			case "reason_code":
-				r.ReasonCode = str(v)
-			case "rule_id":
-				r.RuleID = str(v)
-			case "approval_mode":
-				r.ApprovalMode = str(v)
-			case "risk":
-				r.Risk = str(v)
-			case "justification":
-				r.Reason = str(v)
-			}
-		}
-	case events.TypeApprovalRequested:
+	fam := familyOf(eventType)
+	switch fam {
+	case famUnknown:
+		return fmt.Errorf("%w: %q", events.ErrUnknownEventType, eventType)
+	case famApprovalRequested:
 		if r.ApprovalID == "" {
 			// See flattenTyped: an approval's id is its request's event id.
 			r.ApprovalID = strconv.FormatUint(r.EventID, 10)
 		}
-		each = func(k, v string) {
-			switch k {
-			case "kind":
-				r.Kind = str(v)
-			case "summary":
-				r.Summary = str(v)
-			case "reason":
-				r.Reason = str(v)
-			case "reason_code":
-				r.ReasonCode = str(v)
-			case "rule_id":
-				r.RuleID = str(v)
-			case "risk":
-				r.Risk = str(v)
-			case "requester":
-				r.Requester = str(field(v, "id"))
-			case "expires_at":
-				t(&r.ExpiresAt, v)
-			case "request_event_id":
-				id(&r.RefEventID, v)
-			}
-		}
-	case events.TypeApprovalDecided:
-		each = func(k, v string) {
-			switch k {
-			case "decision":
-				r.ApprovalOutcome = str(v)
-			case "reason_code":
-				r.ReasonCode = str(v)
-			case "scope":
-				r.ApprovalScope = str(v)
-			case "approver":
-				r.Approver = str(field(v, "id"))
-			case "comment":
-				r.Reason = str(v)
-			case "decided_at":
-				t(&r.DecidedAt, v)
-			case "key_id":
-				r.KeyID = str(v)
-			}
-		}
-	case events.TypeToolCallCompleted:
-		each = func(k, v string) {
-			switch k {
-			case "exit_code":
-				n, e := strconv.ParseInt(v, 10, 32)
-				set(e)
-				r.ExitCode = int32(n)
-			case "duration_ms":
-				u(&r.DurationMS, v)
-			case "timed_out":
-				r.TimedOut = v == "true"
-			case "killed_reason":
-				r.KilledReason = str(v)
-			case "stdout", "stderr":
-				length, sum := &r.StdoutLength, &r.StdoutSHA256
-				if k == "stderr" {
-					length, sum = &r.StderrLength, &r.StderrSHA256
-				}
-				set(members(v, func(k, v string) error {
-					switch k {
-					case "length":
-						u(length, v)
-					case "sha256":
-						*sum = str(v)
-					}
-					return nil
-				}))
-			case "reason_code":
-				r.ReasonCode = str(v)
-			case "error":
-				r.Error = str(v)
-			case "signal":
-				n, e := strconv.ParseUint(v, 10, 8)
-				set(e)
-				r.Signal = uint8(n)
-			case "rusage":
-				set(members(v, func(k, v string) error {
-					switch k {
-					case "user_ms":
-						u(&r.UserMS, v)
-					case "system_ms":
-						u(&r.SystemMS, v)
-					case "max_rss_kb":
-						u(&r.MaxRSSKB, v)
-					}
-					return nil
-				}))
-			case "leftovers_killed":
-				u(&r.ProcessCount, v)
-			}
-		}
-	case events.TypeNetEgress:
-		each = func(k, v string) {
-			switch k {
-			case "phase":
-				r.EgressPhase = str(v)
-			case "host":
-				r.Host = str(v)
-			case "port":
-				n, e := strconv.ParseUint(v, 10, 16)
-				set(e)
-				r.Port = uint16(n)
-			case "resolved_ip":
-				r.ResolvedIP = str(v)
-			case "method":
-				r.Method = str(v)
-			case "sni":
-				r.SNI = str(v)
-			case "decision":
-				r.Decision = str(v)
-			case "reason_code":
-				r.ReasonCode = str(v)
-			case "rule_id":
-				r.RuleID = str(v)
-			case "status_code":
-				n, e := strconv.ParseUint(v, 10, 16)
-				set(e)
-				r.StatusCode = uint16(n)
-			case "bytes_sent":
-				u(&r.BytesSent, v)
-			case "bytes_received":
-				u(&r.BytesReceived, v)
-			case "duration_ms":
-				u(&r.DurationMS, v)
-			}
-		}
-	case events.TypeSandboxViolation:
-		each = func(k, v string) {
-			switch k {
-			case "kind":
-				r.Kind = str(v)
-			case "detail":
-				r.Summary = str(v)
-			case "path":
-				r.Path = str(v)
-			case "syscall":
-				r.Syscall = str(v)
-			case "reason_code":
-				r.ReasonCode = str(v)
-			case "pid":
-				u32(&r.PID, v)
-			case "argv":
-				r.Command = argvLine(v)
-			case "count":
-				u(&r.ProcessCount, v)
-			}
-		}
-	case events.TypeProcessExec:
-		each = func(k, v string) {
-			switch k {
-			case "pid":
-				u32(&r.PID, v)
-			case "ppid":
-				u32(&r.PPID, v)
-			case "argv":
-				r.Command = argvLine(v)
-			case "exe":
-				r.Exe = str(v)
-			case "cwd":
-				r.Cwd = str(v)
-			case "decision":
-				r.Decision = str(v)
-			case "reason_code":
-				r.ReasonCode = str(v)
-			case "rule_id":
-				r.RuleID = str(v)
-			case "background":
-				r.Background = v == "true"
-			case "root":
-				r.RootProcess = v == "true"
-			}
-		}
-	case events.TypeAlertRaised:
+	case famAlertRaised:
 		r.MatchedEventIDs = []uint64{}
-		each = func(k, v string) {
-			switch k {
-			case "rule_id":
-				r.RuleID = str(v)
-			case "rule_version":
-				r.RuleVersion = str(v)
-			case "severity":
-				r.Severity = str(v)
-			case "group_key":
-				r.GroupKey = str(v)
-			case "count":
-				u(&r.AlertCount, v)
-			case "suppressed":
-				u(&r.Suppressed, v)
-			case "first_seen":
-				t(&r.FirstSeen, v)
-			case "last_seen":
-				t(&r.LastSeen, v)
-			case "message":
-				r.Summary = str(v)
-			case "action":
-				r.AlertAction = str(v)
-			case "matched_event_ids":
-				ids, e := strArray(v)
-				set(e)
-				for _, s := range ids {
-					n, e := events.ParseID(s)
-					if e != nil {
-						set(fmt.Errorf("matched_event_ids: %w", e))
-						continue
-					}
-					r.MatchedEventIDs = append(r.MatchedEventIDs, uint64(n))
-				}
-			}
-		}
-	case events.TypeSessionHeld:
-		each = func(k, v string) {
-			switch k {
-			case "reason":
-				r.Reason = str(v)
-			case "rule_id":
-				r.RuleID = str(v)
-			case "by":
-				r.ByID = str(field(v, "id"))
-			case "alert_event_id":
-				id(&r.RefEventID, v)
-			}
-		}
-	case events.TypeSessionReleased:
-		each = func(k, v string) {
-			switch k {
-			case "reason":
-				r.Reason = str(v)
-			case "by":
-				r.ByID = str(field(v, "id"))
-			case "held_event_id":
-				id(&r.RefEventID, v)
-			}
-		}
-	case events.TypeAlertTriaged, events.TypeRuleSuppressed, events.TypeRuleUnsuppressed:
-		each = func(k, v string) { flattenTriage(r, k, v, t, id) }
-	case events.TypeAgentPrompt, events.TypeAgentResponse:
-		each = func(k, v string) {
-			switch k {
-			case "model":
-				r.Model = str(v)
-			case "length":
-				if r.TextLength == 0 {
-					u(&r.TextLength, v)
-				}
-			case "text":
-				set(agentText(r, v))
-			default:
-				agentCommon(r, k, v)
-			}
-		}
-	case events.TypeAgentModelCall:
-		each = func(k, v string) {
-			switch k {
-			case "kind":
-				r.Kind = str(v)
-			case "model":
-				r.Model = str(v)
-			case "input_tokens":
-				u(&r.InputTokens, v)
-			case "output_tokens":
-				u(&r.OutputTokens, v)
-			case "cache_read_tokens":
-				u(&r.CacheReadTokens, v)
-			case "cache_creation_tokens":
-				u(&r.CacheCreationTokens, v)
-			case "reasoning_tokens":
-				u(&r.ReasoningTokens, v)
-			case "tool_tokens":
-				u(&r.ToolTokens, v)
-			case "cost_micro_usd":
-				u(&r.CostMicroUSD, v)
-			case "duration_ms":
-				u(&r.DurationMS, v)
-			case "status":
-				r.StatusCode, r.Reason = agentStatus(str(v))
-			case "endpoint":
-				r.URL = str(v)
-			case "error":
-				r.Error = str(v)
-			default:
-				agentCommon(r, k, v)
-			}
-		}
-	case events.TypeAgentToolDecision, events.TypeAgentToolResult:
-		each = func(k, v string) {
-			switch k {
-			case "tool_name":
-				r.ToolName = str(v)
-			case "call_id":
-				r.AgentCallID = str(v)
-			case "decision":
-				r.AgentDecision = str(v)
-			case "verdict":
-				r.Kind = str(v)
-			case "decision_source":
-				r.DecisionSource = str(v)
-			case "command":
-				r.Command = bound(str(v), MaxCommandLen)
-			case "path":
-				r.Path = str(v)
-			case "policy":
-				set(members(v, func(k, v string) error {
-					switch k {
-					case "decision":
-						r.Decision = str(v)
-					case "reason_code":
-						r.ReasonCode = str(v)
-					case "rule_id":
-						r.RuleID = str(v)
-					case "policy_id":
-						if r.PolicyID == "" {
-							r.PolicyID = str(v)
-						}
-					case "policy_sha256":
-						if r.PolicySHA256 == "" {
-							r.PolicySHA256 = str(v)
-						}
-					}
-					return nil
-				}))
-			case "success":
-				r.Success = v == "true"
-			case "duration_ms":
-				u(&r.DurationMS, v)
-			case "arguments":
-				set(agentText(r, v))
-			case "output":
-				set(members(v, func(k, v string) error {
-					switch k {
-					case "length":
-						u(&r.StdoutLength, v)
-					case "sha256":
-						r.StdoutSHA256 = str(v)
-					}
-					return nil
-				}))
-			case "error":
-				r.Error = str(v)
-			default:
-				agentCommon(r, k, v)
-			}
-		}
-	case events.TypeAgentSession:
-		each = func(k, v string) {
-			switch k {
-			case "model":
-				r.Model = str(v)
-			case "approval_policy":
-				r.ApprovalPolicy = str(v)
-			case "sandbox_policy":
-				r.SandboxPolicy = str(v)
-			case "originator":
-				r.ClientName = str(v)
-			case "mcp_servers":
-				a, e := strArray(v)
-				set(e)
-				r.Summary = bound(strings.Join(a, ","), MaxCommandLen)
-			default:
-				agentCommon(r, k, v)
-			}
-		}
-	case events.TypeAgentOther:
-		each = func(k, v string) {
-			switch k {
-			case "attributes":
-				a, e := strArray(v)
-				set(e)
-				r.Summary = bound(strings.Join(a, " "), MaxCommandLen)
-			default:
-				agentCommon(r, k, v)
-			}
-		}
-	default:
-		return fmt.Errorf("%w: %q", events.ErrUnknownEventType, eventType)
 	}
-	if e := members(p, func(k, v string) error { each(k, v); return nil }); e != nil {
-		return e
-	}
-	return err
-}
-
-// agentCommon flattens the fields every agent.* payload shares.
-func agentCommon(r *EventRow, k, v string) {
-	switch k {
-	case "source":
-		r.AgentSource = str(v)
-	case "event_name":
-		r.AgentEvent = str(v)
-	case "conversation_id":
-		r.ConversationID = str(v)
-	case "prompt_id":
-		r.PromptID = str(v)
-	case "operator":
-		r.Operator = str(v)
-	}
-}
-
-// agentText flattens an agent text object (mode, length, sha256, text).
-func agentText(r *EventRow, obj string) error {
 	var err error
-	e := members(obj, func(k, v string) error {
-		switch k {
-		case "mode":
-			r.TextMode = str(v)
-		case "length":
-			n, e := u64(v)
-			if e != nil && err == nil {
-				err = e
-			}
-			r.TextLength = n
-		case "sha256":
-			r.TextSHA256 = str(v)
-		case "text":
-			r.Text = str(v)
-		}
+	if perr := events.ReadJSON(payload, func(root events.JSONValue) error {
+		err = members(root, func(k string, v events.JSONValue) error { return fam.member(r, k, v) })
 		return nil
-	})
-	if e != nil {
-		return e
+	}); perr != nil {
+		return fmt.Errorf("%w: %w", errPayload, perr)
 	}
 	return err
 }
 
-// agentStatus reads an agent's call status: an HTTP status goes to
-// status_code, anything else to reason.
-func agentStatus(s string) (uint16, string) {
-	if n, err := strconv.ParseUint(s, 10, 16); err == nil {
-		return uint16(n), ""
+// family is the flattening an event type's payload takes. It is a number
+// rather than a function value so that member calls its function directly:
+// a row passed through a function value would escape to the heap, and
+// RowFromEvent's with it, a large allocation per event in the ingester.
+type family uint8
+
+const (
+	famUnknown family = iota
+	famSessionStarted
+	famSessionEnded
+	famSessionHeld
+	famSessionReleased
+	famToolCallRequested
+	famToolCallCompleted
+	famPolicyDecision
+	famApprovalRequested
+	famApprovalDecided
+	famNetEgress
+	famSandboxViolation
+	famProcessExec
+	famAlertRaised
+	famTriage
+	famAgentPromptResponse
+	famAgentModelCall
+	famAgentTool
+	famAgentSession
+	famAgentOther
+)
+
+func familyOf(eventType string) family {
+	switch eventType {
+	case events.TypeSessionStarted:
+		return famSessionStarted
+	case events.TypeSessionEnded:
+		return famSessionEnded
+	case events.TypeSessionHeld:
+		return famSessionHeld
+	case events.TypeSessionReleased:
+		return famSessionReleased
+	case events.TypeToolCallRequested:
+		return famToolCallRequested
+	case events.TypeToolCallCompleted:
+		return famToolCallCompleted
+	case events.TypePolicyDecision:
+		return famPolicyDecision
+	case events.TypeApprovalRequested:
+		return famApprovalRequested
+	case events.TypeApprovalDecided:
+		return famApprovalDecided
+	case events.TypeNetEgress:
+		return famNetEgress
+	case events.TypeSandboxViolation:
+		return famSandboxViolation
+	case events.TypeProcessExec:
+		return famProcessExec
+	case events.TypeAlertRaised:
+		return famAlertRaised
+	case events.TypeAlertTriaged, events.TypeRuleSuppressed, events.TypeRuleUnsuppressed:
+		return famTriage
+	case events.TypeAgentPrompt, events.TypeAgentResponse:
+		return famAgentPromptResponse
+	case events.TypeAgentModelCall:
+		return famAgentModelCall
+	case events.TypeAgentToolDecision, events.TypeAgentToolResult:
+		return famAgentTool
+	case events.TypeAgentSession:
+		return famAgentSession
+	case events.TypeAgentOther:
+		return famAgentOther
 	}
-	return 0, s
+	return famUnknown
+}
+
+// member flattens one top-level member of a payload of family f into r. An
+// error refuses the row; the members after it are still read, so the error
+// reported is the first.
+func (f family) member(r *EventRow, k string, v events.JSONValue) error {
+	switch f {
+	case famSessionStarted:
+		return sessionStarted(r, k, v)
+	case famSessionEnded:
+		return sessionEnded(r, k, v)
+	case famSessionHeld:
+		return sessionHeld(r, k, v)
+	case famSessionReleased:
+		return sessionReleased(r, k, v)
+	case famToolCallRequested:
+		return toolCallRequested(r, k, v)
+	case famToolCallCompleted:
+		return toolCallCompleted(r, k, v)
+	case famPolicyDecision:
+		return policyDecision(r, k, v)
+	case famApprovalRequested:
+		return approvalRequested(r, k, v)
+	case famApprovalDecided:
+		return approvalDecided(r, k, v)
+	case famNetEgress:
+		return netEgress(r, k, v)
+	case famSandboxViolation:
+		return sandboxViolation(r, k, v)
+	case famProcessExec:
+		return processExec(r, k, v)
+	case famAlertRaised:
+		return alertRaised(r, k, v)
+	case famTriage:
+		return flattenTriage(r, k, v)
+	case famAgentPromptResponse:
+		return agentPromptResponse(r, k, v)
+	case famAgentModelCall:
+		return agentModelCall(r, k, v)
+	case famAgentTool:
+		return agentTool(r, k, v)
+	case famAgentSession:
+		return agentSession(r, k, v)
+	case famAgentOther:
+		return agentOther(r, k, v)
+	}
+	return nil
+}
+
+// The readers below parse a value into a row field; they set it even when
+// they fail, as the row is refused then.
+
+// members calls f with each member of the object obj and returns the first
+// error f returned, or errPayload when obj is not an object.
+func members(obj events.JSONValue, f func(k string, v events.JSONValue) error) error {
+	var first error
+	if !obj.Object(func(k string, v events.JSONValue) {
+		if err := f(k, v); err != nil && first == nil {
+			first = err
+		}
+	}) {
+		return errPayload
+	}
+	return first
+}
+
+// setUint parses an unsigned integer that fits dst.
+func setUint[T ~uint8 | ~uint16 | ~uint32 | ~uint64](dst *T, v events.JSONValue) error {
+	n, err := strconv.ParseUint(v.Raw(), 10, int(unsafe.Sizeof(*dst))*8)
+	*dst = T(n)
+	return err
+}
+
+func setTime(dst *time.Time, v events.JSONValue) error {
+	t, err := time.Parse(events.TimeLayout, v.Str())
+	*dst = t
+	return err
+}
+
+// setID reads an optional event id.
+func setID(dst *uint64, v events.JSONValue) error {
+	n, err := optID(v.Str())
+	*dst = n
+	return err
+}
+
+func stringArray(v events.JSONValue) ([]string, error) {
+	if a, ok := v.Strings(); ok {
+		return a, nil
+	}
+	return nil, errPayload
+}
+
+// argvLine renders an argv array as the row's command.
+func argvLine(dst *string, v events.JSONValue) error {
+	a, err := stringArray(v)
+	*dst = bound(commandLine(a, ""), MaxCommandLen)
+	return err
+}
+
+func sessionStarted(r *EventRow, k string, v events.JSONValue) error {
+	switch k {
+	case "workspace":
+		r.Workspace = v.Str()
+	case "image":
+		r.Image = v.Str()
+	case "sandbox_profile":
+		r.SandboxProfile = v.Str()
+	case "sandbox_profile_sha256":
+		r.SandboxProfileSHA256 = v.Str()
+	case "operator":
+		r.Operator = v.Str()
+	case "mode":
+		r.Mode = v.Str()
+	case "client":
+		r.ClientName = v.Field("name").Str()
+	}
+	return nil
+}
+
+func sessionEnded(r *EventRow, k string, v events.JSONValue) error {
+	switch k {
+	case "reason":
+		r.Reason = v.Str()
+	case "duration_ms":
+		return setUint(&r.DurationMS, v)
+	case "error":
+		r.Error = v.Str()
+	}
+	return nil
+}
+
+func sessionHeld(r *EventRow, k string, v events.JSONValue) error {
+	switch k {
+	case "reason":
+		r.Reason = v.Str()
+	case "rule_id":
+		r.RuleID = v.Str()
+	case "by":
+		r.ByID = v.Field("id").Str()
+	case "alert_event_id":
+		return setID(&r.RefEventID, v)
+	}
+	return nil
+}
+
+func sessionReleased(r *EventRow, k string, v events.JSONValue) error {
+	switch k {
+	case "reason":
+		r.Reason = v.Str()
+	case "by":
+		r.ByID = v.Field("id").Str()
+	case "held_event_id":
+		return setID(&r.RefEventID, v)
+	}
+	return nil
+}
+
+func toolCallRequested(r *EventRow, k string, v events.JSONValue) error {
+	switch k {
+	case "tool_name":
+		r.ToolName = v.Str()
+	case "arguments_sha256":
+		r.ArgumentsSHA256 = v.Str()
+	case "arguments":
+		return toolArguments(r, v)
+	case "client_meta":
+		clientMeta(r, v)
+	}
+	return nil
+}
+
+// toolArguments flattens tool_call.requested's arguments: where the call
+// runs and what, argv (shell-quoted) before command.
+func toolArguments(r *EventRow, obj events.JSONValue) error {
+	var argv []string
+	var command string
+	err := members(obj, func(k string, v events.JSONValue) error {
+		var err error
+		switch k {
+		case "cwd":
+			r.Cwd = v.Str()
+		case "path":
+			r.Path = v.Str()
+		case "url":
+			r.URL = v.Str()
+		case "command":
+			command = v.Str()
+		case "argv":
+			argv, err = stringArray(v)
+		}
+		return err
+	})
+	r.Command = bound(commandLine(argv, command), MaxCommandLen)
+	return err
 }
 
 // clientMeta flattens tool_call.requested's client_meta: the agent's call
 // id (Codex callId, Claude Code tool_use_id), conversation and turn, the
 // join keys to agent.* events.
-func clientMeta(r *EventRow, obj string) {
+func clientMeta(r *EventRow, obj events.JSONValue) {
 	var callID, useID, sess, thread string
-	members(obj, func(k, v string) error {
+	obj.Object(func(k string, v events.JSONValue) {
 		switch k {
 		case "call_id":
-			callID = str(v)
+			callID = v.Str()
 		case "tool_use_id":
-			useID = str(v)
+			useID = v.Str()
 		case "session_id":
-			sess = str(v)
+			sess = v.Str()
 		case "thread_id":
-			thread = str(v)
+			thread = v.Str()
 		case "turn_id":
-			r.PromptID = str(v)
+			r.PromptID = v.Str()
 		}
-		return nil
 	})
 	r.AgentCallID, r.ConversationID = callID, sess
 	if r.AgentCallID == "" {
@@ -761,4 +341,238 @@ func clientMeta(r *EventRow, obj string) {
 	if r.ConversationID == "" {
 		r.ConversationID = thread
 	}
+}
+
+func toolCallCompleted(r *EventRow, k string, v events.JSONValue) error {
+	switch k {
+	case "exit_code":
+		n, err := strconv.ParseInt(v.Raw(), 10, 32)
+		r.ExitCode = int32(n)
+		return err
+	case "duration_ms":
+		return setUint(&r.DurationMS, v)
+	case "timed_out":
+		r.TimedOut = v.Raw() == "true"
+	case "killed_reason":
+		r.KilledReason = v.Str()
+	case "stdout":
+		return output(v, &r.StdoutLength, &r.StdoutSHA256)
+	case "stderr":
+		return output(v, &r.StderrLength, &r.StderrSHA256)
+	case "reason_code":
+		r.ReasonCode = v.Str()
+	case "error":
+		r.Error = v.Str()
+	case "signal":
+		return setUint(&r.Signal, v)
+	case "rusage":
+		return members(v, func(k string, v events.JSONValue) error {
+			switch k {
+			case "user_ms":
+				return setUint(&r.UserMS, v)
+			case "system_ms":
+				return setUint(&r.SystemMS, v)
+			case "max_rss_kb":
+				return setUint(&r.MaxRSSKB, v)
+			}
+			return nil
+		})
+	case "leftovers_killed":
+		return setUint(&r.ProcessCount, v)
+	}
+	return nil
+}
+
+// output flattens an output summary (length and sha256).
+func output(obj events.JSONValue, length *uint64, sum *string) error {
+	return members(obj, func(k string, v events.JSONValue) error {
+		switch k {
+		case "length":
+			return setUint(length, v)
+		case "sha256":
+			*sum = v.Str()
+		}
+		return nil
+	})
+}
+
+func policyDecision(r *EventRow, k string, v events.JSONValue) error {
+	switch k {
+	case "decision":
+		r.Decision = v.Str()
+	case "reason_code":
+		r.ReasonCode = v.Str()
+	case "rule_id":
+		r.RuleID = v.Str()
+	case "approval_mode":
+		r.ApprovalMode = v.Str()
+	case "risk":
+		r.Risk = v.Str()
+	case "justification":
+		r.Reason = v.Str()
+	}
+	return nil
+}
+
+func approvalRequested(r *EventRow, k string, v events.JSONValue) error {
+	switch k {
+	case "kind":
+		r.Kind = v.Str()
+	case "summary":
+		r.Summary = v.Str()
+	case "reason":
+		r.Reason = v.Str()
+	case "reason_code":
+		r.ReasonCode = v.Str()
+	case "rule_id":
+		r.RuleID = v.Str()
+	case "risk":
+		r.Risk = v.Str()
+	case "requester":
+		r.Requester = v.Field("id").Str()
+	case "expires_at":
+		return setTime(&r.ExpiresAt, v)
+	case "request_event_id":
+		return setID(&r.RefEventID, v)
+	}
+	return nil
+}
+
+func approvalDecided(r *EventRow, k string, v events.JSONValue) error {
+	switch k {
+	case "decision":
+		r.ApprovalOutcome = v.Str()
+	case "reason_code":
+		r.ReasonCode = v.Str()
+	case "scope":
+		r.ApprovalScope = v.Str()
+	case "approver":
+		r.Approver = v.Field("id").Str()
+	case "comment":
+		r.Reason = v.Str()
+	case "decided_at":
+		return setTime(&r.DecidedAt, v)
+	case "key_id":
+		r.KeyID = v.Str()
+	}
+	return nil
+}
+
+func netEgress(r *EventRow, k string, v events.JSONValue) error {
+	switch k {
+	case "phase":
+		r.EgressPhase = v.Str()
+	case "host":
+		r.Host = v.Str()
+	case "port":
+		return setUint(&r.Port, v)
+	case "resolved_ip":
+		r.ResolvedIP = v.Str()
+	case "method":
+		r.Method = v.Str()
+	case "sni":
+		r.SNI = v.Str()
+	case "decision":
+		r.Decision = v.Str()
+	case "reason_code":
+		r.ReasonCode = v.Str()
+	case "rule_id":
+		r.RuleID = v.Str()
+	case "status_code":
+		return setUint(&r.StatusCode, v)
+	case "bytes_sent":
+		return setUint(&r.BytesSent, v)
+	case "bytes_received":
+		return setUint(&r.BytesReceived, v)
+	case "duration_ms":
+		return setUint(&r.DurationMS, v)
+	}
+	return nil
+}
+
+func sandboxViolation(r *EventRow, k string, v events.JSONValue) error {
+	switch k {
+	case "kind":
+		r.Kind = v.Str()
+	case "detail":
+		r.Summary = v.Str()
+	case "path":
+		r.Path = v.Str()
+	case "syscall":
+		r.Syscall = v.Str()
+	case "reason_code":
+		r.ReasonCode = v.Str()
+	case "pid":
+		return setUint(&r.PID, v)
+	case "argv":
+		return argvLine(&r.Command, v)
+	case "count":
+		return setUint(&r.ProcessCount, v)
+	}
+	return nil
+}
+
+func processExec(r *EventRow, k string, v events.JSONValue) error {
+	switch k {
+	case "pid":
+		return setUint(&r.PID, v)
+	case "ppid":
+		return setUint(&r.PPID, v)
+	case "argv":
+		return argvLine(&r.Command, v)
+	case "exe":
+		r.Exe = v.Str()
+	case "cwd":
+		r.Cwd = v.Str()
+	case "decision":
+		r.Decision = v.Str()
+	case "reason_code":
+		r.ReasonCode = v.Str()
+	case "rule_id":
+		r.RuleID = v.Str()
+	case "background":
+		r.Background = v.Raw() == "true"
+	case "root":
+		r.RootProcess = v.Raw() == "true"
+	}
+	return nil
+}
+
+func alertRaised(r *EventRow, k string, v events.JSONValue) error {
+	switch k {
+	case "rule_id":
+		r.RuleID = v.Str()
+	case "rule_version":
+		r.RuleVersion = v.Str()
+	case "severity":
+		r.Severity = v.Str()
+	case "group_key":
+		r.GroupKey = v.Str()
+	case "count":
+		return setUint(&r.AlertCount, v)
+	case "suppressed":
+		return setUint(&r.Suppressed, v)
+	case "first_seen":
+		return setTime(&r.FirstSeen, v)
+	case "last_seen":
+		return setTime(&r.LastSeen, v)
+	case "message":
+		r.Summary = v.Str()
+	case "action":
+		r.AlertAction = v.Str()
+	case "matched_event_ids":
+		ids, err := stringArray(v)
+		for _, s := range ids {
+			n, e := events.ParseID(s)
+			if e != nil {
+				if err == nil {
+					err = fmt.Errorf("matched_event_ids: %w", e)
+				}
+				continue
+			}
+			r.MatchedEventIDs = append(r.MatchedEventIDs, uint64(n))
+		}
+		return err
+	}
+	return nil
 }

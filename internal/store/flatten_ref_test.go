@@ -8,8 +8,9 @@ import (
 	"github.com/agentaudit/agentaudit/internal/events"
 )
 
-// flattenTyped copies the payload fields compliance filters on into r
-// through DecodePayload: the reference flattenPayload is compared with.
+// flattenTyped copies the payload fields compliance filters on into r from
+// a typed payload (see typedRow): the reference flattenPayload is compared
+// with.
 func flattenTyped(r *EventRow, p events.Payload) error {
 	var err error
 	switch p := p.(type) {

@@ -1,33 +1,34 @@
 package store
 
-import "time"
+import "github.com/agentaudit/agentaudit/internal/events"
 
 // flattenTriage maps one payload member of alert.triaged, rule.suppressed
 // or rule.unsuppressed onto r (columns of migration 0014 and the shared
 // ones: rule_id, reason for the comment, by_id, ref_event_id for the
 // alert or the suppression named, decided_at for when the analyst acted,
-// expires_at, key_id). t and id are flattenPayload's readers.
-func flattenTriage(r *EventRow, k, v string, t func(*time.Time, string), id func(*uint64, string)) {
+// expires_at, key_id).
+func flattenTriage(r *EventRow, k string, v events.JSONValue) error {
 	switch k {
 	case "action":
-		r.TriageAction = str(v)
+		r.TriageAction = v.Str()
 	case "rule_id":
-		r.RuleID = str(v)
+		r.RuleID = v.Str()
 	case "assignee":
-		r.Assignee = str(v)
+		r.Assignee = v.Str()
 	case "comment":
-		r.Reason = str(v)
+		r.Reason = v.Str()
 	case "by":
-		r.ByID = str(field(v, "id"))
+		r.ByID = v.Field("id").Str()
 	case "alert_event_id", "suppression_event_id":
-		id(&r.RefEventID, v)
+		return setID(&r.RefEventID, v)
 	case "triaged_at", "suppressed_at", "unsuppressed_at":
-		t(&r.DecidedAt, v)
+		return setTime(&r.DecidedAt, v)
 	case "expires_at":
-		t(&r.ExpiresAt, v)
+		return setTime(&r.ExpiresAt, v)
 	case "key_id":
-		r.KeyID = str(v)
+		r.KeyID = v.Str()
 	case "scope":
-		r.ScopeKind, r.ScopeValue = str(field(v, "kind")), str(field(v, "value"))
+		r.ScopeKind, r.ScopeValue = v.Field("kind").Str(), v.Field("value").Str()
 	}
+	return nil
 }
