@@ -24,12 +24,12 @@ func otlpRows(ctx context.Context, r *runner) ([]Row, error) {
 	jsNS, _ := res.Median("BenchmarkDecodeMapValidate/json", "cpu-ns/record")
 	return []Row{
 		{
-			What:    "decode + map + validate agents' OTLP log records (recorded Codex and Claude Code sessions, protobuf; each event stamped on its chain)",
-			Ours:    fmt.Sprintf("%s records/cpu-s (%s/record)", count(pb), dur(pbNS)),
-			Peer:    fmt.Sprintf("the same in OTLP JSON (protojson): %s records/cpu-s (%s/record)", count(js), dur(jsNS)),
-			Ratio:   fmt.Sprintf("%.2f× JSON", pb/js),
-			Target:  "≥ 50k records/s per core",
-			Verdict: verdict(pb >= 50_000),
+			What:    "decode (pdata) + map + validate agents' OTLP log records (recorded Codex and Claude Code sessions; each event stamped on its chain), protobuf and JSON",
+			Ours:    fmt.Sprintf("protobuf %s records/cpu-s (%s/record); JSON %s records/cpu-s (%s/record)", count(pb), dur(pbNS), count(js), dur(jsNS)),
+			Peer:    "—",
+			Ratio:   fmt.Sprintf("JSON at %.2f× protobuf", js/pb),
+			Target:  "≥ 50k records/s per core, both encodings",
+			Verdict: verdict(pb >= 50_000 && js >= 50_000),
 			Command: goTestCmd + "DecodeMapValidate -cpu 1 ./internal/otlp/",
 		},
 	}, nil
