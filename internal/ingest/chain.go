@@ -25,6 +25,7 @@ type link struct {
 	eventID uint64
 	tenant  string
 	time    time.Time
+	rts     int64 // the record's timestamp, Unix ms: where its topics were read to
 	src     store.Source
 	editOK  bool
 }
@@ -52,6 +53,7 @@ type chainState struct {
 	lookedUp bool        // parked[0]'s predecessor was looked up once already
 	gaps     [][2]uint64 // recently reported gaps [from, to), to tell a late event
 	last     time.Time
+	part     int32 // the partition its events come from (the same on both topics)
 }
 
 func (st *chainState) gapsOrNil() [][2]uint64 {
@@ -90,6 +92,30 @@ type checker struct {
 	// positions only, since links may be added between the two.
 	asked         map[chainSeq]bool
 	askedSuspects int
+
+	// A missing predecessor may be on its way on the other topic; it is a
+	// gap only once that topic's partition was read past the waiting
+	// event (see past). topics are the chain's two topics; paired says
+	// they have as many partitions, so that a chain is on the
+	// same-numbered partition of each; owned is this member's assignment
+	// and pos how far each owned partition was read.
+	topics [2]string
+	paired bool
+	owned  map[topicPartition]bool
+	pos    map[topicPartition]*partPos
+}
+
+// partPos is how far the checker has been fed one partition, and what
+// Kafka last said of its ends.
+type partPos struct {
+	fed  bool
+	ts   int64 // newest record timestamp fed, Unix ms
+	next int64 // offset after the last record fed
+	// listed: when start and end were read from Kafka; start is where
+	// consumption began (the committed offset, else the log start), end
+	// the last stable offset.
+	listed     time.Time
+	start, end int64
 }
 
 // suspect is a link at or behind its chain's head, and the batch it came
@@ -105,7 +131,8 @@ func newChecker(grace time.Duration, m *metrics) *checker {
 	// 1M-event catch-up. A chain evicted and seen again resumes from
 	// storage.
 	return &checker{grace: grace, m: m, chains: map[events.ChainKey]*chainState{}, maxChains: 50_000,
-		started: time.Now(), caughtUp: func() bool { return true }}
+		started: time.Now(), caughtUp: func() bool { return true },
+		owned: map[topicPartition]bool{}, pos: map[topicPartition]*partPos{}}
 }
 
 // add checks the next event of a chain in consumption order.
@@ -115,7 +142,7 @@ func (c *checker) add(l link, now time.Time) {
 		st = &chainState{}
 		c.chains[l.key] = st
 	}
-	st.last = now
+	st.last, st.part = now, l.src.Partition
 	if !st.known {
 		if l.seq == 1 {
 			c.apply(st, l, true)
@@ -187,6 +214,11 @@ func (c *checker) park(st *chainState, l link, now time.Time) {
 	if len(st.parked) == 0 {
 		st.since, st.sinceGen = now, c.gen
 	}
+	if i == 0 {
+		// A new first parked event: its own predecessor is not looked up
+		// yet (after a handover it may be stored).
+		st.lookedUp = false
+	}
 	st.parked = slices.Insert(st.parked, i, l)
 	c.parked++
 	c.m.parked.Set(float64(c.parked))
@@ -195,7 +227,8 @@ func (c *checker) park(st *chainState, l link, now time.Time) {
 // lookups returns the positions to read from storage now: the predecessor
 // of the first parked event of chains never seen before (at once, to resume
 // after a restart) and of chains parked for longer than the grace (or all,
-// when force), and the positions of suspects.
+// when force: partitions are being handed over), and the positions of
+// suspects.
 func (c *checker) lookups(now time.Time, force bool) []chainSeq {
 	var out []chainSeq
 	if c.asked == nil {
@@ -223,15 +256,154 @@ func (c *checker) lookups(now time.Time, force bool) []chainSeq {
 	return out
 }
 
-// expired: st's first parked event waited the grace while the consumer
-// was caught up, or ten times the grace in any case (a consumer that never
-// quite catches up must still report gaps and move its commits).
+// expired: st's first parked event waited the grace, and every partition
+// that could carry its predecessor was read past it (see past). The grace
+// covers a producer's records still in flight; the position covers a
+// consumer that reads one topic behind the other, by any amount (after a
+// rebalance, the new owner's fetches of one topic may start seconds after
+// the other's). When the other topic's partition is not known to carry the
+// chain (topics of different partition counts), the consumer must be
+// caught up instead, or ten times the grace must pass (a consumer that
+// never quite catches up must still report gaps and move its commits).
 func (c *checker) expired(st *chainState, now time.Time) bool {
 	if st.sinceGen > c.inserted {
 		return false // its batch is still streaming: see settle
 	}
 	waited := now.Sub(st.since)
-	return waited >= c.grace && c.caughtUp() || waited >= 10*c.grace
+	if waited < c.grace {
+		return false
+	}
+	first := st.parked[0]
+	if tp, ok := c.partner(first); ok {
+		return c.past(tp, first, st.since)
+	}
+	return c.caughtUp() || waited >= 10*c.grace
+}
+
+// partner is the partition of the other topic that carries l's chain, when
+// this member reads it: its predecessor is there or earlier on l's own
+// partition, which was read in order up to l.
+func (c *checker) partner(l link) (topicPartition, bool) {
+	if !c.paired {
+		return topicPartition{}, false
+	}
+	var tp topicPartition
+	switch l.src.Topic {
+	case c.topics[0]:
+		tp = topicPartition{c.topics[1], l.src.Partition}
+	case c.topics[1]:
+		tp = topicPartition{c.topics[0], l.src.Partition}
+	default:
+		return tp, false
+	}
+	return tp, c.owned[tp]
+}
+
+// past reports whether partition tp was read past l: a record newer than
+// l (record time) was fed from it, or everything it held when it was last
+// listed, after l began waiting (since), was fed. A chain's events are
+// produced in order by one runner, so its predecessor is older than l.
+func (c *checker) past(tp topicPartition, l link, since time.Time) bool {
+	p := c.pos[tp]
+	if p == nil {
+		return false
+	}
+	if p.fed && p.ts > l.rts {
+		return true
+	}
+	if p.listed.IsZero() || p.listed.Before(since) {
+		return false
+	}
+	at := p.start
+	if p.fed {
+		at = p.next
+	}
+	return at >= p.end
+}
+
+// unlisted returns the partitions whose ends must be read from Kafka to
+// tell whether a parked event past its grace waits for a predecessor still
+// to come: those not read past it by record time and not listed since it
+// began waiting.
+func (c *checker) unlisted(now time.Time) []topicPartition {
+	var out []topicPartition
+	for _, st := range c.chains {
+		if len(st.parked) == 0 || st.sinceGen > c.inserted || now.Sub(st.since) < c.grace {
+			continue
+		}
+		first := st.parked[0]
+		tp, ok := c.partner(first)
+		if !ok || c.past(tp, first, st.since) {
+			continue
+		}
+		if p := c.pos[tp]; p != nil && !p.listed.Before(st.since) {
+			continue
+		}
+		if !slices.Contains(out, tp) {
+			out = append(out, tp)
+		}
+	}
+	return out
+}
+
+// fed records that partition tp was fed up to a record of time ts (Unix
+// ms) and offset next-1.
+func (c *checker) fed(tp topicPartition, ts, next int64) {
+	p := c.pos[tp]
+	if p == nil {
+		p = &partPos{}
+		c.pos[tp] = p
+	}
+	p.fed, p.ts, p.next = true, max(p.ts, ts), max(p.next, next)
+}
+
+// listed records partition tp's start and end as read from Kafka at at
+// (when the request was sent).
+func (c *checker) listed(tp topicPartition, start, end int64, at time.Time) {
+	p := c.pos[tp]
+	if p == nil {
+		p = &partPos{}
+		c.pos[tp] = p
+	}
+	p.listed, p.start, p.end = at, start, end
+}
+
+// assign records partitions assigned to this member.
+func (c *checker) assign(tps map[string][]int32) {
+	for t, ps := range tps {
+		for _, p := range ps {
+			c.owned[topicPartition{t, p}] = true
+		}
+	}
+}
+
+// forget drops what the checker knows of partitions handed over, and of
+// the chains they carry: their next owner resumes the chains from storage
+// and reads their parked events again (commits stayed below them). If a
+// partition comes back, it is read again from its committed offset, so
+// what was known of it may be stale.
+func (c *checker) forget(tps map[string][]int32, now time.Time) {
+	gone := map[int32]bool{}
+	for t, ps := range tps {
+		for _, p := range ps {
+			tp := topicPartition{t, p}
+			delete(c.owned, tp)
+			delete(c.pos, tp)
+			if t == c.topics[0] || t == c.topics[1] {
+				gone[p] = true
+			}
+		}
+	}
+	for k, st := range c.chains {
+		if !gone[st.part] {
+			continue
+		}
+		c.parked -= len(st.parked)
+		delete(c.chains, k)
+	}
+	// Chains seen again resume from storage at once, as after a start.
+	c.started = now
+	c.m.parked.Set(float64(c.parked))
 }
 
 // resuming: a chain first seen mid-way in the first grace after start is
@@ -279,8 +451,10 @@ func (c *checker) resolve(found map[chainSeq][]stored, now time.Time, force bool
 		if !c.asked[chainSeq{first.key, first.seq - 1}] {
 			continue // parked since the lookups: next time
 		}
-		expired := force || c.expired(st, now)
-		if !expired && !c.resuming(st, now) {
+		// force only asks storage: a handover is no reason to call a
+		// predecessor missing (the next owner reads the event again).
+		expired := c.expired(st, now)
+		if !expired && !force && !c.resuming(st, now) {
 			continue
 		}
 		if pred := found[chainSeq{first.key, first.seq - 1}]; len(pred) > 0 {

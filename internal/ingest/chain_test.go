@@ -257,3 +257,132 @@ func TestCheckerGraceCountsFromTheInsert(t *testing.T) {
 		t.Errorf("a grace after the insert (-want +got):\n%s", diff)
 	}
 }
+
+// TestCheckerWaitsForTheOtherTopic: with the two topics paired, a missing
+// predecessor is a gap only once the other topic's partition was read past
+// the waiting event (record time), or to its end; however long that takes
+// beyond the grace. A handover settles nothing: what still waits is read
+// again by the next owner.
+func TestCheckerWaitsForTheOtherTopic(t *testing.T) {
+	ev, ap := topicPartition{"ev", 0}, topicPartition{"ap", 0}
+	// on is seq of testKey from topic tp, produced at record time 100*seq.
+	on := func(tp topicPartition, seq int) link {
+		l := lk(seq)
+		l.src = store.Source{Topic: tp.topic, Partition: tp.partition, Offset: int64(seq)}
+		l.rts = int64(100 * seq)
+		return l
+	}
+	type ev_ struct {
+		at       time.Duration
+		add      *link
+		fed      *topicPartition // fed up to record time ts
+		ts       int64
+		listed   *[2]int64 // the other topic's start and end, listed at at
+		flush    bool
+		handover bool
+	}
+	addAt := func(at time.Duration, l link) ev_ { return ev_{at: at, add: &l} }
+	fedAt := func(at time.Duration, tp topicPartition, ts int64) ev_ { return ev_{at: at, fed: &tp, ts: ts} }
+	flush := func(at time.Duration) ev_ { return ev_{at: at, flush: true} }
+	tests := []struct {
+		name       string
+		steps      []ev_
+		want       []string
+		parkedLeft int
+	}{
+		{"approvals lag the events by more than the grace", []ev_{
+			addAt(0, on(ev, 1)), addAt(0, on(ev, 3)), fedAt(0, ev, 300),
+			flush(0), flush(5 * time.Second),
+			{at: 5 * time.Second, listed: &[2]int64{0, 50}}, flush(6 * time.Second),
+			fedAt(20*time.Second, ap, 150), flush(21 * time.Second), // read, but not yet past seq 3
+			addAt(40*time.Second, on(ap, 2)), fedAt(40*time.Second, ap, 200), flush(41 * time.Second),
+		}, nil, 0},
+		{"missing event: a gap once the other topic is past it", []ev_{
+			addAt(0, on(ev, 1)), addAt(0, on(ev, 3)), fedAt(0, ev, 300),
+			fedAt(0, ap, 250), flush(0), flush(5 * time.Second),
+			fedAt(6*time.Second, ap, 301), flush(6 * time.Second),
+		}, []string{"gap@3"}, 0},
+		{"missing event: a gap once the other topic is read to its end", []ev_{
+			addAt(0, on(ev, 1)), addAt(0, on(ev, 3)), fedAt(0, ev, 300),
+			flush(5 * time.Second),
+			{at: 5 * time.Second, listed: &[2]int64{7, 7}}, flush(5 * time.Second),
+		}, []string{"gap@3"}, 0},
+		{"an end listed before the event waited proves nothing", []ev_{
+			{at: 0, listed: &[2]int64{7, 7}},
+			addAt(time.Second, on(ev, 1)), addAt(time.Second, on(ev, 3)), fedAt(time.Second, ev, 300),
+			flush(5 * time.Second),
+		}, nil, 1},
+		{"missing event on the other topic, other topic past it", []ev_{
+			addAt(0, on(ap, 1)), addAt(0, on(ap, 3)), fedAt(0, ap, 300),
+			fedAt(0, ev, 400), flush(500 * time.Millisecond), flush(2 * time.Second),
+		}, []string{"gap@3"}, 0},
+		{"handover settles nothing", []ev_{
+			addAt(0, on(ev, 1)), addAt(0, on(ev, 3)), fedAt(0, ev, 300), fedAt(0, ap, 400),
+			{at: 500 * time.Millisecond, handover: true},
+		}, nil, 0},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			c := newChecker(time.Second, newMetrics())
+			c.caughtUp = func() bool { return true } // the old rule would call a gap
+			c.topics, c.paired = [2]string{"ev", "ap"}, true
+			c.assign(map[string][]int32{"ev": {0}, "ap": {0}})
+			t0 := time.Unix(1_700_000_000, 0)
+			var got []string
+			for _, s := range tc.steps {
+				now := t0.Add(s.at)
+				switch {
+				case s.add != nil:
+					c.add(*s.add, now)
+				case s.fed != nil:
+					c.fed(*s.fed, s.ts, s.ts/100+1)
+				case s.listed != nil:
+					c.listed(ap, s.listed[0], s.listed[1], now)
+				case s.flush, s.handover:
+					c.lookups(now, s.handover)
+					c.resolve(nil, now, s.handover)
+					for _, b := range c.takeBreaks() {
+						got = append(got, fmt.Sprintf("%s@%d", b.Kind, b.GotSeq))
+					}
+					if s.handover {
+						if diff := cmp.Diff(map[topicPartition]int64{ev: 3}, c.parkedFloor(), cmp.AllowUnexported(topicPartition{})); diff != "" {
+							t.Errorf("floor at the handover (-want +got):\n%s", diff)
+						}
+						c.forget(map[string][]int32{"ev": {0}, "ap": {0}}, now)
+					}
+				}
+			}
+			if diff := cmp.Diff(tc.want, got); diff != "" {
+				t.Errorf("breaks (-want +got):\n%s", diff)
+			}
+			if c.parked != tc.parkedLeft {
+				t.Errorf("parked = %d, want %d", c.parked, tc.parkedLeft)
+			}
+		})
+	}
+}
+
+// TestCheckerUnlisted: the ends of the other topic's partition are asked
+// for only for events past their grace and not read past by record time.
+func TestCheckerUnlisted(t *testing.T) {
+	c := newChecker(time.Second, newMetrics())
+	c.topics, c.paired = [2]string{"ev", "ap"}, true
+	c.assign(map[string][]int32{"ev": {0}, "ap": {0}})
+	t0 := time.Unix(1_700_000_000, 0)
+	l1, l3 := lk(1), lk(3)
+	l1.src, l3.src = store.Source{Topic: "ev"}, store.Source{Topic: "ev", Offset: 1}
+	l3.rts = 300
+	c.add(l1, t0)
+	c.add(l3, t0)
+	if got := c.unlisted(t0.Add(500 * time.Millisecond)); len(got) != 0 {
+		t.Errorf("unlisted within the grace = %v, want none", got)
+	}
+	want := []topicPartition{{"ap", 0}}
+	if diff := cmp.Diff(want, c.unlisted(t0.Add(2*time.Second)), cmp.AllowUnexported(topicPartition{})); diff != "" {
+		t.Errorf("unlisted (-want +got):\n%s", diff)
+	}
+	c.listed(topicPartition{"ap", 0}, 0, 9, t0.Add(2*time.Second))
+	if got := c.unlisted(t0.Add(3 * time.Second)); len(got) != 0 {
+		t.Errorf("unlisted after a fresh listing = %v, want none", got)
+	}
+}

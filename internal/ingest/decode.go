@@ -105,6 +105,7 @@ func (in *ingester) decode(c *chunk) {
 			eventID: row.EventID,
 			tenant:  cut(len(env.Tenant)),
 			time:    env.EventTime,
+			rts:     r.Timestamp.UnixMilli(),
 			src:     src,
 			editOK:  contentOK(r.Value, env),
 		}

@@ -44,14 +44,25 @@
 // approval events go to the approvals topic), so events of one chain do
 // not arrive in seq order. The checker therefore parks an event whose
 // predecessor has not arrived yet. A parked event is resolved when its
-// predecessor arrives, or after Config.ChainGrace: then the predecessor
-// (seq-1) is looked up in ClickHouse (it is there when an earlier run
-// ingested it), and if it is missing a gap is recorded. A chain first seen
-// at seq > 1 (for example after a restart) is resumed the same way, from
-// its stored predecessor, so a restart does not produce false breaks.
-// Offsets are committed only below the oldest parked event of each
-// partition, so parked events are redelivered, not forgotten, after a
-// restart. The content check (hash = sha256(prev_hash || canonical event))
+// predecessor arrives, or after Config.ChainGrace once the partition of
+// the other topic that carries the chain (the same-numbered one: both
+// topics are keyed by session and range-assigned) was read past the
+// event's record time, or to its end: then the predecessor (seq-1) is
+// looked up in ClickHouse (it is there when an earlier run ingested it),
+// and if it is missing a gap is recorded. However far one topic is read
+// behind the other, a predecessor on its way is not called missing. (With
+// topics of different partition counts the consumer must instead be
+// caught up, or ten graces pass.) A chain first seen at seq > 1 (for
+// example after a restart) is resumed the same way, from its stored
+// predecessor, so a restart does not produce false breaks. Offsets are
+// committed only below the oldest parked event of each partition, so
+// parked events are redelivered, not forgotten, after a restart. When
+// partitions are revoked (a rebalance), everything polled before is
+// written and committed, parked events are resumed from storage where
+// they can be and otherwise left uncommitted, not called gaps, and the
+// checker forgets the partitions' chains: their next owner, this member
+// or another, reads the parked events again and resumes the chains from
+// storage. The content check (hash = sha256(prev_hash || canonical event))
 // runs in the decode workers with events.ComputeHash; the checker keeps
 // only (seq, prev_hash, hash, id) per parked event. Kinds recorded:
 // gap, reorder, edit, wrong_prev, duplicate_seq, bad_start. An identical

@@ -7,10 +7,12 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -87,11 +89,17 @@ func (in *ingester) insertEvents(b *batch) error {
 func (in *ingester) finish(ctx context.Context, b *batch) error {
 	if b.barrier != nil {
 		defer close(b.barrier)
-		// Partitions are moving: settle every parked event now.
+		// Partitions are moving: resume from storage what can be; what
+		// still waits stays uncommitted, and its next owner reads it
+		// again and decides.
 		if err := in.checkChains(ctx, 0, true); err != nil {
 			return err
 		}
-		return in.commit(ctx, nil)
+		if err := in.commit(ctx, nil); err != nil {
+			return err
+		}
+		in.forget(b.revoked)
+		return nil
 	}
 	if len(b.dead) > 0 {
 		if err := in.deadLetters(ctx, b.dead); err != nil {
@@ -180,6 +188,12 @@ func (in *ingester) checkChains(ctx context.Context, gen uint64, force bool) err
 	now := time.Now()
 	in.chainMu.Lock()
 	in.chain.settle(gen, now)
+	unlisted := in.chain.unlisted(now)
+	in.chainMu.Unlock()
+	if len(unlisted) > 0 {
+		in.listEnds(ctx, unlisted, now)
+	}
+	in.chainMu.Lock()
 	want := in.chain.lookups(now, force)
 	in.chainMu.Unlock()
 	found := map[chainSeq][]stored{}
@@ -216,6 +230,70 @@ func (in *ingester) checkChains(ctx context.Context, gen uint64, force bool) err
 		in.chainMu.Unlock()
 	}
 	return err
+}
+
+// listEnds reads from Kafka where partitions tps start and end, for parked
+// events whose predecessor may be on one of them (see checker.past); at
+// most once a second. Failing, it logs: the events wait for the next try.
+func (in *ingester) listEnds(ctx context.Context, tps []topicPartition, now time.Time) {
+	if now.Sub(in.listedAt) < time.Second {
+		return
+	}
+	in.listedAt = now
+	var topics []string
+	for _, tp := range tps {
+		if !slices.Contains(topics, tp.topic) {
+			topics = append(topics, tp.topic)
+		}
+	}
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	adm := kadm.NewClient(in.cl)
+	// Last stable offsets: records are read committed.
+	ends, err := adm.ListCommittedOffsets(ctx, topics...)
+	var starts kadm.ListedOffsets
+	if err == nil {
+		starts, err = adm.ListStartOffsets(ctx, topics...)
+	}
+	if err != nil {
+		in.log.Warn("could not list partition ends for the chain check; parked events wait", "err", err)
+		return
+	}
+	committed := in.cl.CommittedOffsets()
+	in.chainMu.Lock()
+	defer in.chainMu.Unlock()
+	for _, tp := range tps {
+		end, ok := ends.Lookup(tp.topic, tp.partition)
+		if !ok || end.Err != nil {
+			continue
+		}
+		// Where consumption began, for a partition fed nothing yet.
+		start := int64(-1)
+		if o, ok := committed[tp.topic][tp.partition]; ok && o.Offset >= 0 {
+			start = o.Offset
+		} else if s, ok := starts.Lookup(tp.topic, tp.partition); ok && s.Err == nil {
+			start = s.Offset
+		}
+		if start >= 0 {
+			in.chain.listed(tp, start, end.Offset, now)
+		}
+	}
+}
+
+// forget drops what the chain checker and the commits know of partitions
+// handed over, once they are committed.
+func (in *ingester) forget(revoked map[string][]int32) {
+	in.chainMu.Lock()
+	in.chain.forget(revoked, time.Now())
+	in.chainMu.Unlock()
+	for t, ps := range revoked {
+		for _, p := range ps {
+			// Their offsets must not be committed again: the next owner
+			// commits them from now on.
+			delete(in.seen, topicPartition{t, p})
+			delete(in.committed, topicPartition{t, p})
+		}
+	}
 }
 
 // lookup reads the stored (hash, event_id) of chain positions, 500 per

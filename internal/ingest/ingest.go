@@ -36,7 +36,8 @@ type chunk struct {
 	items   []item
 	block   *store.EventBlock // the chunk's valid rows
 	done    chan struct{}
-	barrier chan struct{} // non-nil: not records but a drain request
+	barrier chan struct{}      // non-nil: not records but a drain request
+	revoked map[string][]int32 // of a drain: the partitions handed over
 	// drained: the last chunk of a poll that left nothing to fetch.
 	drained bool
 }
@@ -56,6 +57,7 @@ type batch struct {
 	records int
 	next    map[topicPartition]int64 // offset after the last record seen
 	barrier chan struct{}
+	revoked map[string][]int32
 
 	stream  *store.EventStream
 	opened  time.Time
@@ -79,11 +81,17 @@ type ingester struct {
 	dedup *dedup
 	crash crashHook
 
-	// drainMu guards ordered against a drain request after the poller
-	// closed it.
-	drainMu sync.Mutex
-	ordered chan *chunk
-	closed  bool
+	// drainMu guards the drain requests the poller is to put into
+	// ordered, the poll they interrupt, and closed (ordered is closed: no
+	// request will be served).
+	drainMu    sync.Mutex
+	drains     []*chunk
+	pollCancel context.CancelFunc
+	ordered    chan *chunk
+	closed     bool
+	// listedAt: when partition ends were last read for the chain checker
+	// (by the flusher).
+	listedAt time.Time
 
 	committed map[topicPartition]int64
 	seen      map[topicPartition]int64
@@ -189,6 +197,7 @@ func Run(ctx context.Context, cfg Config) error {
 func (in *ingester) session(ctx context.Context) error {
 	cfg, log := in.cfg, in.log
 	in.chain = newChecker(cfg.ChainGrace, in.m)
+	in.chain.topics = [2]string{cfg.Topics.Events, cfg.Topics.Approvals}
 	// Caught up: what is left to fetch fits in one poll.
 	in.chain.caughtUp = func() bool { return in.behind.Load() <= caughtUpRecords }
 	in.seen = nil
@@ -197,7 +206,7 @@ func (in *ingester) session(ctx context.Context) error {
 	defer rewind(nil)
 	in.rewind = rewind
 	in.drainMu.Lock()
-	in.closed = false
+	in.closed, in.drains = false, nil
 	in.drainMu.Unlock()
 
 	opts := []kgo.Opt{
@@ -227,7 +236,12 @@ func (in *ingester) session(ctx context.Context) error {
 		kgo.RequiredAcks(kgo.AllISRAcks()),
 		kgo.ClientID("agentaudit-ingest"),
 		kgo.WithPools(newFetchPool()),
-		kgo.OnPartitionsRevoked(func(ctx context.Context, _ *kgo.Client, _ map[string][]int32) { in.drain(ctx) }),
+		kgo.OnPartitionsAssigned(func(_ context.Context, _ *kgo.Client, tps map[string][]int32) {
+			in.chainMu.Lock()
+			in.chain.assign(tps)
+			in.chainMu.Unlock()
+		}),
+		kgo.OnPartitionsRevoked(func(ctx context.Context, _ *kgo.Client, tps map[string][]int32) { in.drain(ctx, tps) }),
 	}
 	if cfg.InstanceID != "" {
 		// A rewinding session's new client rejoins with the same id too,
@@ -242,7 +256,10 @@ func (in *ingester) session(ctx context.Context) error {
 	log.Info("ingest started", "group", cfg.Group, "instance_id", cfg.InstanceID, "topics", []string{cfg.Topics.Events, cfg.Topics.Approvals},
 		"database", cfg.Database, "batch_rows", cfg.BatchRows, "batch_wait", cfg.BatchWait, "workers", cfg.Workers)
 
-	warnUnevenTopics(ctx, cl, cfg.Topics, log)
+	paired := warnUnevenTopics(ctx, cl, cfg.Topics, log)
+	in.chainMu.Lock()
+	in.chain.paired = paired
+	in.chainMu.Unlock()
 
 	// hard ends ShutdownTimeout after ctx: the bound of the final flush.
 	// A rewinding session ends it at once.
@@ -340,19 +357,32 @@ func (in *ingester) pollLoop(ctx context.Context, work chan<- *chunk) {
 	defer func() {
 		in.drainMu.Lock()
 		in.closed = true
-		close(in.ordered)
 		in.drainMu.Unlock()
+		in.pushDrains()
+		close(in.ordered)
 	}()
 	parts := map[topicPartition]*fetchState{}
 	paused := map[string]bool{}
 	for poll := 1; ; poll++ {
-		pctx, cancel := ctx, context.CancelFunc(func() {})
+		// A drain request goes in after every record polled before it.
+		in.pushDrains()
+		pctx, cancel := context.WithCancel(ctx)
 		if len(paused) > 0 {
 			// A paused topic must be let go when the other stops
 			// delivering; a poll that waits for ever would not notice.
 			pctx, cancel = context.WithTimeout(ctx, 250*time.Millisecond)
 		}
+		in.drainMu.Lock()
+		in.pollCancel = cancel
+		pending := len(in.drains) > 0
+		in.drainMu.Unlock()
+		if pending {
+			cancel()
+		}
 		fs := in.cl.PollRecords(pctx, in.cfg.BatchRows)
+		in.drainMu.Lock()
+		in.pollCancel = nil
+		in.drainMu.Unlock()
 		cancel()
 		if fs.IsClientClosed() || ctx.Err() != nil {
 			return
@@ -463,17 +493,37 @@ func aheadTopics(parts map[topicPartition]*fetchState, topics [2]string, poll in
 	return out
 }
 
-// drain is the partition-revoke callback: it pushes a barrier through the
-// pipeline and waits until everything polled before it is written and
-// committed, so that the partitions move to their next owner committed.
-func (in *ingester) drain(ctx context.Context) {
+// pushDrains puts the pending drain requests into the pipeline.
+func (in *ingester) pushDrains() {
+	in.drainMu.Lock()
+	ds := in.drains
+	in.drains = nil
+	in.drainMu.Unlock()
+	for _, b := range ds {
+		in.ordered <- b
+	}
+}
+
+// drain is the partition-revoke callback: it has the poller push a barrier
+// through the pipeline and waits until everything polled before it is
+// written and committed, so that the partitions move to their next owner
+// committed (below their parked events), and the chain checker forgets
+// them. The poller, not the callback, puts the barrier in, after every
+// record it polled: the client stopped fetching the revoked partitions
+// before this callback, but a poll may have returned their records and
+// not yet passed them on. The poll in progress is interrupted: it would
+// wait for records that come only after the new assignment.
+func (in *ingester) drain(ctx context.Context, revoked map[string][]int32) {
 	in.drainMu.Lock()
 	if in.closed {
 		in.drainMu.Unlock()
 		return
 	}
-	b := &chunk{barrier: make(chan struct{})}
-	in.ordered <- b
+	b := &chunk{barrier: make(chan struct{}), revoked: revoked}
+	in.drains = append(in.drains, b)
+	if in.pollCancel != nil {
+		in.pollCancel()
+	}
 	in.drainMu.Unlock()
 	t := time.NewTimer(45 * time.Second)
 	defer t.Stop()
@@ -527,7 +577,7 @@ func (in *ingester) batchLoop(ctx context.Context, flushes chan<- *batch) {
 			}
 			if c.barrier != nil {
 				send()
-				flushes <- &batch{barrier: c.barrier}
+				flushes <- &batch{barrier: c.barrier, revoked: c.revoked}
 				continue
 			}
 			<-c.done
@@ -539,7 +589,7 @@ func (in *ingester) batchLoop(ctx context.Context, flushes chan<- *batch) {
 				in.add(b, c, &c.items[i])
 				b.bytes += len(c.items[i].rec.Value)
 			}
-			in.feedChains(b.gen)
+			in.feedChains(b.gen, c.recs)
 			in.stream(ctx, b, c)
 			// The chunk's rows are in the insert and its dead letters own
 			// their bytes: the records go back to the Kafka client.
@@ -645,17 +695,22 @@ func (in *ingester) add(b *batch, c *chunk, it *item) {
 	in.chunkLinks = append(in.chunkLinks, it.link)
 }
 
-// feedChains adds the links of the chunk just batched to the chain checker
-// as part of batch gen.
-func (in *ingester) feedChains(gen uint64) {
-	if len(in.chunkLinks) == 0 {
-		return
-	}
+// feedChains adds the links of the chunk just batched (records recs) to
+// the chain checker as part of batch gen, and how far each partition was
+// read.
+func (in *ingester) feedChains(gen uint64, recs []*kgo.Record) {
 	now := time.Now()
 	in.chainMu.Lock()
 	in.chain.gen = gen
 	for _, l := range in.chunkLinks {
 		in.chain.add(l, now)
+	}
+	// A poll's records come partition by partition, in offset order.
+	for i, r := range recs {
+		if i+1 < len(recs) && recs[i+1].Partition == r.Partition && recs[i+1].Topic == r.Topic {
+			continue
+		}
+		in.chain.fed(topicPartition{r.Topic, r.Partition}, r.Timestamp.UnixMilli(), r.Offset+1)
 	}
 	in.chainMu.Unlock()
 	clear(in.chunkLinks)
@@ -666,17 +721,19 @@ func (in *ingester) feedChains(gen uint64) {
 // counts: range assignment then no longer gives one member both halves of
 // a session's chains, and with several ingesters the online chain check
 // reports gaps that query verify will not find. Nothing is lost either way.
-func warnUnevenTopics(ctx context.Context, cl *kgo.Client, t eventlog.Topics, log *slog.Logger) {
+// It reports whether both topics are known to have as many partitions.
+func warnUnevenTopics(ctx context.Context, cl *kgo.Client, t eventlog.Topics, log *slog.Logger) bool {
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	td, err := kadm.NewClient(cl).ListTopics(ctx, t.Events, t.Approvals)
 	if err != nil {
 		log.Warn("ingest: could not read the topics' partition counts", "err", err)
-		return
+		return false
 	}
 	ev, ap := len(td[t.Events].Partitions), len(td[t.Approvals].Partitions)
 	if ev > 0 && ap > 0 && ev != ap {
 		log.Warn("ingest: the topics have different partition counts; with more than one ingester the online chain check will report false gaps (query verify is unaffected): give both the same count",
 			"topic_events", t.Events, "partitions_events", ev, "topic_approvals", t.Approvals, "partitions_approvals", ap)
 	}
+	return ev > 0 && ev == ap
 }
