@@ -25,6 +25,7 @@ func runCmd(ctx context.Context, args []string) error {
 	fs.StringEnv(&c.StateTopic, "state-topic", "DETECT_STATE_TOPIC", "audit.detect.state", "compacted checkpoint topic")
 	fs.StringEnv(&c.RepartitionTopic, "repartition-topic", "DETECT_REPARTITION_TOPIC", "audit.detect.repartition", "topic re-keying matches by group")
 	fs.BoolEnv(&c.CreateTopics, "create-topics", "DETECT_CREATE_TOPICS", true, "create missing topics")
+	topicFlags(fs, &c)
 	fs.StringEnv(&c.StartAt, "start-at", "DETECT_START_AT", "earliest", "where a partition without a checkpoint starts: earliest or latest")
 	fs.StringEnv(&c.MetricsAddr, "metrics", "DETECT_METRICS_ADDR", "127.0.0.1:9466", "loopback address for /metrics and /healthz; empty disables")
 	fs.DurationEnv(&c.CheckpointEvery, "checkpoint-every", "DETECT_CHECKPOINT_EVERY", 0, "checkpoint interval (default 5s)")

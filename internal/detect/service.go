@@ -46,10 +46,13 @@ type Config struct {
 	StateTopic            string `env:"DETECT_STATE_TOPIC"`
 	RepartitionTopic      string `env:"DETECT_REPARTITION_TOPIC"`
 	RepartitionPartitions int32  `env:"DETECT_REPARTITION_PARTITIONS"`
-	// CreateTopics creates missing topics with Partitions and Replication.
+	// CreateTopics creates missing topics with Partitions (default 6) and
+	// Replication. Replication 0 or -1 is the brokers' default
+	// (default.replication.factor), so a three-broker cluster set up for
+	// it gets 3 without being told.
 	CreateTopics bool  `env:"DETECT_CREATE_TOPICS"`
-	Partitions   int32 `env:"DETECT_PARTITIONS"`
-	Replication  int16 `env:"DETECT_REPLICATION"`
+	Partitions   int32 `env:"DETECT_TOPIC_PARTITIONS"`
+	Replication  int16 `env:"DETECT_TOPIC_REPLICATION"`
 	// StartAt is where a partition without a checkpoint or committed
 	// offset starts: "earliest" (default: nothing is skipped) or "latest".
 	StartAt string `env:"DETECT_START_AT"`
@@ -105,8 +108,11 @@ func (c *Config) Validate() error {
 	if c.Partitions <= 0 {
 		c.Partitions = 6
 	}
-	if c.Replication <= 0 {
-		c.Replication = 1
+	switch {
+	case c.Replication == 0:
+		c.Replication = -1 // kadm: the brokers' default
+	case c.Replication < -1:
+		return fmt.Errorf("%w: Replication %d is not positive or -1 (the brokers' default)", ErrConfig, c.Replication)
 	}
 	switch c.StartAt {
 	case "":

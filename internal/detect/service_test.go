@@ -555,3 +555,34 @@ func waitBalanced(t testing.TB, a, b *running) {
 	}
 	t.Fatal("the two services never shared the 9 partitions")
 }
+
+// Missing topics get the brokers' default replication factor unless one
+// is set; a factor Kafka cannot mean is refused by name.
+func TestConfigTopicReplication(t *testing.T) {
+	cases := []struct {
+		in, want int16
+		ok       bool
+	}{
+		{0, -1, true},
+		{-1, -1, true},
+		{3, 3, true},
+		{-2, 0, false},
+	}
+	for _, tc := range cases {
+		c := Config{Brokers: []string{"127.0.0.1:9092"}, RulesDir: "rules", Replication: tc.in}
+		err := c.Validate()
+		if (err == nil) != tc.ok {
+			t.Errorf("Replication %d: Validate = %v, want ok %v", tc.in, err, tc.ok)
+			continue
+		}
+		if !tc.ok {
+			if !strings.Contains(err.Error(), "Replication") {
+				t.Errorf("Replication %d: error %q does not name the field", tc.in, err)
+			}
+			continue
+		}
+		if c.Replication != tc.want {
+			t.Errorf("Replication %d: validated to %d, want %d", tc.in, c.Replication, tc.want)
+		}
+	}
+}

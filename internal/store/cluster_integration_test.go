@@ -12,6 +12,8 @@ import (
 	"encoding/hex"
 	"fmt"
 	"log/slog"
+	"slices"
+	"sort"
 	"strings"
 	"testing"
 	"time"
@@ -378,5 +380,135 @@ func TestIntegrationClusterMigrateRerun(t *testing.T) {
 		if diff := cmp.Diff(eventColumns, cols); diff != "" {
 			t.Errorf("server %s: events columns after the rerun (-insert +table):\n%s", env.ClickHouse[i], diff)
 		}
+	}
+}
+
+// TestIntegrationClusterRetention inserts events, DLQ rows and chain
+// breaks into an old month, a month that reaches past the cutoff and a
+// recent one through the Distributed tables, runs Retention through one
+// server, and checks every server: the old month is gone from each local
+// table, the other two stay. Sessions spread over both shards; the DLQ
+// row and the chain break each land on one shard only, so the other
+// shard is sent a DROP PARTITION of a partition it does not hold.
+func TestIntegrationClusterRetention(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	s, nodes, env := clusterDB(t)
+	if _, err := s.Migrate(ctx); err != nil {
+		t.Fatalf("Migrate on the cluster: %v", err)
+	}
+	base := mappedExamples(t)[0]
+	now := time.Date(2026, 6, 15, 12, 0, 0, 0, time.UTC)
+	keep := 400 * 24 * time.Hour                            // cutoff 2025-05-11
+	old := time.Date(2025, 3, 20, 0, 0, 0, 0, time.UTC)     // month ended before the cutoff: dropped
+	straddle := time.Date(2025, 5, 2, 0, 0, 0, 0, time.UTC) // month reaches past the cutoff: kept
+	recent := time.Date(2026, 6, 1, 0, 0, 0, 0, time.UTC)
+	var rows []EventRow
+	id := uint64(1)
+	for k := range 8 {
+		for _, at := range []time.Time{old, straddle, recent} {
+			r := rowAt(base, at, id)
+			r.SessionID = fmt.Sprintf("%s-r%d", base.SessionID, k)
+			rows = append(rows, r)
+			id++
+		}
+	}
+	if err := s.InsertEvents(ctx, rows); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.InsertDLQ(ctx, []DLQRow{{ReceivedAt: old, Topic: "audit.events", Offset: 1, Raw: []byte("{")},
+		{ReceivedAt: recent, Topic: "audit.events", Offset: 2, Raw: []byte("{")}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.InsertChainBreaks(ctx, []ChainBreak{{EventTime: old, SessionID: "s", Kind: BreakGap, EventID: 1}}); err != nil {
+		t.Fatal(err)
+	}
+	tables := []string{"events_local", "dlq_events_local", "chain_breaks_local"}
+	// partitions returns "table/partition" of the active parts on server
+	// i, after it has fetched what its shard's other replica holds.
+	partitions := func(i int) []string {
+		n := nodes[i]
+		for _, tbl := range tables {
+			if err := n.conn.Exec(ctx, "SYSTEM SYNC REPLICA "+s.db+"."+tbl); err != nil {
+				t.Fatalf("server %s: %v", env.ClickHouse[i], err)
+			}
+		}
+		return strs(t, n, "SELECT DISTINCT concat(table, '/', partition) AS p FROM system.parts WHERE database = ? AND active AND table LIKE '%\\_local' ORDER BY p", s.db)
+	}
+	// The union over the shards, from their first replicas.
+	union := func() []string {
+		seen := map[string]bool{}
+		var out []string
+		for i := 0; i < len(nodes); i += env.Replicas {
+			for _, p := range partitions(i) {
+				if !seen[p] {
+					seen[p] = true
+					out = append(out, p)
+				}
+			}
+		}
+		sort.Strings(out)
+		return out
+	}
+	before := union()
+	wantBefore := []string{"chain_breaks_local/202503", "dlq_events_local/202503", "dlq_events_local/202606",
+		"events_local/202503", "events_local/202505", "events_local/202606"}
+	if diff := cmp.Diff(wantBefore, before); diff != "" {
+		t.Fatalf("partitions before retention (-want +got):\n%s", diff)
+	}
+	for i := 0; i < len(nodes); i += env.Replicas {
+		if p := partitions(i); !slices.Contains(p, "events_local/202503") {
+			t.Fatalf("shard %d holds no old events (%v): the test needs both shards to hold some", i/env.Replicas+1, p)
+		}
+	}
+
+	want := []string{"chain_breaks/202503", "dlq_events/202503", "events/202503"}
+	dry, err := s.Retention(ctx, keep, now, DryRun())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(want, dry); diff != "" {
+		t.Errorf("dry run (-want +got):\n%s", diff)
+	}
+	if diff := cmp.Diff(before, union()); diff != "" {
+		t.Fatalf("dry run changed partitions (-before +after):\n%s", diff)
+	}
+	got, err := s.Retention(ctx, keep, now)
+	if err != nil {
+		t.Fatalf("Retention on the cluster: %v", err)
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("dropped (-want +got):\n%s", diff)
+	}
+	for i := range nodes {
+		var left []string
+		for _, p := range partitions(i) {
+			if strings.HasSuffix(p, "/202503") {
+				left = append(left, p)
+			}
+		}
+		if len(left) != 0 {
+			t.Errorf("server %s still holds %v", env.ClickHouse[i], left)
+		}
+		if n := count(t, nodes[i], "SELECT count() FROM "+s.db+".events_local WHERE toYYYYMM(event_time) = 202503"); n != 0 {
+			t.Errorf("server %s: %d old events left", env.ClickHouse[i], n)
+		}
+	}
+	after := union()
+	wantAfter := []string{"dlq_events_local/202606", "events_local/202505", "events_local/202606"}
+	if diff := cmp.Diff(wantAfter, after); diff != "" {
+		t.Errorf("partitions after retention (-want +got):\n%s", diff)
+	}
+	// Through Distributed: the kept months, every row of them.
+	if n := count(t, nodes[len(nodes)-1], "SELECT count() FROM "+s.db+".events"); n != 16 {
+		t.Errorf("events through Distributed after retention = %d, want 16", n)
+	}
+	// A rerun has nothing left to drop.
+	again, err := s.Retention(ctx, keep, now)
+	if err != nil {
+		t.Fatalf("second Retention: %v", err)
+	}
+	if len(again) != 0 {
+		t.Errorf("second Retention dropped %v", again)
 	}
 }
