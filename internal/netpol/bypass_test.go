@@ -27,6 +27,7 @@ import (
 	"github.com/agentaudit/agentaudit/internal/events"
 	"github.com/agentaudit/agentaudit/internal/testenv"
 	"github.com/agentaudit/agentaudit/internal/testenv/faultreport"
+	"github.com/agentaudit/agentaudit/internal/testenv/podmantest"
 )
 
 // bypassPy runs one request from inside the sandbox, written byte for
@@ -248,7 +249,7 @@ rules:
 		t.Fatalf("connect to %s: %v", uri, err)
 	}
 	ctrID := startBridgeContainer(t, conn, image, sp)
-	run := func(cmd ...string) execResult { return execInContainer(t, conn, ctrID, cmd...) }
+	run := func(cmd ...string) podmantest.Result { return podmantest.Exec(t, conn, ctrID, cmd...) }
 	if r := run("bash", "-c", `for i in $(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/3128) 2>/dev/null && exit 0; sleep 0.05; done; exit 1`); r.ExitCode != 0 {
 		t.Fatalf("bridge not listening: %+v", r)
 	}

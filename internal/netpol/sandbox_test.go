@@ -6,7 +6,6 @@
 package netpol
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -22,7 +21,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/containers/podman/v5/pkg/api/handlers"
 	"github.com/containers/podman/v5/pkg/bindings"
 	"github.com/containers/podman/v5/pkg/bindings/containers"
 	"github.com/containers/podman/v5/pkg/specgen"
@@ -30,6 +28,7 @@ import (
 
 	"github.com/agentaudit/agentaudit/internal/events"
 	"github.com/agentaudit/agentaudit/internal/testenv"
+	"github.com/agentaudit/agentaudit/internal/testenv/podmantest"
 )
 
 // gitRefs is what the test server offers as a repository: the dumb HTTP
@@ -128,9 +127,9 @@ func TestSandboxEgress(t *testing.T) {
 		t.Fatalf("connect to %s: %v", uri, err)
 	}
 	ctrID := startBridgeContainer(t, conn, image, sp)
-	run := func(t *testing.T, cmd ...string) execResult {
+	run := func(t *testing.T, cmd ...string) podmantest.Result {
 		t.Helper()
-		return execInContainer(t, conn, ctrID, cmd...)
+		return podmantest.Exec(t, conn, ctrID, cmd...)
 	}
 	// The bridge is the container's main process; wait until it listens.
 	if r := run(t, "bash", "-c", `for i in $(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/3128) 2>/dev/null && exit 0; sleep 0.05; done; exit 1`); r.ExitCode != 0 {
@@ -259,7 +258,7 @@ except (ssl.SSLZeroReturnError, ssl.SSLEOFError, ConnectionResetError):
 	t.Run("ask waits then passes, or expires", func(t *testing.T) {
 		audit.reset()
 		type out struct {
-			r    execResult
+			r    podmantest.Result
 			took time.Duration
 		}
 		done := make(chan out, 1)
@@ -353,35 +352,4 @@ func startBridgeContainer(t *testing.T, conn context.Context, image string, sp *
 		t.Fatalf("start container: %v", err)
 	}
 	return created.ID
-}
-
-type execResult struct {
-	Stdout, Stderr string
-	ExitCode       int
-}
-
-// execInContainer runs cmd in the container; the test time-out bounds it
-// (ExecStartAndAttach ignores context cancellation).
-func execInContainer(t *testing.T, conn context.Context, ctrID string, cmd ...string) execResult {
-	t.Helper()
-	cfg := new(handlers.ExecCreateConfig)
-	cfg.Cmd = cmd
-	cfg.AttachStdout = true
-	cfg.AttachStderr = true
-	id, err := containers.ExecCreate(conn, ctrID, cfg)
-	if err != nil {
-		t.Fatalf("exec create %q: %v", strings.Join(cmd, " "), err)
-	}
-	var stdout, stderr bytes.Buffer
-	opts := new(containers.ExecStartAndAttachOptions).
-		WithOutputStream(io.Writer(&stdout)).WithAttachOutput(true).
-		WithErrorStream(io.Writer(&stderr)).WithAttachError(true)
-	if err := containers.ExecStartAndAttach(conn, id, opts); err != nil {
-		t.Fatalf("exec start %q: %v", strings.Join(cmd, " "), err)
-	}
-	insp, err := containers.ExecInspect(conn, id, nil)
-	if err != nil {
-		t.Fatalf("exec inspect: %v", err)
-	}
-	return execResult{Stdout: stdout.String(), Stderr: stderr.String(), ExitCode: insp.ExitCode}
 }

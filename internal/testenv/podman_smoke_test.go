@@ -1,16 +1,12 @@
 package testenv_test
 
 import (
-	"bytes"
 	"context"
 	"fmt"
-	"io"
 	"net"
-	"strings"
 	"testing"
 	"time"
 
-	"github.com/containers/podman/v5/pkg/api/handlers"
 	"github.com/containers/podman/v5/pkg/bindings"
 	"github.com/containers/podman/v5/pkg/bindings/containers"
 	"github.com/containers/podman/v5/pkg/specgen"
@@ -18,6 +14,7 @@ import (
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 
 	"github.com/agentaudit/agentaudit/internal/testenv"
+	"github.com/agentaudit/agentaudit/internal/testenv/podmantest"
 )
 
 // TestPodmanSmoke checks that the rootless service testenv/up starts can run
@@ -63,17 +60,17 @@ func TestPodmanSmoke(t *testing.T) {
 
 	t.Run("exec output and exit code", func(t *testing.T) {
 		start := time.Now()
-		got := execIn(t, conn, created.ID, "sh", "-c", "echo hello; echo err >&2; exit 3")
+		got := podmantest.Exec(t, conn, created.ID, "sh", "-c", "echo hello; echo err >&2; exit 3")
 		t.Logf("exec round trip: %v", time.Since(start).Round(time.Millisecond))
-		want := execResult{Stdout: "hello\n", Stderr: "err\n", ExitCode: 3}
+		want := podmantest.Result{Stdout: "hello\n", Stderr: "err\n", ExitCode: 3}
 		if diff := cmp.Diff(want, got); diff != "" {
 			t.Errorf("exec result (-want +got):\n%s", diff)
 		}
 	})
 
 	t.Run("rlimits applied", func(t *testing.T) {
-		got := execIn(t, conn, created.ID, "bash", "-c", "ulimit -n; ulimit -u")
-		want := execResult{Stdout: "256\n512\n"}
+		got := podmantest.Exec(t, conn, created.ID, "bash", "-c", "ulimit -n; ulimit -u")
+		want := podmantest.Result{Stdout: "256\n512\n"}
 		if diff := cmp.Diff(want, got); diff != "" {
 			t.Errorf("ulimit (-want +got):\n%s", diff)
 		}
@@ -100,44 +97,10 @@ try:
 except OSError as e:
     print("connect:", type(e).__name__)
 `, port)
-		got := execIn(t, conn, created.ID, "python3", "-c", script)
-		want := execResult{Stdout: "interfaces: lo\nconnect: ConnectionRefusedError\n"}
+		got := podmantest.Exec(t, conn, created.ID, "python3", "-c", script)
+		want := podmantest.Result{Stdout: "interfaces: lo\nconnect: ConnectionRefusedError\n"}
 		if diff := cmp.Diff(want, got); diff != "" {
 			t.Errorf("network inside the sandbox (-want +got):\n%s", diff)
 		}
 	})
-}
-
-type execResult struct {
-	Stdout, Stderr string
-	ExitCode       int
-}
-
-// execIn runs cmd in the container and returns its output and exit code.
-// ExecStartAndAttach ignores context cancellation; the test timeout bounds it.
-func execIn(t *testing.T, conn context.Context, ctrID string, cmd ...string) execResult {
-	t.Helper()
-	cfg := new(handlers.ExecCreateConfig)
-	cfg.Cmd = cmd
-	cfg.AttachStdout = true
-	cfg.AttachStderr = true
-	id, err := containers.ExecCreate(conn, ctrID, cfg)
-	if err != nil {
-		t.Fatalf("exec create %q: %v", strings.Join(cmd, " "), err)
-	}
-	var stdout, stderr bytes.Buffer
-	opts := new(containers.ExecStartAndAttachOptions).
-		WithOutputStream(io.Writer(&stdout)).WithAttachOutput(true).
-		WithErrorStream(io.Writer(&stderr)).WithAttachError(true)
-	if err := containers.ExecStartAndAttach(conn, id, opts); err != nil {
-		t.Fatalf("exec start %q: %v", strings.Join(cmd, " "), err)
-	}
-	insp, err := containers.ExecInspect(conn, id, nil)
-	if err != nil {
-		t.Fatalf("exec inspect: %v", err)
-	}
-	if insp.Running {
-		t.Fatalf("exec %s still running after its output closed", id)
-	}
-	return execResult{Stdout: stdout.String(), Stderr: stderr.String(), ExitCode: insp.ExitCode}
 }
