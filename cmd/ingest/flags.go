@@ -17,7 +17,7 @@ func storeFlags(fs *envflag.FlagSet, c *ingest.Config) {
 	fs.StringEnv(&c.ClickHouseUser, "clickhouse-user", "CLICKHOUSE_USER", "default", "ClickHouse user")
 	fs.StringEnv(&c.ClickHousePassword, "clickhouse-password", "CLICKHOUSE_PASSWORD", "", "ClickHouse password")
 	fs.StringEnv(&c.Database, "database", "CLICKHOUSE_DATABASE", ingest.DefaultDatabase, "ClickHouse database")
-	fs.StringEnv(&c.ClickHouseCluster, "clickhouse-cluster", "CLICKHOUSE_CLUSTER", "", "ClickHouse cluster `name` to install the schema ON CLUSTER, sharded by session; empty for one server")
+	fs.StringEnv(&c.ClickHouseCluster, "clickhouse-cluster", "CLICKHOUSE_CLUSTER", "", "ClickHouse cluster `name`: the schema is installed ON CLUSTER, sharded by session, and retention drops old months on every shard; empty for one server")
 }
 
 var logLevel = new(slog.LevelVar)
