@@ -2,10 +2,11 @@
 -- purpose: Tool calls completed in the period that should not have run:
 --   no_policy_decision (no policy.decision at all), executed_after_deny
 --   (the last decision was deny), ask_without_approval (the policy asked
---   and no approval.decided `approved` for one of the call's approval ids
---   was recorded before the completion). Approval ids are taken from every
---   event of the call, so a session-scoped approval referenced by a later
---   decision counts. Must be empty.
+--   and no approval.decided `approved` that took effect, the first final
+--   decision of one of the call's approval ids in the approvals topic's
+--   order, was recorded before the completion). Approval ids are taken
+--   from every event of the call, so a session-scoped approval referenced
+--   by a later decision counts. Must be empty.
 -- param: from DateTime  start of the period (inclusive)
 -- param: to DateTime  end of the period (exclusive)
 -- param: lookback_hours UInt32 = 24  how long before @from the decisions and approvals of a call completed in the period may lie
@@ -70,11 +71,11 @@ FROM
               AND (cityHash64(tenant, session_id, tool_call_id) NOT IN
                       (SELECT cityHash64(tenant, session_id, tool_call_id) FROM events
                        WHERE event_type = 'policy.decision'
-                         AND event_time >= subtractHours(@from, @lookback_hours) AND toDate(event_time) >= toDate(subtractHours(@from, @lookback_hours)) - 1 AND event_time < @to AND toDate(event_time) <= toDate(@to) + 1)
+                       AND event_time >= subtractHours(@from, @lookback_hours) AND toDate(event_time) >= toDate(subtractHours(@from, @lookback_hours)) - 1 AND event_time < @to AND toDate(event_time) <= toDate(@to) + 1)
                    OR cityHash64(tenant, session_id, tool_call_id) IN
                       (SELECT cityHash64(tenant, session_id, tool_call_id) FROM events
                        WHERE event_type = 'policy.decision' AND decision IN ('ask', 'deny')
-                         AND event_time >= subtractHours(@from, @lookback_hours) AND toDate(event_time) >= toDate(subtractHours(@from, @lookback_hours)) - 1 AND event_time < @to AND toDate(event_time) <= toDate(@to) + 1))
+                       AND event_time >= subtractHours(@from, @lookback_hours) AND toDate(event_time) >= toDate(subtractHours(@from, @lookback_hours)) - 1 AND event_time < @to AND toDate(event_time) <= toDate(@to) + 1))
             GROUP BY call
             HAVING c_completions > 0 AND c_completed_at >= @from
         )
@@ -82,9 +83,17 @@ FROM
     )
     ANY LEFT JOIN
     (
-        SELECT approval_id AS aid, min(toUInt64(event_time) * 1000000 + event_time_us) AS approved_us
+        -- The decision that took effect is the first final one in its
+        -- partition (the order the approvals service and the runner act
+        -- on); an approval that lost to a denial or an expiry, or a
+        -- partial one, approves nothing. source_offset alone orders one
+        -- request's decisions: they share a partition (keyed by session).
+        SELECT
+            approval_id AS aid,
+            if(argMin(approval_outcome, source_offset) = 'approved',
+               argMin(toUInt64(event_time) * 1000000 + event_time_us, source_offset), 0) AS approved_us
         FROM events
-        WHERE event_type = 'approval.decided' AND approval_outcome = 'approved'
+        WHERE event_type = 'approval.decided' AND reason_code != 'needs_approval'
           AND event_time >= subtractHours(@from, @lookback_hours) AND toDate(event_time) >= toDate(subtractHours(@from, @lookback_hours)) - 1 AND event_time < @to AND toDate(event_time) <= toDate(@to) + 1
         GROUP BY approval_id
     ) USING aid

@@ -48,7 +48,7 @@ func (c *serveConfig) flags(fs *envflag.FlagSet) {
 	fs.StringEnv(&c.EventsTopic, "events-topic", "APPROVE_EVENTS_TOPIC", eventlog.DefaultTopics.Events, "events topic (alerts)")
 	fs.Int64Env(&c.NodeID, "node-id", "APPROVE_NODE_ID", 1001, "snowflake node id (0..1023), unique among all emitters")
 	fs.StringEnv(&c.ID, "id", "APPROVE_ID", "approvals", "service name; the runner_id of its events is NAME-<start id>")
-	fs.BoolEnv(&c.Expire, "expire", "APPROVE_EXPIRE", true, "expire overdue requests (on one instance only)")
+	fs.BoolEnv(&c.Expire, "expire", "APPROVE_EXPIRE", true, "expire overdue requests (safe on every instance: the first expiry in the log counts)")
 	fs.DurationEnv(&c.ExpiryEvery, "expiry-every", "APPROVE_EXPIRY_EVERY", time.Second, "how often to look for overdue requests")
 	fs.DurationEnv(&c.AlertWindow, "alert-window", "APPROVE_ALERT_WINDOW", time.Hour, "how far back to read alerts at start")
 	fs.BoolEnv(&c.CreateTopics, "create-topics", "APPROVE_CREATE_TOPICS", false, "create missing topics")

@@ -192,7 +192,9 @@ func (a *Authenticator) Authorize(ap Approver, r Request) error {
 	switch {
 	case r.Open() && r.Status == StatusExpired: // marked by ExpireDue, its event on the way
 		return fail(signing.CodeExpired, "request %s expired at %s", r.ID, stampOf(r.ExpiresAt))
-	case !r.Open() || r.Status != StatusPending:
+	case r.Final != nil:
+		return fail(CodeAlreadyDecided, "request %s was already %s", r.ID, wonBy(*r.Final))
+	case r.Status != StatusPending:
 		return fail(CodeAlreadyDecided, "request %s is %s", r.ID, r.Status)
 	case now.After(r.ExpiresAt):
 		return fail(signing.CodeExpired, "request %s expired at %s", r.ID, stampOf(r.ExpiresAt))

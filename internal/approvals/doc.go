@@ -37,6 +37,44 @@
 // (approvals_auth_failures_total) but are not events: no event type
 // records them yet.
 //
+// # Several instances
+//
+// Any number of `approve serve` instances may run at once on the same
+// topics, each with its own node id, emitter id and spool. They share
+// nothing but Kafka, and need nothing else to agree:
+//
+//   - The log decides. audit.approvals is keyed by session, so a request's
+//     approval.requested and every approval.decided for it are in one
+//     partition, in one order. The first final decision in that order is
+//     the effective one: every instance's fold (State.judge:
+//     already_decided), a rebuild, the runner (its ReplayGuard claims the
+//     first decision that verifies; the feed reads a partition in order)
+//     and the approvals and unapproved_actions reports (first by
+//     source_offset) take the same one. decided_at does
+//     not decide: two instances sign on two clocks.
+//   - Two clicks on two instances (or one approver in two tabs) can both
+//     pass Authorize, each against its own fold, and both be written.
+//     Decide answers only once its own event has come back through its
+//     fold: 200 when it took effect, 409 already_decided naming the
+//     winning decision when it lost. The losing event stays in the log and
+//     in the request's history as a rejected attempt; it is a record, not
+//     a decision. The inbox shows the refusal as a notice, and the request
+//     under its final status with both attempts.
+//   - Audit before answer: a 200 means Kafka acknowledged the decision
+//     with acks=all, so killing the instance that gave it loses nothing;
+//     the other instances fold it like any event. (When Kafka does not
+//     acknowledge in time the answer is 503 and the event waits in that
+//     instance's spool, sent by the next start on the same spool, and
+//     effective only if nothing won meanwhile.) Requests live in the log,
+//     not in an instance, so a dead instance's pending requests are
+//     pending, and answerable, everywhere else.
+//   - Expiry may run on every instance. Each writes a signed "expired"
+//     decision for an overdue request its fold still has open; when two
+//     do, or a decision signed before the deadline reaches the log after
+//     an expiry, the first in the partition wins as above, everywhere.
+//     The runner stops waiting at the deadline by its own clock whatever
+//     the log says later.
+//
 // # Two-person approvals in events
 //
 // The event schema has one approver per approval.decided, so a request that

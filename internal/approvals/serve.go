@@ -27,7 +27,7 @@ type ServeConfig struct {
 	Topics        eventlog.Topics // topic names
 	NodeID        int64           // snowflake node id, unique among emitters
 	ServiceID     string          // base of the service's runner_id
-	Expire        bool            // expire overdue requests (run on one instance)
+	Expire        bool            // expire overdue requests (safe on every instance)
 	ExpiryEvery   time.Duration   // how often to look for overdue requests
 	AlertWindow   time.Duration   // how far back to read alerts at start
 	CreateTopics  bool            // create missing topics (3 partitions, replication 1)

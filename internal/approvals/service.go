@@ -119,8 +119,9 @@ func WithTrustedKeys(ks *signing.KeySet) ServiceOption {
 }
 
 // WithExpiry turns the expiry of unanswered requests on or off (default
-// on) and sets how often it looks (default 1 s). Run it on one instance;
-// two would both emit, and the fold keeps the first.
+// on) and sets how often it looks (default 1 s). It is safe on every
+// instance: when two expire one request, the first expiry in the
+// partition takes effect everywhere and the other is a rejected attempt.
 func WithExpiry(on bool, every time.Duration) ServiceOption {
 	return func(s *Service) {
 		s.expire = on
@@ -468,14 +469,29 @@ func (s *Service) Decide(ctx context.Context, ap Approver, id string, in Decisio
 		out.Result = ResultAccepted
 	case ChangePartial:
 		out.Result = ResultPartial
-	default:
+	case ChangeRejected:
 		s.metrics.decisions.WithLabelValues(string(outcome), "rejected_"+string(ch.Rejection)).Inc()
+		if ch.Rejection == CodeAlreadyDecided && r.Final != nil {
+			// Lost a race with another instance (or another tab): the
+			// first decision in the partition won everywhere, and this
+			// one stays in the log as an ineffective attempt.
+			return out, fail(CodeAlreadyDecided, "request %s was already %s; decision %s is recorded as an ineffective attempt", id, wonBy(*r.Final), env.EventID)
+		}
 		return out, fail(ch.Rejection, "decision %s was recorded but rejected", env.EventID)
+	default:
+		// A duplicate cannot happen for a fresh event id; never claim success.
+		return out, fmt.Errorf("%w: event %s folded as %s", ErrNotApplied, env.EventID, ch.Kind)
 	}
 	s.metrics.decisions.WithLabelValues(string(outcome), string(out.Result)).Inc()
 	s.log.Info("decision", "approval_id", id, "event_id", env.EventID, "approver", ap.ID,
 		"decision", outcome, "scope", d.Scope, "result", out.Result)
 	return out, nil
+}
+
+// wonBy names the decision that settled a request, for the refusal of a
+// later one.
+func wonBy(d Decision) string {
+	return fmt.Sprintf("%s by %s (decision %s, decided at %s)", statusOf(d.Outcome), d.Approver.ID, d.EventID, stampOf(d.DecidedAt))
 }
 
 // Release lifts the holds of a session (one, when in.HeldEventID names it)

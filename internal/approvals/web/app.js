@@ -335,6 +335,9 @@
       card.dataset.busy = "";
       card.querySelector(".refusal").textContent = "Refused: " + e.code + " — " + e.message;
       for (const b of card.querySelectorAll("button")) b.disabled = false;
+      // Another answer won (on this or another instance): the card leaves
+      // the pending list on the next reload, so say it where it stays.
+      if (e.code === "already_decided") notice("Your answer did not take effect: " + e.message);
     }
   }
 

@@ -3,8 +3,13 @@
 --   decided, the decision (pending while unanswered; expired when the
 --   approvals service recorded the expiry or the runner recorded that it
 --   stopped waiting with approval_expired), its scope, and the seconds
---   from request to decision. The first decision counts; decision_count > 1
---   shows a second answer, which deserves a look.
+--   from request to decision. The decision is the first final one
+--   (partial approvals of a two-person rule do not count) in the order of
+--   the approvals topic's partition, which is what the approvals service
+--   and the runner act on; it is not always the earliest decided_at, since
+--   two service instances sign on their own clocks. decision_count > 1
+--   shows a later answer that did not take effect (a losing click on
+--   another instance, a second expiry), which the log keeps as a record.
 -- param: from DateTime  start of the period (inclusive)
 -- param: to DateTime  end of the period (exclusive)
 -- findings: no
@@ -38,14 +43,15 @@ FROM
         -- Decisions come after their request, so they are at or after @from.
         SELECT
             tenant, approval_id,
-            argMin(approval_outcome, toUInt64(event_time) * 1000000 + event_time_us) AS d_outcome,
-            argMin(approval_scope, toUInt64(event_time) * 1000000 + event_time_us)   AS d_scope,
-            argMin(approver, toUInt64(event_time) * 1000000 + event_time_us)         AS d_approver,
-            argMin(event_time, toUInt64(event_time) * 1000000 + event_time_us)       AS d_decided_at,
-            min(toUInt64(event_time) * 1000000 + event_time_us)                      AS d_us,
-            count()                                                                  AS decision_count
+            argMin(approval_outcome, (source_partition, source_offset, toUInt64(event_time) * 1000000 + event_time_us)) AS d_outcome,
+            argMin(approval_scope, (source_partition, source_offset, toUInt64(event_time) * 1000000 + event_time_us))   AS d_scope,
+            argMin(approver, (source_partition, source_offset, toUInt64(event_time) * 1000000 + event_time_us))         AS d_approver,
+            argMin(event_time, (source_partition, source_offset, toUInt64(event_time) * 1000000 + event_time_us))       AS d_decided_at,
+            argMin(toUInt64(event_time) * 1000000 + event_time_us,
+                   (source_partition, source_offset, toUInt64(event_time) * 1000000 + event_time_us))                  AS d_us,
+            count()                                                                                                  AS decision_count
         FROM events FINAL
-        WHERE event_type = 'approval.decided' AND event_time >= @from
+        WHERE event_type = 'approval.decided' AND reason_code != 'needs_approval' AND event_time >= @from
           AND approval_id IN (SELECT approval_id FROM events
                               WHERE event_type = 'approval.requested' AND event_time >= @from AND event_time < @to)
         GROUP BY tenant, approval_id

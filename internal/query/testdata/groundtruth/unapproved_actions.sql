@@ -2,10 +2,11 @@
 -- purpose: Tool calls completed in the period that should not have run:
 --   no_policy_decision (no policy.decision at all), executed_after_deny
 --   (the last decision was deny), ask_without_approval (the policy asked
---   and no approval.decided `approved` for one of the call's approval ids
---   was recorded before the completion). Approval ids are taken from every
---   event of the call, so a session-scoped approval referenced by a later
---   decision counts. Must be empty.
+--   and no approval.decided `approved` that took effect, the first final
+--   decision of one of the call's approval ids in the approvals topic's
+--   order, was recorded before the completion). Approval ids are taken
+--   from every event of the call, so a session-scoped approval referenced
+--   by a later decision counts. Must be empty.
 -- param: from DateTime  start of the period (inclusive)
 -- param: to DateTime  end of the period (exclusive)
 -- param: lookback_hours UInt32 = 24  how long before @from the decisions and approvals of a call completed in the period may lie
@@ -67,11 +68,23 @@ FROM
     )
     ANY LEFT JOIN
     (
-        SELECT approval_id AS aid, min(toUInt64(event_time) * 1000000 + event_time_us) AS approved_us
-        FROM events FINAL
-        WHERE event_type = 'approval.decided' AND approval_outcome = 'approved'
-          AND event_time >= subtractHours(@from, @lookback_hours) AND event_time < @to
-        GROUP BY approval_id
+        -- The decision that took effect is the first final one in its
+        -- partition (the order the approvals service and the runner act
+        -- on); an approval that lost to a denial or an expiry, or a
+        -- partial one, approves nothing.
+        SELECT aid, if(outcome = 'approved', us, 0) AS approved_us
+        FROM
+        (
+            SELECT
+                approval_id AS aid,
+                argMin(approval_outcome, (source_partition, source_offset, toUInt64(event_time) * 1000000 + event_time_us)) AS outcome,
+                argMin(toUInt64(event_time) * 1000000 + event_time_us,
+                       (source_partition, source_offset, toUInt64(event_time) * 1000000 + event_time_us))                  AS us
+            FROM events FINAL
+            WHERE event_type = 'approval.decided' AND reason_code != 'needs_approval'
+              AND event_time >= subtractHours(@from, @lookback_hours) AND event_time < @to
+            GROUP BY approval_id
+        )
     ) USING aid
     GROUP BY call
 )
