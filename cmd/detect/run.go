@@ -15,10 +15,12 @@ func runCmd(ctx context.Context, args []string) error {
 	fs := envflag.New("detect run", flag.ContinueOnError)
 	brokersFlag(fs, &c.Brokers)
 	fs.StringEnv(&c.Group, "group", "DETECT_GROUP", "detect", "consumer group shared by every instance")
+	fs.StringEnv(&c.InstanceID, "instance-id", "DETECT_INSTANCE_ID", "", "static group member id, unique per running detector: a restart with it resumes at once instead of after the session timeout")
+	fs.DurationEnv(&c.SessionTimeout, "session-timeout", "DETECT_SESSION_TIMEOUT", 0, "how long the group waits for a silent instance before others take its partitions (default 45s, at least the brokers' 6s)")
 	rulesFlag(fs, &c.RulesDir)
 	overridesFlag(fs, &c.Overrides)
 	fs.StringEnv(&c.RunnerID, "id", "DETECT_ID", "", "runner_id of the events it writes (default detect-<host>-<start time>)")
-	fs.Int64Env(&c.NodeID, "node-id", "DETECT_NODE_ID", -1, "snowflake node id 0..1023, unique among emitters; -1 derives one from the id")
+	fs.Int64Env(&c.NodeID, "node-id", "DETECT_NODE_ID", -1, "snowflake node id 0..1023, unique among emitters (set one per instance of a group); -1 derives one from the id")
 	c.Topics = eventlog.DefaultTopics
 	fs.StringEnv(&c.Topics.Events, "events-topic", "DETECT_EVENTS_TOPIC", c.Topics.Events, "events topic")
 	fs.StringEnv(&c.Topics.Approvals, "approvals-topic", "DETECT_APPROVALS_TOPIC", c.Topics.Approvals, "approvals topic")

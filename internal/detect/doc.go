@@ -28,6 +28,34 @@
 // events stored in ClickHouse; Bench (`detect bench`) measures alert
 // latency on a real broker.
 //
+// The guarantee with several instances in one group, any of which may be
+// killed: every alert a single instance would raise over the same events
+// is written exactly once, as one alert.raised record on the events topic
+// (and its session.held or approval.requested once on the approvals
+// topic), not merely once after deduplication downstream. Alert event ids
+// are snowflakes drawn when the alert is decided, not derived from it;
+// what prevents a second copy is, per partition: the checkpoint (state
+// and offset in one record), the log record written before a batch's
+// alerts (a replay up to its offset raises those alerts again and drops
+// them, matched by rule, group, counts, last event and time), and a scan
+// of the topics for the outbox events a dead owner may have written
+// before writing them again. Re-forwarded matches are dropped by source
+// offset on the repartition side. It holds as long as two conditions do:
+//   - each instance has its own NodeID (ids drawn from the runner id
+//     collide one time in twenty per pair, and then two alerts share an
+//     event id; set --node-id per instance, as for --instance-id);
+//   - a partition has one writer at a time: an instance that lost its
+//     partitions without dying (paused past its session timeout) is not
+//     fenced and may still write what it had decided; a killed one writes
+//     nothing more.
+//
+// With InstanceID (static membership) a restarted instance gets its
+// partitions back at once; without it, or when it does not come back, the
+// others take them once SessionTimeout passes, and alerts due on them wait
+// that long. internal/detect's TestServiceScaleOutJoin and
+// TestServiceKillOneOfTwo, and internal/faults' TestFaultDetectKillOneOfTwo
+// (SIGKILL of the real binary), check this on six-partition topics.
+//
 // WithOverrides tunes a loaded rule set from an override file (switch a
 // rule on or off, change its numbers, add exceptions) without copying the
 // rules; ImportSigmaCommand converts Sigma rules into rules with generated

@@ -30,8 +30,19 @@ var ErrConfig = errors.New("detect: bad config")
 type Config struct {
 	Brokers []string `env:"KAFKA_BROKERS"`
 	// Group is the consumer group; every instance of one detector shares it.
-	Group    string `env:"DETECT_GROUP"`
-	RulesDir string `env:"DETECT_RULES"`
+	Group string `env:"DETECT_GROUP"`
+	// InstanceID, when set, makes the instance a static member of Group
+	// (Kafka's group.instance.id), one id per running instance: restarted
+	// with the same id after a crash, it gets its partitions back at once,
+	// resuming from their checkpoints, instead of after SessionTimeout. A
+	// static member that stops, cleanly or not, keeps its partitions
+	// unread until it returns or its session times out.
+	InstanceID string `env:"DETECT_INSTANCE_ID"`
+	// SessionTimeout is how long the group waits for a silent member
+	// before giving its partitions to the others (default 45s; the
+	// brokers allow 6s at least).
+	SessionTimeout time.Duration `env:"DETECT_SESSION_TIMEOUT"`
+	RulesDir       string        `env:"DETECT_RULES"`
 	// Overrides is an override file tuning the rules (WithOverrides).
 	Overrides string `env:"DETECT_OVERRIDES"`
 	// RunnerID names this process's event chains; default
@@ -39,6 +50,9 @@ type Config struct {
 	RunnerID string `env:"DETECT_ID"`
 	// NodeID is the snowflake node of the ids it issues (0..1023), unique
 	// among emitters; 0 or -1 derives one in 1000..1019 from the runner id.
+	// Instances sharing a group need one each, set by hand: two derived
+	// ones coincide one time in twenty, and then two alerts decided in
+	// the same millisecond get one event id.
 	NodeID int64           `env:"DETECT_NODE_ID"`
 	Topics eventlog.Topics `env:"-"`
 	// StateTopic (compacted) holds checkpoints; RepartitionTopic carries
@@ -89,6 +103,15 @@ func (c *Config) Validate() error {
 	}
 	if c.RulesDir == "" {
 		return fmt.Errorf("%w: RulesDir is empty", ErrConfig)
+	}
+	if c.InstanceID != "" && !validInstanceID(c.InstanceID) {
+		return fmt.Errorf("%w: InstanceID %q: want 1-249 of [A-Za-z0-9._-]", ErrConfig, c.InstanceID)
+	}
+	switch {
+	case c.SessionTimeout == 0:
+		c.SessionTimeout = 45 * time.Second
+	case c.SessionTimeout < 0:
+		return fmt.Errorf("%w: SessionTimeout is negative", ErrConfig)
 	}
 	if c.Topics == (eventlog.Topics{}) {
 		c.Topics = eventlog.DefaultTopics
@@ -313,9 +336,12 @@ func NewService(ctx context.Context, cfg Config, opts ...ServiceOption) (*Servic
 	if cfg.StartAt == "latest" {
 		start = kgo.NewOffset().AtEnd()
 	}
-	s.cl, err = kgo.NewClient(append([]kgo.Opt{
+	group := []kgo.Opt{kgo.ConsumerGroup(cfg.Group), kgo.SessionTimeout(cfg.SessionTimeout)}
+	if cfg.InstanceID != "" {
+		group = append(group, kgo.InstanceID(cfg.InstanceID))
+	}
+	s.cl, err = kgo.NewClient(append(append([]kgo.Opt{
 		kgo.SeedBrokers(cfg.Brokers...),
-		kgo.ConsumerGroup(cfg.Group),
 		kgo.ConsumeTopics(cfg.Topics.Events, cfg.Topics.Approvals, cfg.RepartitionTopic),
 		kgo.ConsumeResetOffset(start),
 		kgo.DisableAutoCommit(),
@@ -328,7 +354,7 @@ func NewService(ctx context.Context, cfg Config, opts ...ServiceOption) (*Servic
 		kgo.OnPartitionsLost(s.onLost),
 		kgo.ProducerLinger(0),
 		kgo.FetchMaxWait(500 * time.Millisecond),
-	}, s.kopts...)...)
+	}, group...), s.kopts...)...)
 	if err != nil {
 		return nil, fmt.Errorf("detect: consumer: %w", err)
 	}
@@ -894,6 +920,19 @@ func alertIdentity(a Alert) string {
 		last = a.EventIDs[len(a.EventIDs)-1]
 	}
 	return fmt.Sprintf("%s|%s|%d|%d|%t|%s|%d", a.RuleID, a.GroupKey, a.Count, a.Suppressed, a.Summary, last, a.LastSeen.UnixMicro())
+}
+
+// validInstanceID: Kafka's rule for names (topics, instance ids).
+func validInstanceID(s string) bool {
+	if len(s) > 249 {
+		return false
+	}
+	for _, r := range s {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '.' || r == '_' || r == '-') {
+			return false
+		}
+	}
+	return true
 }
 
 func (s *Service) ready1() { s.readyOne.Do(func() { close(s.ready) }) }

@@ -32,7 +32,10 @@ type svcEnv struct {
 	prod    *kgo.Client
 }
 
-func newSvcEnv(t testing.TB) *svcEnv {
+func newSvcEnv(t testing.TB) *svcEnv { return newSvcEnvParts(t, 3) }
+
+// newSvcEnvParts is newSvcEnv with parts partitions per topic.
+func newSvcEnvParts(t testing.TB, parts int32) *svcEnv {
 	t.Helper()
 	brokers := testenv.Kafka(t)
 	var b [4]byte
@@ -70,7 +73,7 @@ func newSvcEnv(t testing.TB) *svcEnv {
 		}
 	})
 	e.prod = cl
-	if err := eventlog.EnsureTopics(context.Background(), cl, e.topics, 3, 1); err != nil {
+	if err := eventlog.EnsureTopics(context.Background(), cl, e.topics, parts, 1); err != nil {
 		t.Fatal(err)
 	}
 	return e

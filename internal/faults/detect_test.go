@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
+	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -261,6 +262,337 @@ func readAlerts(t testing.TB, brokers []string, topic string, want int, settle, 
 		}
 		if time.Now().After(deadline) {
 			t.Errorf("%s: %d alerts after %s, want %d", topic, len(out), timeout, want)
+			return out
+		}
+	}
+}
+
+// TestFaultDetectKillOneOfTwo runs two `detect run` processes as static
+// members of one group on six-partition topics and SIGKILLs one of them
+// mid-stream, while windows and sequences are open on every partition and
+// alerts are being decided and written. Either the survivor takes the
+// dead one's partitions once its session times out, or the dead one is
+// restarted with its instance id and resumes at once. Either way every
+// alert due (local window and sequence rules, and a rule re-keyed through
+// the repartition topic) is on the events topic exactly once: the count
+// is of raw records, not deduplicated by event id.
+func TestFaultDetectKillOneOfTwo(t *testing.T) {
+	for _, restart := range []bool{false, true} {
+		name := "survivor takes over"
+		if restart {
+			name = "restarted with its instance id"
+		}
+		t.Run(strings.ReplaceAll(name, " ", "_"), func(t *testing.T) { detectKillOneOfTwo(t, name, restart) })
+	}
+}
+
+func detectKillOneOfTwo(t *testing.T, name string, restart bool) {
+	record := caseRow(t, "one of two detectors SIGKILLed, "+name)
+	began := time.Now()
+	awaitServices(t)
+	brokers := testenv.Kafka(t)
+	const parts = 6
+	base := "test.faults.detect2." + strings.ReplaceAll(name, " ", "-") + "." + suffix()
+	topics := eventlog.Topics{Events: base + ".events", Approvals: base + ".approvals", DLQ: base + ".dlq"}
+	state, repart := base+".state", base+".repartition"
+	t.Cleanup(func() { deleteTopics(brokers, topics.Events, topics.Approvals, topics.DLQ, state, repart) })
+	{
+		cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...))
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+		err = eventlog.EnsureTopics(ctx, cl, topics, parts, 1)
+		cancel()
+		cl.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	root, err := testenv.Root()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Events are stamped with the wall clock: the rule on the hour of day
+	// would fire or not by when the case runs.
+	overrides := filepath.Join(t.TempDir(), "overrides.yaml")
+	if err := os.WriteFile(overrides, []byte("overrides:\n  - rule: activity.unusual_hours\n    enabled: false\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	// The survivor takes over after the brokers' minimum session timeout;
+	// a restart with the instance id must not need the default 45s.
+	session := "6s"
+	if restart {
+		session = "45s"
+	}
+	group := "test-faults-detect2-" + suffix()
+	run := func(member int, id string) (*proc, string) {
+		addr := freeAddr(t)
+		args := []string{"run", "-brokers", strings.Join(brokers, ","), "-group", group,
+			// Its own snowflake node per instance: two ids derived from
+			// runner ids share a node one time in twenty, and then give
+			// two alerts one event id.
+			"-instance-id", fmt.Sprintf("detect-%d", member), "-node-id", strconv.Itoa(1000 + member), "-session-timeout", session,
+			"-rules", filepath.Join(root, "rules"), "-overrides", overrides, "-id", id,
+			"-events-topic", topics.Events, "-approvals-topic", topics.Approvals,
+			"-state-topic", state, "-repartition-topic", repart, "-create-topics=true",
+			"-topic-partitions", strconv.Itoa(parts), "-repartition-partitions", strconv.Itoa(parts), "-start-at", "earliest",
+			"-metrics", addr, "-checkpoint-every", "1s", "-clickhouse-addr", "", "-log-level", "warn"}
+		return start(t, id, binary(t, "detect"), args, nil), addr
+	}
+	// held waits until the instances at addrs hold all 3×parts partitions
+	// (events, approvals, repartition) between them.
+	held := func(timeout time.Duration, addrs ...string) time.Duration {
+		t.Helper()
+		start := time.Now()
+		for time.Since(start) < timeout {
+			n := 0
+			for _, a := range addrs {
+				v, _ := strconv.Atoi(metric(httpBody("http://"+a+"/metrics"), "detect_partitions"))
+				n += v
+			}
+			if n == 3*parts {
+				return time.Since(start)
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+		t.Fatalf("the partitions were not all held after %s", timeout)
+		return 0
+	}
+
+	p, err := eventlog.NewProducer(context.Background(), brokers, "fault-fleet-"+suffix(), eventlog.WithTopics(topics))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { p.Close(context.Background()) })
+	f := newDetectFleet(t, 24, 4)
+
+	d0, addr0 := run(0, "detect-kill2-0-"+suffix())
+	d1, addr1 := run(1, "detect-kill2-1-"+suffix())
+	held(60*time.Second, addr0, addr1)
+	emit := func(from, to int) {
+		for _, r := range f.rounds[from:to] {
+			for _, env := range r {
+				if err := p.Emit(context.Background(), env); err != nil {
+					t.Fatalf("emit: %v", err)
+				}
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
+	emit(0, 8)
+	// A random moment while round 7's sequence alerts and holds are
+	// decided, logged and written; the windows (four denials of five) and
+	// the approvers' windows (eight of ten) stay open across the kill.
+	d := time.Duration(rand.IntN(1500)) * time.Millisecond
+	time.Sleep(d)
+	victim, survivorAddr := d0, addr1
+	if rand.IntN(2) == 1 {
+		victim, survivorAddr = d1, addr0
+	}
+	before := metric(httpBody("http://"+map[*proc]string{d0: addr0, d1: addr1}[victim]+"/metrics"), `detect_rule_alerts_total{rule="credential.read_then_egress"}`)
+	victim.kill(t)
+	how := fmt.Sprintf("%s SIGKILLed %dms after round 7 was produced (%s sequence alerts decided by it)", victim.name, d.Milliseconds(), before)
+	heirAddr := survivorAddr
+	if restart {
+		member := 0
+		if victim == d1 {
+			member = 1
+		}
+		_, heirAddr = run(member, fmt.Sprintf("detect-kill2-%d-restarted-%s", member, suffix()))
+		took := held(60*time.Second, survivorAddr, heirAddr)
+		how += fmt.Sprintf("; restarted with its instance id, all partitions held again %s later (session timeout %s)", took.Round(100*time.Millisecond), session)
+		if took > 20*time.Second {
+			t.Errorf("the restarted static member took %s to get its partitions back", took)
+		}
+	}
+	emit(8, len(f.rounds))
+	if !restart {
+		took := held(60*time.Second, survivorAddr)
+		how += fmt.Sprintf("; the survivor held every partition %s after the last round (session timeout %s)", took.Round(100*time.Millisecond), session)
+	}
+
+	raised := readEnvelopes(t, brokers, topics.Events, events.TypeAlertRaised, f.alerts(), 5*time.Second, 60*time.Second)
+	got := map[string]int{}
+	ids := map[string]int{}
+	for _, env := range raised {
+		pl, err := env.DecodePayload()
+		if err != nil {
+			t.Fatal(err)
+		}
+		a := pl.(*events.AlertRaised)
+		got[fleetAlertID(a.RuleID, a.GroupKey, a.MatchedEventIDs)]++
+		ids[env.EventID]++
+	}
+	var lost, dup, stored, unexpected int64
+	for k, n := range f.want {
+		switch g := got[k]; {
+		case g == 0:
+			lost += int64(n)
+			t.Errorf("alert not raised: %s", k)
+		default:
+			stored++
+			if g > n {
+				dup += int64(g - n)
+				t.Errorf("alert raised %d times: %s", g, k)
+			}
+		}
+	}
+	for k, g := range got {
+		if f.want[k] == 0 {
+			unexpected += int64(g)
+			t.Errorf("unexpected alert (%d): %s", g, k)
+		}
+	}
+	for id, n := range ids {
+		if n > 1 {
+			t.Errorf("alert event %s written %d times", id, n)
+		}
+	}
+	heldEvents := readEnvelopes(t, brokers, topics.Approvals, events.TypeSessionHeld, f.holds, 2*time.Second, 30*time.Second)
+	if len(heldEvents) != f.holds {
+		t.Errorf("%d session.held, want %d", len(heldEvents), f.holds)
+	}
+	how += fmt.Sprintf("; after it: %s", recovered(httpBody("http://"+heirAddr+"/metrics")))
+	t.Log(how)
+	record(faultreport.Case{
+		Produced: int64(f.alerts()), Stored: stored, Lost: lost, Duplicated: dup,
+		Detail: fmt.Sprintf("produced/stored count alerts due/raised once; %d events in %d rounds, %d-partition topics, 2 static members; %s; %d session.held (want %d); %d unexpected alerts; %s",
+			f.events, len(f.rounds), parts, how, len(heldEvents), f.holds, unexpected, time.Since(began).Round(time.Second)),
+	})
+}
+
+// recovered sums up what a detector's metrics say it took over from the
+// dead one: outbox events found written or written now, alerts its replay
+// raised again and held back, re-forwarded matches dropped.
+func recovered(body string) string {
+	var out []string
+	for _, l := range strings.Split(body, "\n") {
+		if strings.HasPrefix(l, "detect_outbox_recovered_total{") || strings.HasPrefix(l, "detect_forward_duplicates_total ") {
+			out = append(out, strings.TrimPrefix(strings.TrimPrefix(l, "detect_outbox_recovered_total"), "detect_"))
+		}
+	}
+	if len(out) == 0 {
+		return "nothing recovered"
+	}
+	return strings.Join(out, ", ")
+}
+
+// detectFleet is a workload whose alerts are known in advance: n sessions
+// each of five egress denials (a window), of a credential read then an
+// egress (a sequence that holds the session), and approvers granting ten
+// approvals each over ten sessions (a rule re-keyed by approver).
+type detectFleet struct {
+	// rounds[i] holds the i-th event of every session, so all sessions
+	// advance together and a kill between rounds finds state open on
+	// every partition.
+	rounds [][]*events.Envelope
+	want   map[string]int // alerts due, by fleetAlertID
+	holds  int
+	events int
+}
+
+func newDetectFleet(t testing.TB, n, approvers int) *detectFleet {
+	ids, err := events.NewIDGen(401)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tag := suffix()
+	f := &detectFleet{want: map[string]int{}}
+	t0 := time.Now().UTC()
+	mk := func(round int, p events.Payload, at time.Time, session string, opts ...events.Option) string {
+		env, err := events.New(p, append([]events.Option{events.WithIDs(ids), events.WithTime(at), events.WithTenant("acme"),
+			events.WithSession(session, ""), events.WithActor(events.ActorAgent, "fault-agent"), events.WithAgent("fault-agent", "1")}, opts...)...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for len(f.rounds) <= round {
+			f.rounds = append(f.rounds, nil)
+		}
+		f.rounds[round] = append(f.rounds[round], env)
+		f.events++
+		return env.EventID
+	}
+	deny := func(host string) events.NetEgress {
+		return events.NetEgress{Phase: "decision", Host: host, Port: 443, Decision: events.DecisionDeny, ReasonCode: events.ReasonDefaultDeny}
+	}
+	for i := range n {
+		at := func(d time.Duration) time.Time { return t0.Add(time.Duration(i)*time.Second + d) }
+		sess := fmt.Sprintf("sess-deny-%s-%d", tag, i)
+		var denials []string
+		for j := range 5 {
+			denials = append(denials, mk(2*j, deny(fmt.Sprintf("h%d.example", j)), at(time.Duration(j)*20*time.Second), sess))
+		}
+		f.want[fleetAlertID("egress.repeated_denials", sess, denials)]++
+		sess = fmt.Sprintf("sess-exfil-%s-%d", tag, i)
+		read := mk(3, events.ToolCallRequested{ToolName: "read_file", Arguments: events.ToolArguments{Path: "/home/dev/.ssh/id_rsa"}, ArgumentsSHA256: strings.Repeat("ab", 32)}, at(10*time.Second), sess)
+		out := mk(7, deny("transfer.sh"), at(40*time.Second), sess)
+		f.want[fleetAlertID("credential.read_then_egress", sess, []string{read, out})]++
+		f.holds++
+	}
+	for k := range approvers {
+		approver := fmt.Sprintf("approver-%s-%d", tag, k)
+		var grants []string
+		for j := range 10 {
+			grant := events.ApprovalDecided{Decision: events.ApprovalApproved, ReasonCode: events.ReasonApproved, Scope: events.ScopeOnce,
+				Approver: events.Actor{Type: events.ActorHuman, ID: approver}, KeyID: "k1",
+				Signature: "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8gISIjJCUmJygpKissLS4vMDEyMzQ1Njc4OTo7PD0+Pw=="}
+			grants = append(grants, mk(j, grant, t0.Add(time.Duration(60+j*20+k)*time.Second), fmt.Sprintf("sess-ap-%s-%d-%d", tag, k, j),
+				events.WithApproval(fmt.Sprint(7_300_000_000_000_000_000+k*100+j)), events.WithActor(events.ActorHuman, approver)))
+		}
+		f.want[fleetAlertID("approvals.fatigue", approver, grants)]++
+	}
+	return f
+}
+
+func (f *detectFleet) alerts() int {
+	n := 0
+	for _, c := range f.want {
+		n += c
+	}
+	return n
+}
+
+// fleetAlertID names an alert by its rule, group and events (in any
+// order: a re-keyed rule sees several partitions' events in arrival order).
+func fleetAlertID(rule, group string, ids []string) string {
+	ids = slices.Clone(ids)
+	slices.Sort(ids)
+	return rule + "|" + group + "|" + strings.Join(ids, ",")
+}
+
+// readEnvelopes reads the events of eventType on topic until want arrived
+// and nothing more came for settle (so duplicates show), or timeout.
+func readEnvelopes(t testing.TB, brokers []string, topic, eventType string, want int, settle, timeout time.Duration) []*events.Envelope {
+	t.Helper()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.ConsumeTopics(topic), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	var out []*events.Envelope
+	deadline := time.Now().Add(timeout)
+	quietUntil := time.Now().Add(settle)
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
+		fs := cl.PollFetches(ctx)
+		cancel()
+		fs.EachRecord(func(r *kgo.Record) {
+			env, err := events.Decode(r.Value)
+			if err != nil {
+				t.Errorf("%s offset %d does not decode: %v", topic, r.Offset, err)
+				return
+			}
+			if env.EventType == eventType {
+				out = append(out, env)
+				quietUntil = time.Now().Add(settle)
+			}
+		})
+		if len(out) >= want && time.Now().After(quietUntil) {
+			return out
+		}
+		if time.Now().After(deadline) {
+			t.Errorf("%s: %d %s after %s, want %d", topic, len(out), eventType, timeout, want)
 			return out
 		}
 	}
