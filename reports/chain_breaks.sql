@@ -16,7 +16,9 @@
 -- chain, only counts: a chain whose rows hold seq 1..n once each (count
 -- = distinct seqs = max seq, min seq 1) is intact, and a redelivered row
 -- only makes its chain a candidate. Phase two folds the few candidates in
--- full, counting rows as distinct (event_id, hash) as FINAL would.
+-- full, counting rows as distinct (event_id, hash) as FINAL would. The
+-- candidates already have events in the period, so phase two needs no
+-- second scan for the period's chains.
 SELECT tenant, session_id, runner_id, kind, event_id, expected_seq, got_seq, detail, 'ingest' AS source
 FROM chain_breaks FINAL
 WHERE event_time >= @from AND toDate(event_time) >= toDate(@from) - 1 AND event_time < @to AND toDate(event_time) <= toDate(@to) + 1
@@ -67,8 +69,6 @@ FROM
               HAVING k_first != 1 OR k_rows != k_seqs OR k_seqs != k_last
           )
       )
-      AND cityHash64(session_id, runner_id) IN (SELECT cityHash64(session_id, runner_id) FROM events
-                                                WHERE event_time >= @from AND toDate(event_time) >= toDate(@from) - 1 AND event_time < @to AND toDate(event_time) <= toDate(@to) + 1)
     GROUP BY tenant, session_id, runner_id
     HAVING first_seq != 1 OR row_count != last_seq OR distinct_seqs != row_count
 )

@@ -233,11 +233,15 @@ type verifySession struct {
 func (db *DB) verifyRead(ctx context.Context, batch []verifySession) ([]stored, error) {
 	ids := make([]any, len(batch))
 	from, to := batch[0].first, batch[0].last
+	n := uint64(0)
 	for i, s := range batch {
 		ids[i] = s.id
 		from, to = minTime(from, s.first), maxTime(to, s.last)
+		n += s.rows
 	}
-	var recs []stored
+	// Sized from the session counts: growing a slice of 50k rows by
+	// appending copied it a dozen times (a tenth of verify's own CPU).
+	recs := make([]stored, 0, n)
 	// PREWHERE: the server reads raw only where the batch's sessions are;
 	// left to itself it prewhere-filters on event_time and reads the raw
 	// of every granule the key range touches (20 times as many bytes).

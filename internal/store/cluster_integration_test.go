@@ -423,7 +423,7 @@ func TestIntegrationClusterRetention(t *testing.T) {
 	if err := s.InsertChainBreaks(ctx, []ChainBreak{{EventTime: old, SessionID: "s", Kind: BreakGap, EventID: 1}}); err != nil {
 		t.Fatal(err)
 	}
-	tables := []string{"events_local", "dlq_events_local", "chain_breaks_local"}
+	tables := []string{"events_local", "dlq_events_local", "chain_breaks_local", "activity_sessions_local"}
 	// partitions returns "table/partition" of the active parts on server
 	// i, after it has fetched what its shard's other replica holds.
 	partitions := func(i int) []string {
@@ -451,7 +451,9 @@ func TestIntegrationClusterRetention(t *testing.T) {
 		return out
 	}
 	before := union()
-	wantBefore := []string{"chain_breaks_local/202503", "dlq_events_local/202503", "dlq_events_local/202606",
+	wantBefore := []string{"activity_sessions_local/202503", "activity_sessions_local/202505", "activity_sessions_local/202606",
+		"chain_breaks_local/202503",
+		"dlq_events_local/202503", "dlq_events_local/202606",
 		"events_local/202503", "events_local/202505", "events_local/202606"}
 	if diff := cmp.Diff(wantBefore, before); diff != "" {
 		t.Fatalf("partitions before retention (-want +got):\n%s", diff)
@@ -462,7 +464,7 @@ func TestIntegrationClusterRetention(t *testing.T) {
 		}
 	}
 
-	want := []string{"chain_breaks/202503", "dlq_events/202503", "events/202503"}
+	want := []string{"activity_sessions/202503", "chain_breaks/202503", "dlq_events/202503", "events/202503"}
 	dry, err := s.Retention(ctx, keep, now, DryRun())
 	if err != nil {
 		t.Fatal(err)

@@ -38,7 +38,7 @@ func TestRetentionDropsOnlyOldPartitions(t *testing.T) {
 	if err := s.InsertChainBreaks(ctx, []ChainBreak{{EventTime: old, SessionID: "s", Kind: BreakGap, EventID: 1}}); err != nil {
 		t.Fatal(err)
 	}
-	want := []string{"chain_breaks/202503", "dlq_events/202503", "events/202503"}
+	want := []string{"activity_sessions/202503", "chain_breaks/202503", "dlq_events/202503", "events/202503"}
 	dry, err := s.Retention(ctx, keep, now, DryRun())
 	if err != nil {
 		t.Fatal(err)

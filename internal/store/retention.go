@@ -17,6 +17,7 @@ var retentionTables = []struct{ table, timeCol string }{
 	{"events", "event_time"},
 	{"dlq_events", "received_at"},
 	{"chain_breaks", "event_time"},
+	{"activity_sessions", "day"}, // migration 0015: per-day states of events
 }
 
 // RetentionOption changes what Retention does.
