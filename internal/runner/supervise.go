@@ -185,7 +185,7 @@ func (s *Session) CheckExec(ctx context.Context, c *supervisor.Check) supervisor
 	if pe.Decision == events.DecisionAllow && approvalID == "" {
 		s.after(env)
 		// The policy alone allowed it: the same exec may run again in
-		// this call without asking, and is still recorded (RecordExec).
+		// this call without asking, and is still recorded (RecordExecs).
 		reuse := !c.Root && (pe.ReasonCode == events.ReasonAllowlisted || pe.ReasonCode == events.ReasonKnownSafe)
 		return supervisor.Verdict{Allow: true, Reason: string(pe.ReasonCode), Rule: pe.RuleID, Reuse: reuse}
 	}
@@ -209,25 +209,37 @@ func (s *Session) CheckExec(ctx context.Context, c *supervisor.Check) supervisor
 	return supervisor.Verdict{Allow: false, Reason: string(pe.ReasonCode)}
 }
 
-// RecordExec records an exec the supervisor let run on a reusable verdict:
-// the same argv, executable and cwd the policy allowed earlier in the call.
-func (s *Session) RecordExec(_ context.Context, c *supervisor.Check) {
-	pe := processExec(c)
-	pe.Decision, pe.ReasonCode, pe.RuleID = events.DecisionAllow, events.ReasonCode(c.Reason), c.Rule
-	if !pe.ReasonCode.Valid() {
-		pe.ReasonCode = events.ReasonAllowlisted
+// RecordExecs records execs the supervisor let run on a reusable verdict:
+// the same argv, executable and cwd the policy allowed earlier in the
+// call. They are queued together, in order, for one round trip.
+func (s *Session) RecordExecs(_ context.Context, cs []*supervisor.Check) {
+	envs := make([]*events.Envelope, 0, len(cs))
+	var state *callState
+	for _, c := range cs {
+		pe := processExec(c)
+		pe.Decision, pe.ReasonCode, pe.RuleID = events.DecisionAllow, events.ReasonCode(c.Reason), c.Rule
+		if !pe.ReasonCode.Valid() {
+			pe.ReasonCode = events.ReasonAllowlisted
+		}
+		opts := []events.Option{events.WithToolCall(c.CallID)}
+		if state == nil || state.id != c.CallID {
+			state = s.callState(c.CallID)
+		}
+		if state != nil {
+			opts = append(opts, events.WithParent(state.parent))
+		}
+		env, err := s.envelope(pe, opts...)
+		if err != nil {
+			s.r.o.log.Error("process.exec could not be built", "session", s.id, "pid", c.PID, "err", err)
+			continue
+		}
+		envs = append(envs, env)
 	}
-	opts := []events.Option{events.WithToolCall(c.CallID)}
-	if cs := s.callState(c.CallID); cs != nil {
-		opts = append(opts, events.WithParent(cs.parent))
-	}
-	env, err := s.envelope(pe, opts...)
-	if err != nil {
-		s.r.o.log.Error("process.exec could not be built", "session", s.id, "pid", c.PID, "err", err)
+	if len(envs) == 0 {
 		return
 	}
-	s.count(func(n *events.SessionCounts) { n.Execs++ })
-	s.after(env)
+	s.count(func(n *events.SessionCounts) { n.Execs += uint64(len(envs)) })
+	s.after(envs...)
 }
 
 // processExec is the record of what a check saw, bounded for the event.
@@ -302,13 +314,15 @@ func outOfMemory(er *ExecResult) bool {
 	return false
 }
 
-// after queues an event that records what already happened; the session's
+// after queues events that record what already happened; the session's
 // queue emits them in order (acknowledged or spooled), and Call and Close
 // wait for it.
-func (s *Session) after(env *events.Envelope) {
-	s.completions.add()
+func (s *Session) after(envs ...*events.Envelope) {
+	for range envs {
+		s.completions.add()
+	}
 	s.aq.mu.Lock()
-	s.aq.q = append(s.aq.q, env)
+	s.aq.q = append(s.aq.q, envs...)
 	start := !s.aq.running
 	s.aq.running = true
 	s.aq.mu.Unlock()

@@ -135,10 +135,11 @@ type Checker interface {
 }
 
 // Recorder is implemented by a Checker that records execs the supervisor
-// ran on a reusable verdict (Check.Recorded). It is called in the order
-// the execs happened and must not block for long.
+// ran on a reusable verdict (Check.Recorded). It gets them in the order
+// they happened, as many at a time as arrived together, always before the
+// exit of their call is reported; it must not block for long.
 type Recorder interface {
-	RecordExec(ctx context.Context, c *Check)
+	RecordExecs(ctx context.Context, cs []*Check)
 }
 
 // CheckerFunc adapts a function to Checker.
@@ -265,13 +266,32 @@ func (c *Conn) readLoop() {
 }
 
 func (c *Conn) serve() error {
+	// Records that arrived together are handed over together, and before
+	// whatever frame follows them.
+	var recs []*Check
+	flush := func() {
+		if len(recs) == 0 {
+			return
+		}
+		if r, ok := c.checker.(Recorder); ok {
+			r.RecordExecs(c.ctx, recs)
+		}
+		recs = nil
+	}
+	defer flush()
 	for {
+		if c.w.r.Buffered() == 0 {
+			flush()
+		}
 		m, err := c.w.read()
 		if err != nil {
 			if errors.Is(err, net.ErrClosed) {
 				return nil
 			}
 			return err
+		}
+		if m.Type != MsgCheck || m.Check == nil || !m.Check.Recorded {
+			flush()
 		}
 		switch m.Type {
 		case MsgOut:
@@ -301,9 +321,7 @@ func (c *Conn) serve() error {
 			}
 			chk := m.Check
 			if chk.Recorded {
-				if r, ok := c.checker.(Recorder); ok {
-					r.RecordExec(c.ctx, chk)
-				}
+				recs = append(recs, chk)
 				continue
 			}
 			// Checks may wait for a human; each gets its own goroutine so

@@ -55,11 +55,13 @@ func (l *checkLog) CheckExec(ctx context.Context, c *Check) Verdict {
 	return rule(c)
 }
 
-// RecordExec implements Recorder: a reused verdict's exec.
-func (l *checkLog) RecordExec(_ context.Context, c *Check) {
+// RecordExecs implements Recorder: reused verdicts' execs.
+func (l *checkLog) RecordExecs(_ context.Context, cs []*Check) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	l.checks = append(l.checks, *c)
+	for _, c := range cs {
+		l.checks = append(l.checks, *c)
+	}
 }
 
 // all returns the checks so far, copied under the lock (the connection's

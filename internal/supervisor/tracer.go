@@ -32,6 +32,11 @@ const maxReuse = 4096
 // together (see tracer.records).
 const maxRecords = 256
 
+// recordWindow is how long the first record held back waits for others.
+// Sent one by one, each record of a tight exec loop woke the runner (and
+// its event log) once per exec, on the CPU the loop needed.
+const recordWindow = 20 * time.Millisecond
+
 // supervisorTasks is a margin for the supervisor's own threads when it
 // compares the traced tasks with the sandbox's process limit.
 const supervisorTasks = 16
@@ -96,19 +101,28 @@ type tracer struct {
 	heldAt   time.Time
 	ident    *identifier
 	// records are execs that ran on a reused verdict, not yet sent. They
-	// go in one write when the tracer has nothing else to do, and always
-	// before the exit or notice of the call they belong to.
-	records []*Msg
-	bell    atomic.Int64 // the doorbell's pid
-	bells   map[int]bool // the doorbell's threads
+	// go in one write recordWindow after the first of them, or once
+	// maxRecords are held, and always before any other frame the tracer
+	// sends (a check, an exit, a notice, held): the runner sees every exec
+	// in the order it happened, and a call's execs before its exit.
+	recMu    sync.Mutex
+	records  []*Msg
+	recTimer *time.Timer
+	bell     atomic.Int64 // the doorbell's pid
+	bells    map[int]bool // the doorbell's threads
 }
 
 func newTracer(w *wire, welcome *Welcome, log *slog.Logger) *tracer {
-	return &tracer{
+	t := &tracer{
 		w: w, welcome: welcome, log: log, reqs: make(chan func(), 1024),
 		tasks: map[int]*task{}, calls: map[uint64]*call{}, checks: map[uint64]*task{}, early: map[int]bool{},
 		ident: newIdentifier(welcome.Identify, os.Getenv("PATH")), bells: map[int]bool{},
 	}
+	// The window's flush runs on the timer's goroutine, not the tracer
+	// thread: ringing the doorbell for it would cost the wake-ups it saves.
+	t.recTimer = time.AfterFunc(time.Hour, func() { t.send() })
+	t.recTimer.Stop()
+	return t
 }
 
 // do runs f on the tracer's thread and wakes it.
@@ -162,16 +176,7 @@ func (t *tracer) loop(ctx context.Context) error {
 		}
 		var ws unix.WaitStatus
 		var ru unix.Rusage
-		flags := unix.WALL
-		if len(t.records) > 0 {
-			// Send the records only when nothing is waiting.
-			flags |= unix.WNOHANG
-		}
-		pid, err := unix.Wait4(-1, &ws, flags, &ru)
-		if pid == 0 && err == nil {
-			t.flushRecords()
-			continue
-		}
+		pid, err := unix.Wait4(-1, &ws, unix.WALL, &ru)
 		switch {
 		case errors.Is(err, unix.EINTR):
 			continue
@@ -429,10 +434,7 @@ func (t *tracer) onExec(tk *task) {
 		// and the runner records it. What it runs with was read above.
 		chk.Recorded, chk.Reason, chk.Rule = true, v.Reason, v.Rule
 		t.resumeOrFreeze(tk)
-		t.records = append(t.records, &Msg{Type: MsgCheck, Check: chk})
-		if len(t.records) >= maxRecords {
-			t.flushRecords()
-		}
+		t.record(&Msg{Type: MsgCheck, Check: chk})
 		return
 	}
 	t.checkSeq++
@@ -440,7 +442,7 @@ func (t *tracer) onExec(tk *task) {
 	chk.ID = id
 	tk.checking, tk.checkKey = id, key
 	t.checks[id] = tk
-	if err := t.w.write(&Msg{Type: MsgCheck, Check: chk}); err != nil {
+	if err := t.send(&Msg{Type: MsgCheck, Check: chk}); err != nil {
 		// No verdict can come: the program does not run.
 		t.log.Warn("supervisor: check not sent; killing", "pid", pid, "err", err)
 		delete(t.checks, id)
@@ -659,22 +661,44 @@ func (t *tracer) finish(c *call) {
 
 func tvUS(tv unix.Timeval) int64 { return tv.Sec*1e6 + tv.Usec }
 
-// flushRecords sends the held-back records. Failing, the runner is gone,
-// and with it the supervisor and every process it traces.
-func (t *tracer) flushRecords() {
-	if len(t.records) == 0 {
-		return
+// record holds back the record of an exec that ran on a reused verdict
+// (see tracer.records).
+func (t *tracer) record(m *Msg) {
+	t.recMu.Lock()
+	t.records = append(t.records, m)
+	n := len(t.records)
+	t.recMu.Unlock()
+	switch {
+	case n >= maxRecords:
+		t.send()
+	case n == 1:
+		t.recTimer.Reset(recordWindow)
 	}
-	if err := t.w.writeBatch(t.records); err != nil {
-		t.log.Warn("supervisor: exec records not sent", "n", len(t.records), "err", err)
+}
+
+// send writes the held-back records, then m (if any), in one write, so
+// nothing the tracer sends overtakes an exec that happened before it.
+// Failing, the runner is gone, and with it the supervisor and every
+// process it traces.
+func (t *tracer) send(m ...*Msg) error {
+	t.recMu.Lock()
+	defer t.recMu.Unlock()
+	n := len(t.records)
+	if n+len(m) == 0 {
+		return nil
 	}
-	clear(t.records)
-	t.records = t.records[:0]
+	batch := append(t.records, m...)
+	err := t.w.writeBatch(batch)
+	if err != nil && n > 0 {
+		t.log.Warn("supervisor: exec records not sent", "n", n, "err", err)
+	}
+	clear(batch)
+	t.records = batch[:0]
+	return err
 }
 
 func (t *tracer) sendExit(e *Exit) {
-	t.flushRecords()
-	if err := t.w.write(&Msg{Type: MsgExit, Exit: e}); err != nil {
+	if err := t.send(&Msg{Type: MsgExit, Exit: e}); err != nil {
 		t.log.Warn("supervisor: exit not sent", "id", e.ID, "err", err)
 	}
 }
@@ -686,8 +710,7 @@ func (t *tracer) sendOut(id uint64, stream int, b []byte) {
 }
 
 func (t *tracer) notice(n Notice) {
-	t.flushRecords()
-	if err := t.w.write(&Msg{Type: MsgNotice, Notice: &n}); err != nil {
+	if err := t.send(&Msg{Type: MsgNotice, Notice: &n}); err != nil {
 		t.log.Warn("supervisor: notice not sent", "kind", n.Kind, "err", err)
 	}
 }
@@ -737,7 +760,7 @@ func (t *tracer) heldTimeout() {
 
 func (t *tracer) sendHeld(n int) {
 	t.heldWait = false
-	if err := t.w.write(&Msg{Type: MsgHeld, Held: &Held{Frozen: n}}); err != nil {
+	if err := t.send(&Msg{Type: MsgHeld, Held: &Held{Frozen: n}}); err != nil {
 		t.log.Warn("supervisor: held not sent", "err", err)
 	}
 }
