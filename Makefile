@@ -4,8 +4,9 @@
 GOTAGS  := remote,containers_image_openpgp,exclude_graphdriver_btrfs,exclude_graphdriver_devicemapper
 GO      := CGO_ENABLED=0 go
 GOFLAGS_TEST := -tags $(GOTAGS) -count=1 -p 2 -timeout 30m
+comma := ,
 
-.PHONY: all demo build up down status test faults vet unit test-deps fuzz race bench bench-go bench-runner bench-soak bench-detect bench-ingest clean test-cluster
+.PHONY: all demo build up down status test faults vet unit test-deps fuzz race bench bench-go bench-runner bench-soak bench-detect bench-ingest clean test-cluster faults-cluster
 
 all: build
 
@@ -88,13 +89,30 @@ faults: up test-deps
 # (produced, stored, dead-lettered, lost, duplicated) to stdout and to
 # .testenv/artifacts/faults.md. The exit status is go test's.
 define fault_phase
+$(call fault_suite,faults,$(GOTAGS),$(1) -run '^TestFault' ./...)
+endef
+
+# fault_suite NAME,TAGS,ARGS runs go test ARGS with AGENTAUDIT_FAULT_REPORT
+# naming .testenv/artifacts/NAME-<time>.jsonl and prints the table to
+# stdout and .testenv/artifacts/NAME.md.
+define fault_suite
 @mkdir -p .testenv/artifacts; \
-report=$(CURDIR)/.testenv/artifacts/faults-$$(date -u +%Y%m%dT%H%M%SZ).jsonl; : > $$report; \
-AGENTAUDIT_FAULT_REPORT=$$report $(GO) test -tags $(GOTAGS) -count=1 -p 1 -timeout 30m $(1) -run '^TestFault' ./...; status=$$?; \
+report=$(CURDIR)/.testenv/artifacts/$(1)-$$(date -u +%Y%m%dT%H%M%SZ).jsonl; : > $$report; \
+AGENTAUDIT_FAULT_REPORT=$$report $(GO) test -tags $(2) -count=1 -p 1 -timeout 30m $(3); status=$$?; \
 echo; echo "Fault suite ($$report):"; \
-$(GO) run -tags $(GOTAGS) ./internal/faults/cmd/faulttable -o .testenv/artifacts/faults.md $$report || status=1; \
+$(GO) run -tags $(GOTAGS) ./internal/faults/cmd/faulttable -o .testenv/artifacts/$(1).md $$report || status=1; \
 exit $$status
 endef
+
+# The cluster fault cases (internal/faults/cluster_test.go, build tag
+# cluster): a broker, a ClickHouse replica, a whole shard, ZooKeeper, an
+# ingester and a detector SIGKILLed under load on the cluster of
+# testenv/up --cluster, with the same table as make faults, in
+# .testenv/artifacts/faults-cluster.md. Stop the cluster afterwards with
+# testenv/down --cluster.
+faults-cluster: test-deps
+	testenv/up --cluster
+	$(call fault_suite,faults-cluster,$(GOTAGS)$(comma)cluster,-v -run 'TestFaultCluster' ./internal/faults/)
 
 unit:
 	$(GO) test -tags $(GOTAGS) -count=1 -short ./...

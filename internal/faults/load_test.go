@@ -40,12 +40,23 @@ type writer struct {
 	deny  atomic.Int64 // calls denied as audit_unavailable
 	// refused counts sessions whose start Kafka did not take.
 	refused atomic.Int64
-	err     error
+	// maxWait is the longest an Emit (audit before act) waited, in ns.
+	maxWait atomic.Int64
+	// firstDeny and lastDeny are when Emit last and first returned
+	// ErrAuditUnavailable, in Unix ns (0: never).
+	firstDeny, lastDeny atomic.Int64
+	err                 error
 }
 
 // newLoad opens n writers on e's topics. pace is the pause between tool
 // calls of one writer; limit bounds each writer's events.
 func newLoad(t testing.TB, e *env, n int, limit int) *load {
+	t.Helper()
+	return newLoadAck(t, e, n, limit, 2*time.Second)
+}
+
+// newLoadAck is newLoad with each Emit waiting up to ack for Kafka.
+func newLoadAck(t testing.TB, e *env, n int, limit int, ack time.Duration) *load {
 	t.Helper()
 	l := &load{t: t, stop: make(chan struct{})}
 	l.limit.Store(int64(limit))
@@ -53,7 +64,7 @@ func newLoad(t testing.TB, e *env, n int, limit int) *load {
 	for i := range n {
 		id := fmt.Sprintf("fault-runner-%d-%s", i, suffix())
 		p, err := eventlog.NewProducer(context.Background(), e.brokers, id, eventlog.WithTopics(e.topics),
-			eventlog.WithAckTimeout(2*time.Second), eventlog.WithSpool(t.TempDir(), 64<<20), eventlog.WithProducerLogger(log))
+			eventlog.WithAckTimeout(ack), eventlog.WithSpool(t.TempDir(), 64<<20), eventlog.WithProducerLogger(log))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -274,7 +285,16 @@ func (w *writer) emit(ctx context.Context, after bool, sid string, p events.Payl
 	if after {
 		err = w.p.EmitAfter(ctx, env)
 	} else {
+		began := time.Now()
 		err = w.p.Emit(ctx, env)
+		if d := int64(time.Since(began)); d > w.maxWait.Load() {
+			w.maxWait.Store(d)
+		}
+		if errors.Is(err, eventlog.ErrAuditUnavailable) {
+			now := time.Now().UnixNano()
+			w.firstDeny.CompareAndSwap(0, now)
+			w.lastDeny.Store(now)
+		}
 	}
 	if err == nil || errors.Is(err, eventlog.ErrAuditUnavailable) {
 		if s := w.p.Stats(); s.SpoolFailure.Load() > 0 {

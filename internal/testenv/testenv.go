@@ -164,10 +164,17 @@ func Kill(t testing.TB, service string) int {
 	if err != nil {
 		t.Fatal(err)
 	}
-	pidfile := filepath.Join(root, ".testenv", "run", service+".pid")
+	return killPidfile(t, service, filepath.Join(root, ".testenv", "run", service+".pid"), StartCommand)
+}
+
+// killPidfile SIGKILLs the process pidfile names, waits until it is gone
+// and removes the file; startCmd is what starts it, for the message when
+// nothing runs.
+func killPidfile(t testing.TB, service, pidfile, startCmd string) int {
+	t.Helper()
 	b, err := os.ReadFile(pidfile)
 	if err != nil {
-		t.Fatalf("kill %s: %v; is it running? start it with %s", service, err, StartCommand)
+		t.Fatalf("kill %s: %v; is it running? start it with %s", service, err, startCmd)
 	}
 	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
 	if err != nil || pid <= 1 {
@@ -251,7 +258,12 @@ func pidAlive(service string) bool {
 	if err != nil {
 		return false
 	}
-	b, err := os.ReadFile(filepath.Join(root, ".testenv", "run", service+".pid"))
+	return pidfileAlive(filepath.Join(root, ".testenv", "run", service+".pid"))
+}
+
+// pidfileAlive reports whether pidfile names a live process.
+func pidfileAlive(pidfile string) bool {
+	b, err := os.ReadFile(pidfile)
 	if err != nil {
 		return false
 	}
@@ -270,11 +282,16 @@ func runLib(t testing.TB, service, call string) {
 
 // lib runs one function of testenv/lib/<service>.sh from the repository root.
 func lib(service, call string) (string, error) {
+	return libScript(fmt.Sprintf("source testenv/lib/common.sh && source testenv/lib/%s.sh && %s", service, call))
+}
+
+// libScript runs a bash script that sources testenv/lib files, from the
+// repository root.
+func libScript(script string) (string, error) {
 	root, err := Root()
 	if err != nil {
 		return "", err
 	}
-	script := fmt.Sprintf("source testenv/lib/common.sh && source testenv/lib/%s.sh && %s", service, call)
 	keepInheritedFilesFromServices()
 	cmd := exec.Command("bash", "-c", script)
 	cmd.Dir = root
