@@ -73,11 +73,16 @@ func TestDemoAgent(t *testing.T) {
 			}
 			// The agent's session, in the order it happened.
 			at := 0
-			for _, marker := range []string{
-				"session.started", "bash: git init", "ALLOW allowlisted rule sandboxed-shell", "egress DENY",
-				"DENY denied_by_rule rule destroy-root", "ASK protected_path rule protected-path-writes",
-				"DENY approval_denied rule protected-path-writes", "session.ended",
-			} {
+			// The hook write is asked about and denied by the approver, or,
+			// when detect's hold on its request wins the race, refused as
+			// session_held before anyone is asked.
+			hookWrite := []string{"ASK protected_path rule protected-path-writes", "DENY approval_denied rule protected-path-writes"}
+			if a.HeldBeforeAsk {
+				hookWrite = []string{"DENY session_held"}
+			}
+			markers := append(append([]string{"session.started", "bash: git init", "ALLOW allowlisted rule sandboxed-shell", "egress DENY",
+				"DENY denied_by_rule rule destroy-root"}, hookWrite...), "session.ended")
+			for _, marker := range markers {
 				i := strings.Index(a.Timeline[at:], marker)
 				if i < 0 {
 					t.Fatalf("query session %s: %q missing after position %d:\n%s", a.SessionID, marker, at, a.Timeline)

@@ -34,6 +34,11 @@ type AgentResult struct {
 	Usage, Prompts string
 	// HookWritten: the agent's own write to .git/hooks/pre-commit landed.
 	HookWritten bool
+	// HeldBeforeAsk: detection held the session on the hook write's
+	// request before the runner asked for approval, so the runner refused
+	// the write as session_held and no approver saw it. Which comes first
+	// is a race between detect and the runner, and both are correct.
+	HeldBeforeAsk bool
 }
 
 // realAgent runs Codex or Claude Code itself in a sandbox with `runner
@@ -145,10 +150,18 @@ func (d *demo) realAgent(ctx context.Context, ts *testServers, baseEnv []string,
 	res := &AgentResult{Agent: agent, SessionID: sid}
 	d.res.Agent = res
 	d.p.line("session %s", sid)
-	if _, err := d.answer(ctx, sid, "tool_call", "deny", "agents do not install git hooks"); err != nil {
+	held, err := d.askedOrHeld(ctx, sid, "tool_call")
+	if err == nil && !held {
+		_, err = d.answer(ctx, sid, "tool_call", "deny", "agents do not install git hooks")
+	}
+	if err != nil {
 		cmd.Process.Kill()
 		<-exited
 		return st.fail(fmt.Errorf("%w; the agent's log %s ends:\n%s", err, logPath, tail(logPath, 20)))
+	}
+	res.HeldBeforeAsk = held
+	if held {
+		d.p.line("detect held the session on the hook write's request before the runner asked: the write was refused (session_held)")
 	}
 	// The same write trips persistence.git_hooks_write, which holds the
 	// session: the agent itself is frozen until the approver releases it.

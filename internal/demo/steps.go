@@ -243,6 +243,31 @@ func (d *demo) waitHold(ctx context.Context, session string) (approvals.HoldView
 	}
 }
 
+// askedOrHeld waits until the session has a pending request of kind
+// (false) or, with none pending, a hold (true): a rule that holds on a
+// call's request can win the race with the runner's approval request.
+func (d *demo) askedOrHeld(ctx context.Context, session, kind string) (bool, error) {
+	deadline := time.Now().Add(d.cfg.StepTimeout)
+	for {
+		list, err := d.approver.List(ctx, approvals.RequestFilter{Status: approvals.StatusPending, Session: session, Kind: kind})
+		if err == nil && len(list) > 0 {
+			return false, nil
+		}
+		holds, herr := d.approver.Holds(ctx)
+		for _, h := range holds {
+			if h.SessionID == session && err == nil {
+				return true, nil
+			}
+		}
+		if time.Now().After(deadline) {
+			return false, errStep("no pending %s request and no hold for session %s within %s (last errors: %v, %v)", kind, session, d.cfg.StepTimeout, err, herr)
+		}
+		if err := sleep(ctx, 200*time.Millisecond); err != nil {
+			return false, err
+		}
+	}
+}
+
 // waitReleased waits until the session has no hold left.
 func (d *demo) waitReleased(ctx context.Context, session string, timeout time.Duration) error {
 	deadline := time.Now().Add(timeout)

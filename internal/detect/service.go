@@ -104,7 +104,7 @@ func (c *Config) Validate() error {
 	if c.RulesDir == "" {
 		return fmt.Errorf("%w: RulesDir is empty", ErrConfig)
 	}
-	if c.InstanceID != "" && !validInstanceID(c.InstanceID) {
+	if c.InstanceID != "" && !eventlog.ValidName(c.InstanceID) {
 		return fmt.Errorf("%w: InstanceID %q: want 1-249 of [A-Za-z0-9._-]", ErrConfig, c.InstanceID)
 	}
 	switch {
@@ -920,19 +920,6 @@ func alertIdentity(a Alert) string {
 		last = a.EventIDs[len(a.EventIDs)-1]
 	}
 	return fmt.Sprintf("%s|%s|%d|%d|%t|%s|%d", a.RuleID, a.GroupKey, a.Count, a.Suppressed, a.Summary, last, a.LastSeen.UnixMicro())
-}
-
-// validInstanceID: Kafka's rule for names (topics, instance ids).
-func validInstanceID(s string) bool {
-	if len(s) > 249 {
-		return false
-	}
-	for _, r := range s {
-		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '.' || r == '_' || r == '-') {
-			return false
-		}
-	}
-	return true
 }
 
 func (s *Service) ready1() { s.readyOne.Do(func() { close(s.ready) }) }

@@ -52,6 +52,21 @@ func (t Topics) TopicFor(e *events.Envelope) (topic string, key []byte) {
 	return t.Events, []byte(e.SessionID)
 }
 
+// ValidName reports whether s follows Kafka's rule for names, which topic
+// names and static group members' instance ids share: at most 249 of
+// ASCII letters, digits, '.', '_' and '-'.
+func ValidName(s string) bool {
+	if len(s) > 249 {
+		return false
+	}
+	for _, r := range s {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '.' || r == '_' || r == '-') {
+			return false
+		}
+	}
+	return true
+}
+
 // Producer writes audit events to Kafka, stamping each on its chain.
 //
 // Emit is the audit-before-act primitive: it returns nil only after every

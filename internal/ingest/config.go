@@ -115,7 +115,7 @@ func (c *Config) Validate() error {
 	if c.Group == "" {
 		c.Group = DefaultGroup
 	}
-	if c.InstanceID != "" && !validInstanceID(c.InstanceID) {
+	if c.InstanceID != "" && !eventlog.ValidName(c.InstanceID) {
 		return bad("InstanceID", "instance-id", "%q: want 1-249 of [A-Za-z0-9._-]", c.InstanceID)
 	}
 	if c.Topics == (eventlog.Topics{}) {
@@ -209,19 +209,6 @@ func (c *Config) Validate() error {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
 	return nil
-}
-
-// validInstanceID: Kafka's rule for names (topics, instance ids).
-func validInstanceID(s string) bool {
-	if len(s) > 249 {
-		return false
-	}
-	for _, r := range s {
-		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '.' || r == '_' || r == '-') {
-			return false
-		}
-	}
-	return true
 }
 
 // loopback accepts host:port only when host is a loopback IP or localhost:

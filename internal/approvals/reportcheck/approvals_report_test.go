@@ -4,10 +4,6 @@
 package reportcheck
 
 import (
-	"context"
-	"crypto/rand"
-	"encoding/hex"
-	"log/slog"
 	"strings"
 	"testing"
 	"time"
@@ -16,8 +12,6 @@ import (
 
 	"github.com/agentaudit/agentaudit/internal/events"
 	"github.com/agentaudit/agentaudit/internal/query"
-	"github.com/agentaudit/agentaudit/internal/store"
-	"github.com/agentaudit/agentaudit/internal/testenv"
 )
 
 // TestApprovalsReportExpiredByRunner: a request the runner stopped waiting
@@ -26,62 +20,9 @@ import (
 // service expired is "expired" too; one nobody recorded anything for is
 // "pending", with no time shown for its decision.
 func TestApprovalsReportExpiredByRunner(t *testing.T) {
-	addr := testenv.ClickHouse(t)
-	env, _ := testenv.Env()
-	ctx := context.Background()
-	admin, err := store.Open(ctx, store.Config{Addr: addr, User: testenv.Get(t, "CLICKHOUSE_ADMIN_USER"),
-		Password: env["CLICKHOUSE_ADMIN_PASSWORD"], Database: "default"})
-	if err != nil {
-		t.Fatalf("open as admin: %v", err)
-	}
-	b := make([]byte, 4)
-	rand.Read(b)
-	db := "test_approvals_report_" + hex.EncodeToString(b)
-	if err := admin.Conn().Exec(ctx, "CREATE DATABASE "+db); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		admin.Conn().Exec(context.Background(), "DROP DATABASE IF EXISTS "+db)
-		admin.Close()
-	})
-	w, err := store.Open(ctx, store.Config{Addr: addr, User: testenv.Get(t, "CLICKHOUSE_USER"),
-		Password: testenv.Get(t, "CLICKHOUSE_PASSWORD"), Database: db, Logger: testenv.Logger(t, slog.LevelInfo)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer w.Close()
-	if _, err := w.Migrate(ctx); err != nil {
-		t.Fatalf("migrate: %v", err)
-	}
-
+	r := newReportDB(t, "test_approvals_report_", 11, "sess-rep")
 	day := time.Date(2026, 2, 3, 0, 0, 0, 0, time.UTC)
-	ids, _ := events.NewIDGen(11)
-	chains := map[events.ChainKey]*events.Chain{}
-	var rows []store.EventRow
-	emit := func(at time.Time, p events.Payload, emitter string, opts ...events.Option) *events.Envelope {
-		t.Helper()
-		e, err := events.New(p, append([]events.Option{events.WithIDs(ids), events.WithTime(at), events.WithTenant("acme"),
-			events.WithSession("sess-rep", emitter)}, opts...)...)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if chains[e.Key()] == nil {
-			chains[e.Key()] = events.NewChain(e.Key())
-		}
-		if err := chains[e.Key()].Stamp(e); err != nil {
-			t.Fatal(err)
-		}
-		raw, err := events.Marshal(e)
-		if err != nil {
-			t.Fatal(err)
-		}
-		row, err := store.RowFromEvent(e, raw, store.Source{Topic: "t", Offset: int64(len(rows))})
-		if err != nil {
-			t.Fatal(err)
-		}
-		rows = append(rows, row)
-		return e
-	}
+	emit, ids := r.emit, r.ids
 	request := func(at time.Time, call, summary string) *events.Envelope {
 		id := ids.Next().String()
 		return emit(at, events.ApprovalRequested{Kind: events.ApprovalKindToolCall, Summary: summary, Reason: "asks",
@@ -101,39 +42,7 @@ func TestApprovalsReportExpiredByRunner(t *testing.T) {
 		Approver: events.Actor{Type: events.ActorSystem, ID: "approvals-1"}, DecidedAt: events.At(t0.Add(2*time.Hour + 61*time.Second)),
 		KeyID: "k1", Signature: strings.Repeat("A", 86) + "=="}, "approvals-1",
 		events.WithApproval(bySvc.EventID), events.WithToolCall("tc3"), events.WithParent(bySvc.EventID), events.WithActor(events.ActorSystem, "approvals-1"))
-	if err := w.InsertEvents(ctx, rows); err != nil {
-		t.Fatal(err)
-	}
-
-	q, err := query.Open(ctx, query.Config{Addr: addr, User: testenv.Get(t, "CLICKHOUSE_READONLY_USER"),
-		Password: testenv.Get(t, "CLICKHOUSE_READONLY_PASSWORD"), Database: db, Timeout: 60 * time.Second,
-		Logger: testenv.Logger(t, slog.LevelInfo)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer q.Close()
-	rep, err := query.FindReport("approvals")
-	if err != nil {
-		t.Fatal(err)
-	}
-	res, err := q.RunReport(ctx, rep, query.Period{From: day, To: day.AddDate(0, 0, 1)}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	col := func(name string) int {
-		for i, c := range res.Columns {
-			if c.Name == name {
-				return i
-			}
-		}
-		t.Fatalf("no column %s", name)
-		return -1
-	}
-	var got [][]string
-	for _, r := range res.Rows {
-		got = append(got, []string{query.Cell(r[col("approval_id")]), query.Cell(r[col("decision")]),
-			query.Cell(r[col("decided_at")]), query.Cell(r[col("seconds_to_decide")])})
-	}
+	got := r.report("approvals", query.Period{From: day, To: day.AddDate(0, 0, 1)}, "approval_id", "decision", "decided_at", "seconds_to_decide")
 	want := [][]string{
 		{byRunner.EventID, "expired", "2026-02-03 09:01:00", "60.5"},
 		{pending.EventID, "pending", "NULL", "NULL"},

@@ -1,10 +1,6 @@
 package reportcheck
 
 import (
-	"context"
-	"crypto/rand"
-	"encoding/hex"
-	"log/slog"
 	"strings"
 	"testing"
 	"time"
@@ -13,8 +9,6 @@ import (
 
 	"github.com/agentaudit/agentaudit/internal/events"
 	"github.com/agentaudit/agentaudit/internal/query"
-	"github.com/agentaudit/agentaudit/internal/store"
-	"github.com/agentaudit/agentaudit/internal/testenv"
 )
 
 // TestReportsTakeTheFirstDecisionInLogOrder: two approvals services can
@@ -25,63 +19,10 @@ import (
 // approval count; a partial approval alone is still pending and approves
 // nothing.
 func TestReportsTakeTheFirstDecisionInLogOrder(t *testing.T) {
-	addr := testenv.ClickHouse(t)
-	env, _ := testenv.Env()
-	ctx := context.Background()
-	admin, err := store.Open(ctx, store.Config{Addr: addr, User: testenv.Get(t, "CLICKHOUSE_ADMIN_USER"),
-		Password: env["CLICKHOUSE_ADMIN_PASSWORD"], Database: "default"})
-	if err != nil {
-		t.Fatalf("open as admin: %v", err)
-	}
-	b := make([]byte, 4)
-	rand.Read(b)
-	db := "test_approvals_order_" + hex.EncodeToString(b)
-	if err := admin.Conn().Exec(ctx, "CREATE DATABASE "+db); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		admin.Conn().Exec(context.Background(), "DROP DATABASE IF EXISTS "+db)
-		admin.Close()
-	})
-	w, err := store.Open(ctx, store.Config{Addr: addr, User: testenv.Get(t, "CLICKHOUSE_USER"),
-		Password: testenv.Get(t, "CLICKHOUSE_PASSWORD"), Database: db, Logger: testenv.Logger(t, slog.LevelInfo)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer w.Close()
-	if _, err := w.Migrate(ctx); err != nil {
-		t.Fatalf("migrate: %v", err)
-	}
-
+	r := newReportDB(t, "test_approvals_order_", 12, "sess-order")
 	day := time.Date(2026, 2, 4, 0, 0, 0, 0, time.UTC)
-	ids, _ := events.NewIDGen(12)
-	chains := map[events.ChainKey]*events.Chain{}
-	var rows []store.EventRow
+	emit, ids := r.emit, r.ids
 	// Rows get offsets in the order they are emitted here: the log order.
-	emit := func(at time.Time, p events.Payload, emitter string, opts ...events.Option) *events.Envelope {
-		t.Helper()
-		e, err := events.New(p, append([]events.Option{events.WithIDs(ids), events.WithTime(at), events.WithTenant("acme"),
-			events.WithSession("sess-order", emitter)}, opts...)...)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if chains[e.Key()] == nil {
-			chains[e.Key()] = events.NewChain(e.Key())
-		}
-		if err := chains[e.Key()].Stamp(e); err != nil {
-			t.Fatal(err)
-		}
-		raw, err := events.Marshal(e)
-		if err != nil {
-			t.Fatal(err)
-		}
-		row, err := store.RowFromEvent(e, raw, store.Source{Topic: "audit.approvals", Partition: 1, Offset: int64(100 + len(rows))})
-		if err != nil {
-			t.Fatal(err)
-		}
-		rows = append(rows, row)
-		return e
-	}
 	ask := func(at time.Time, call string) *events.Envelope {
 		id := ids.Next().String()
 		emit(at, events.PolicyDecision{Decision: events.DecisionAsk, ReasonCode: events.ReasonNeedsApproval, RuleID: "deploy/make",
@@ -126,45 +67,8 @@ func TestReportsTakeTheFirstDecisionInLogOrder(t *testing.T) {
 	decide(t0.Add(2*time.Hour+7*time.Second), fine, "alice", "approvals-1", events.ApprovalApproved, events.ReasonApproved)
 	decide(t0.Add(2*time.Hour+6*time.Second), fine, "bob", "approvals-2", events.ApprovalDenied, events.ReasonApprovalDenied)
 	complete(t0.Add(2*time.Hour+30*time.Second), "tc3")
-	if err := w.InsertEvents(ctx, rows); err != nil {
-		t.Fatal(err)
-	}
-
-	q, err := query.Open(ctx, query.Config{Addr: addr, User: testenv.Get(t, "CLICKHOUSE_READONLY_USER"),
-		Password: testenv.Get(t, "CLICKHOUSE_READONLY_PASSWORD"), Database: db, Timeout: 60 * time.Second,
-		Logger: testenv.Logger(t, slog.LevelInfo)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer q.Close()
-	run := func(name string, cols ...string) [][]string {
-		t.Helper()
-		rep, err := query.FindReport(name)
-		if err != nil {
-			t.Fatal(err)
-		}
-		res, err := q.RunReport(ctx, rep, query.Period{From: day, To: day.AddDate(0, 0, 1)}, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		at := map[string]int{}
-		for i, c := range res.Columns {
-			at[c.Name] = i
-		}
-		var out [][]string
-		for _, r := range res.Rows {
-			var line []string
-			for _, c := range cols {
-				i, ok := at[c]
-				if !ok {
-					t.Fatalf("%s has no column %s", name, c)
-				}
-				line = append(line, query.Cell(r[i]))
-			}
-			out = append(out, line)
-		}
-		return out
-	}
+	period := query.Period{From: day, To: day.AddDate(0, 0, 1)}
+	run := func(name string, cols ...string) [][]string { t.Helper(); return r.report(name, period, cols...) }
 	wantApprovals := [][]string{
 		{raced.EventID, "denied", "bob", "2026-02-04 09:00:20", "2"},
 		{half.EventID, "pending", "", "NULL", "0"},
