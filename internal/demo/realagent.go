@@ -151,6 +151,16 @@ func (d *demo) realAgent(ctx context.Context, ts *testServers, baseEnv []string,
 	d.res.Agent = res
 	d.p.line("session %s", sid)
 	held, err := d.askedOrHeld(ctx, sid, "tool_call")
+	if err == nil && held {
+		// The hold came first; whether the runner still asked (it had
+		// passed its hold check) or refused shows once every request of
+		// the session has its decision. The session asked nothing else.
+		if !w.wait(ctx, c.StepTimeout, func(_ string, n map[string]int) bool { return n["policy.decision"] >= n["tool_call.requested"] }) {
+			err = errStep("the hook write's request has no decision within %s", c.StepTimeout)
+		} else if _, n := w.snapshot(); n["approval.requested"] > 0 {
+			held = false
+		}
+	}
 	if err == nil && !held {
 		_, err = d.answer(ctx, sid, "tool_call", "deny", "agents do not install git hooks")
 	}
