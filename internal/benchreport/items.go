@@ -18,6 +18,7 @@ func items() []item {
 		{"otlp", otlpRows},
 		{"ingest", ingestRows},
 		{"runner", runnerRows},
+		{"interception-floor", interceptionFloorRows},
 		{"runner-soak", runnerSoakRows},
 		{"runner-hook", runnerHookRows},
 		{"sandbox", sandboxRows},
@@ -205,6 +206,36 @@ func runnerSoakRows(ctx context.Context, r *runner) ([]Row, error) {
 	return rows, nil
 }
 
+// interceptionFloorRows is what stopping a shell loop's execs costs on
+// this machine before the supervisor does any work: the context the price
+// of tracing is read in.
+func interceptionFloorRows(ctx context.Context, r *runner) ([]Row, error) {
+	res, err := r.goBench(ctx, "interception-floor.txt", "./internal/supervisor/", "InterceptionFloor", "-benchtime", "20x")
+	if err != nil {
+		return nil, err
+	}
+	base, err := need(res, "BenchmarkInterceptionFloor/untraced", "ns/exec")
+	if err != nil {
+		return nil, err
+	}
+	notify, err := need(res, "BenchmarkInterceptionFloor/notify", "ns/exec")
+	if err != nil {
+		return nil, err
+	}
+	follow, err := need(res, "BenchmarkInterceptionFloor/ptrace-follow", "ns/exec")
+	if err != nil {
+		return nil, err
+	}
+	return []Row{{
+		What: "the floor of exec interception on this machine, on the host: a loop of `/bin/true` with every execve handed to a seccomp " +
+			"notification answered \"continue\" at once (one round trip per exec, no ptrace, nothing read), and followed by ptrace and let go at once",
+		Ours:    fmt.Sprintf("notification %+.1f%%, ptrace follow %+.1f%% wall time", 100*(notify/base-1), 100*(follow/base-1)),
+		Peer:    fmt.Sprintf("untraced %s per exec", dur(base)),
+		Verdict: NoTarget,
+		Command: goTestCmd + "InterceptionFloor -benchtime 20x ./internal/supervisor/",
+	}}, nil
+}
+
 // runnerHookRows is an agent's PreToolUse through the hook socket to its
 // answer, both events acknowledged by Kafka.
 func runnerHookRows(ctx context.Context, r *runner) ([]Row, error) {
@@ -217,12 +248,28 @@ func runnerHookRows(ctx context.Context, r *runner) ([]Row, error) {
 		return nil, err
 	}
 	p99, _ := res.Median("BenchmarkHookRoundTrip", "p99-ms")
+	sb, err := r.goBench(ctx, "runner-hook-sandbox.txt", "./internal/runner/", "HookFromSandbox", "-benchtime", "500x")
+	if err != nil {
+		return nil, err
+	}
+	call, err := need(sb, "BenchmarkHookFromSandbox", "p50-ms")
+	if err != nil {
+		return nil, err
+	}
+	callP99, _ := sb.Median("BenchmarkHookFromSandbox", "p99-ms")
+	proc, _ := sb.Median("BenchmarkHookFromSandbox", "process-p50-ms")
 	return []Row{{
 		What:    "agent hook round trip (`runner agent`: PreToolUse → answer, `tool_call.requested` and `policy.decision` acknowledged by Kafka, no approval), 500 calls",
 		Ours:    fmt.Sprintf("p50 %s, p99 %s", ms(p50), ms(p99)),
 		Target:  "p50 ≤ 5 ms, p99 ≤ 20 ms",
 		Verdict: verdict(p50 <= 5 && p99 <= 20),
 		Command: goTestCmd + "HookRoundTrip -benchtime 500x ./internal/runner/",
+	}, {
+		What: "what an agent waits for per tool call from its hook: the hook started in the sandbox by `/bin/sh -c` as both CLIs start it " +
+			"(each exec traced and checked), then the round trip above, 500 calls",
+		Ours:    fmt.Sprintf("p50 %s, p99 %s; starting the hook process alone p50 %s", ms(call), ms(callP99), ms(proc)),
+		Verdict: NoTarget,
+		Command: goTestCmd + "HookFromSandbox -benchtime 500x ./internal/runner/",
 	}}, nil
 }
 

@@ -99,7 +99,10 @@ func nextSteps(r *Result) string {
 	}
 	b.WriteString("  bin/query report --list                       every compliance report; bin/query verify checks the hash chains\n")
 	b.WriteString("  make demo DEMO_FLAGS=--interactive            keep the inbox up and answer approvals yourself\n")
-	b.WriteString("  make demo DEMO_FLAGS=--agent=codex            run Codex (or --agent=claude) itself in the sandbox\n")
+	if r.Agent != nil && r.Agent.SessionID != "" {
+		fmt.Fprintf(&b, "  set -a; . .testenv/env; set +a; bin/query session %s    the %s session again\n", r.Agent.SessionID, r.Agent.Agent)
+	}
+	b.WriteString("  make demo DEMO_FLAGS=--agent=claude           run Claude Code instead of Codex (--agent=none: no real agent)\n")
 	b.WriteString("  README.md, \"Running each binary against your own services\", runs each service by hand\n")
 	return b.String()
 }

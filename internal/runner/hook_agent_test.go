@@ -1,10 +1,15 @@
 package runner
 
 import (
+	"bytes"
 	"context"
+	"errors"
 	"fmt"
+	"log/slog"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -17,6 +22,7 @@ import (
 	"github.com/agentaudit/agentaudit/internal/agenttest"
 	"github.com/agentaudit/agentaudit/internal/events"
 	"github.com/agentaudit/agentaudit/internal/hook"
+	"github.com/agentaudit/agentaudit/internal/sandbox"
 	"github.com/agentaudit/agentaudit/internal/staticbin"
 	"github.com/agentaudit/agentaudit/internal/testenv"
 )
@@ -55,7 +61,7 @@ var hookBinOnce struct {
 
 // testHookBinary builds cmd/agent-hook once into a directory the Podman
 // user can read.
-func testHookBinary(t *testing.T) string {
+func testHookBinary(t testing.TB) string {
 	t.Helper()
 	hookBinOnce.Do(func() {
 		root, err := testenv.Root()
@@ -97,6 +103,27 @@ type agentRig struct {
 	errOut  *os.File
 	s       *Session
 	hookBin string // the agent-hook mounted into this sandbox
+	// log is everything the runner logged for the run, debug included,
+	// which a test may search (the API key must not be in it).
+	log *syncBuffer
+}
+
+// syncBuffer is a bytes.Buffer safe for concurrent writes.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (w *syncBuffer) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.b.Write(p)
+}
+
+func (w *syncBuffer) String() string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.b.String()
 }
 
 // agentPolicy is the test's tool-call policy: the shipped rules plus
@@ -110,7 +137,7 @@ rules:
     decision: deny
     justification: secret.txt is kept
   - id: ask-touch
-    prefix: [touch, [approved.txt, refused.txt]]
+    prefix: [touch, [approved.txt, refused.txt, killed.txt]]
     decision: ask
     justification: a human decides on these files
   - id: protected-path-writes
@@ -145,6 +172,14 @@ func startAgent(t *testing.T, agent string, steps []agenttest.Step, args ...stri
 // (nil: /dev/null and files).
 func startAgentIO(t *testing.T, agent string, steps []agenttest.Step, stdio []*os.File, args ...string) *agentRig {
 	t.Helper()
+	return startAgentRig(t, agent, steps, stdio, nil, args...)
+}
+
+// startAgentRig is startAgentIO with prepare, when set, run on the
+// workspace before the agent starts (its files then go to the sandbox
+// user).
+func startAgentRig(t *testing.T, agent string, steps []agenttest.Step, stdio []*os.File, prepare func(ws string), args ...string) *agentRig {
+	t.Helper()
 	model, err := agenttest.Start(steps...)
 	if err != nil {
 		t.Fatal(err)
@@ -175,6 +210,13 @@ rules:
 		c.AckTimeout = 10 * time.Second
 	})
 	g := &agentRig{e: e, model: model, ws: itWorkspace(t), agent: agent, session: make(chan *Session, 1), done: make(chan struct{})}
+	if prepare != nil {
+		prepare(g.ws)
+		uid, _ := strconv.Atoi(testenv.Get(t, "PODMAN_UID"))
+		if err := sandbox.PrepareWorkspace(g.ws, uid, uid); err != nil {
+			t.Fatal(err)
+		}
+	}
 	if g.out, err = os.CreateTemp(dir, "stdout-"); err != nil {
 		t.Fatal(err)
 	}
@@ -215,6 +257,9 @@ rules:
 	}
 	cfg := e.cfg
 	cfg.Workspace = g.ws
+	g.log = &syncBuffer{}
+	cfg.Logger = slog.New(slog.NewMultiHandler(cfg.Logger.Handler(),
+		slog.NewTextHandler(g.log, &slog.HandlerOptions{Level: slog.LevelDebug})))
 	// runner agent is a runner of its own beside the test's: its own id.
 	cfg.RunnerID += "-agent"
 	go func() {
@@ -353,7 +398,9 @@ func testAgentHooks(t *testing.T, agent string) {
 		shellStep(agent, "touch refused.txt"),
 		writeStep(agent, ".env", "TOKEN=stolen"),
 		shellStep(agent, "curl -s -o /dev/null -w 'status=%{http_code}' --max-time 10 http://denied.test:80/x"),
-		shellStep(agent, "echo keyhits=$(cat /proc/[0-9]*/environ 2>/dev/null | tr '\\0' '\\n' | grep -c "+testAPIKey[:len(testAPIKey)-4]+"["+testAPIKey[len(testAPIKey)-4:len(testAPIKey)-3]+"]"+testAPIKey[len(testAPIKey)-3:]+")"),
+		// The key in no process's environment or argv (the pattern is
+		// written so that grep's own argv does not match it).
+		shellStep(agent, "echo keyhits=$(cat /proc/[0-9]*/environ /proc/[0-9]*/cmdline 2>/dev/null | tr '\\0' '\\n' | grep -c "+testAPIKey[:len(testAPIKey)-4]+"["+testAPIKey[len(testAPIKey)-4:len(testAPIKey)-3]+"]"+testAPIKey[len(testAPIKey)-3:]+")"),
 		{Tool: shellStep(agent, "").Tool, Input: shellStep(agent, "touch after-hooks-gone.txt").Input, Before: stopHooks},
 		{Tool: shellStep(agent, "").Tool, Input: shellStep(agent, "touch hook-failed-open.txt").Input, Before: failOpen},
 	}
@@ -441,6 +488,16 @@ func testAgentHooks(t *testing.T, agent string) {
 		raw, _ := events.Marshal(ev)
 		if strings.Contains(string(raw), testAPIKey) {
 			t.Errorf("event %s %s carries the API key", ev.EventType, ev.EventID)
+		}
+	}
+	// Nor in the runner's log, debug included, nor in what the agent
+	// printed.
+	if g.log.String() == "" {
+		t.Error("the runner logged nothing: the log was not searched for the key")
+	}
+	for name, text := range map[string]string{"the runner's log": g.log.String(), "the agent's stdout": g.stdout(), "the agent's stderr": g.stderr()} {
+		if strings.Contains(text, testAPIKey) {
+			t.Errorf("%s shows the API key", name)
 		}
 	}
 	// The tool whose hook failed open was refused at exec.
@@ -548,6 +605,179 @@ func testAgentTerminal(t *testing.T, agent string) {
 	after, err := unix.IoctlGetTermios(int(slave.Fd()), unix.TCGETS)
 	if err != nil || *after != *before {
 		t.Errorf("terminal modes changed: %+v → %+v (%v)", before, after, err)
+	}
+}
+
+// TestAgentManagedHooksStay: neither the user's command line nor the
+// project's own configuration switches the managed hooks off. A command
+// the policy denies is still denied by its hook, and the model reads the
+// rule (were the hooks off, the shell tool would only be refused at exec).
+func TestAgentManagedHooksStay(t *testing.T) {
+	for _, agent := range []string{AgentClaude, AgentCodex} {
+		t.Run(agent, func(t *testing.T) {
+			prepare := func(ws string) {
+				files := map[string]string{"secret.txt": "kept\n"}
+				if agent == AgentClaude {
+					files[".claude/settings.json"] = `{"disableAllHooks": true, "hooks": {}}`
+				} else {
+					files[".codex/config.toml"] = "[features]\nhooks = false\n"
+				}
+				for rel, body := range files {
+					p := filepath.Join(ws, rel)
+					if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+						t.Fatal(err)
+					}
+					if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
+						t.Fatal(err)
+					}
+				}
+			}
+			args := agentArgs(agent)
+			if agent == AgentClaude {
+				args = append(args, "--settings", `{"disableAllHooks": true}`)
+			} else {
+				args = append([]string{"-c", "features.hooks=false"}, args...)
+			}
+			g := startAgentRig(t, agent, []agenttest.Step{shellStep(agent, "rm secret.txt")}, nil, prepare, args...)
+			if code := g.wait(t); code != 0 {
+				t.Errorf("agent exit code %d\nstderr:\n%s", code, g.stderr())
+			}
+			if !exists(g.ws, "secret.txt") {
+				t.Error("secret.txt was removed")
+			}
+			if res := g.model.Results(); len(res) != 1 || !strings.Contains(res[0].Output, "denied_by_rule") {
+				t.Errorf("the model was told %+v; want the hook's denied_by_rule\nstdout:\n%s\nstderr:\n%s", res, g.stdout(), g.stderr())
+			}
+		})
+	}
+}
+
+// TestAgentHookKilled: the hook process killed while it waits for a
+// human lets neither agent run the tool. Both CLIs run a tool whose hook
+// died; the shell tool's process is then refused at exec, because no
+// PreToolUse the runner allowed covers its command.
+func TestAgentHookKilled(t *testing.T) {
+	for _, agent := range []string{AgentClaude, AgentCodex} {
+		t.Run(agent, func(t *testing.T) {
+			g := startAgent(t, agent, []agenttest.Step{shellStep(agent, "touch killed.txt")}, agentArgs(agent)...)
+			g.e.requests.next(t, g.s.ID(), 0) // the hook now waits for the approval
+			ns, err := os.Readlink(fmt.Sprintf("/proc/%d/ns/pid", g.s.sb.Info().InitPID))
+			if err != nil {
+				t.Fatal(err)
+			}
+			killed := 0
+			procs, _ := filepath.Glob("/proc/[0-9]*")
+			for _, p := range procs {
+				cmd, _ := os.ReadFile(p + "/cmdline")
+				if pns, _ := os.Readlink(p + "/ns/pid"); pns != ns || !bytes.HasPrefix(cmd, []byte(hook.ContainerBinary+"\x00hook\x00")) ||
+					!bytes.Contains(cmd, []byte("\x00PreToolUse\x00")) {
+					continue
+				}
+				pid, _ := strconv.Atoi(filepath.Base(p))
+				if err := syscall.Kill(pid, syscall.SIGKILL); err == nil {
+					killed++
+				}
+			}
+			if killed != 1 {
+				t.Fatalf("killed %d waiting PreToolUse hooks, want 1", killed)
+			}
+			if code := g.wait(t); code != 0 {
+				t.Errorf("agent exit code %d\nstderr:\n%s", code, g.stderr())
+			}
+			if exists(g.ws, "killed.txt") {
+				t.Error("the tool whose hook was killed ran")
+			}
+			refused := false
+			for _, ev := range g.events(t) {
+				if p, _ := ev.DecodePayload(); p != nil {
+					if pe, ok := p.(*events.ProcessExec); ok && pe.Decision == events.DecisionDeny &&
+						strings.Contains(strings.Join(pe.Argv, " "), "touch killed.txt") {
+						refused = true
+					}
+				}
+			}
+			// Both CLIs fail open and start the tool: its exec is refused.
+			res := g.model.Results()
+			t.Logf("the model was told: %+v", res)
+			if len(res) != 1 || !refused {
+				t.Errorf("tool results %+v, exec refused %v; want one result and the exec refused", res, refused)
+			}
+		})
+	}
+}
+
+// TestAgentExecStillChecked: a command the hook allowed is still checked
+// at exec. The agent's shell runs a script of the workspace: the hook sees
+// "./x.sh" and allows it; the rm inside is refused at exec by the rule
+// that would have denied it as a tool call.
+func TestAgentExecStillChecked(t *testing.T) {
+	for _, agent := range []string{AgentClaude, AgentCodex} {
+		t.Run(agent, func(t *testing.T) {
+			prepare := func(ws string) {
+				mustWrite(t, filepath.Join(ws, "secret.txt"), "kept\n")
+				mustWrite(t, filepath.Join(ws, "x.sh"), "#!/bin/sh\nrm secret.txt\n")
+				if err := os.Chmod(filepath.Join(ws, "x.sh"), 0o755); err != nil {
+					t.Fatal(err)
+				}
+			}
+			g := startAgentRig(t, agent, []agenttest.Step{shellStep(agent, "./x.sh")}, nil, prepare, agentArgs(agent)...)
+			if code := g.wait(t); code != 0 {
+				t.Errorf("agent exit code %d\nstderr:\n%s", code, g.stderr())
+			}
+			if !exists(g.ws, "secret.txt") {
+				t.Error("secret.txt was removed")
+			}
+			evs := g.events(t)
+			var hookVerdicts, execVerdicts []string
+			for _, ev := range evs {
+				p, _ := ev.DecodePayload()
+				switch pl := p.(type) {
+				case *events.PolicyDecision:
+					if ev.ToolCallID != "" && strings.HasPrefix(ev.ToolCallID, "call-") {
+						continue // the agent itself, started by the operator
+					}
+					hookVerdicts = append(hookVerdicts, string(pl.Decision)+"/"+string(pl.ReasonCode))
+				case *events.ProcessExec:
+					if strings.Join(pl.Argv, " ") == "rm secret.txt" {
+						execVerdicts = append(execVerdicts, string(pl.Decision)+"/"+string(pl.ReasonCode)+" "+pl.RuleID)
+					}
+				}
+			}
+			if diff := cmp.Diff([]string{"allow/allowlisted"}, hookVerdicts); diff != "" {
+				t.Errorf("the hook's decisions (-want +got):\n%s", diff)
+			}
+			if diff := cmp.Diff([]string{"deny/denied_by_rule no-rm-secret"}, execVerdicts); diff != "" {
+				t.Errorf("rm secret.txt at exec (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+// TestAgentExitCode: the agent's exit code and its stderr pass through. A
+// flag the CLI does not know makes it exit non-zero before it reaches the
+// model; under runner agent the code is the one the same CLI gives when
+// run on the host.
+func TestAgentExitCode(t *testing.T) {
+	for _, agent := range []string{AgentClaude, AgentCodex} {
+		t.Run(agent, func(t *testing.T) {
+			kind := agentKinds[agent]
+			bin := filepath.Join(agentsDir(t), "node_modules", filepath.FromSlash(kind.pkgDir), filepath.FromSlash(kind.program))
+			host := exec.Command(bin, "--no-such-flag")
+			host.Env = []string{"HOME=" + t.TempDir(), "PATH=/usr/bin:/bin"}
+			err := host.Run()
+			var ee *exec.ExitError
+			if !errors.As(err, &ee) || ee.ExitCode() <= 0 {
+				t.Fatalf("%s --no-such-flag on the host: %v, want a non-zero exit", bin, err)
+			}
+			t.Logf("on the host: exit %d", ee.ExitCode())
+			g := startAgent(t, agent, nil, "--no-such-flag")
+			if code := g.wait(t); code != ee.ExitCode() {
+				t.Errorf("runner agent exit code %d, want %d as on the host\nstderr:\n%s", code, ee.ExitCode(), g.stderr())
+			}
+			if !strings.Contains(g.stderr(), "no-such-flag") {
+				t.Errorf("the agent's complaint did not reach the runner's stderr:\n%s", g.stderr())
+			}
+		})
 	}
 }
 

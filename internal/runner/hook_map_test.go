@@ -3,6 +3,7 @@ package runner
 import (
 	"context"
 	"encoding/json"
+	"net/netip"
 	"os"
 	"strings"
 	"testing"
@@ -55,6 +56,9 @@ func TestHookToolMapping(t *testing.T) {
 		{"glob default path", "Glob", `{"pattern":"**/*.go"}`, got{Tool: "search_files", Paths: []string{"."}}},
 		{"webfetch", "WebFetch", `{"url":"https://docs.example.org/x","prompt":"p"}`, got{Egress: "docs.example.org:443"}},
 		{"webfetch bad", "WebFetch", `{"url":"::"}`, got{Denied: "invalid_arguments"}},
+		{"websearch on domains", "WebSearch", `{"query":"go 1.26 release notes","allowed_domains":["go.dev","pkg.go.dev"]}`,
+			got{Egress: "go.dev:443 pkg.go.dev:443"}},
+		{"websearch anywhere", "WebSearch", `{"query":"x","blocked_domains":["a.example"]}`, got{Egress: "any host"}},
 		{"mcp", "mcp__github__create_issue", `{"title":"x"}`, got{Tool: "mcp__github__create_issue"}},
 		{"todo", "TodoWrite", `{"todos":[]}`, got{Internal: true}},
 		{"empty bash", "Bash", `{}`, got{Tool: "shell", Denied: "invalid_arguments"}},
@@ -63,9 +67,14 @@ func TestHookToolMapping(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			m := s.mapHookTool(&hookInput{ToolName: tc.tool, ToolInput: json.RawMessage(tc.input), Cwd: "/workspace"})
 			g := got{Tool: m.call.Tool, Command: m.call.Command, Argv: m.call.Argv, Paths: m.call.Paths, Write: m.call.Write, Internal: m.internal}
-			if m.egress != nil {
-				g.Egress = m.egress.Host + ":" + strconvItoa(int(m.egress.Port))
+			var dests []string
+			for _, r := range m.egress {
+				dests = append(dests, r.Host+":"+strconvItoa(int(r.Port)))
 			}
+			if m.anyHost {
+				dests = append(dests, "any host")
+			}
+			g.Egress = strings.Join(dests, " ")
 			if m.denied != nil {
 				g.Denied = string(m.denied.Reason)
 			}
@@ -74,6 +83,72 @@ func TestHookToolMapping(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestWebSearchEgress: a web search is decided by the egress policy on
+// each of its allowed_domains, the strictest verdict winning; one that may
+// reach any host gets the policy's default, since no rule names every
+// host. Nothing is dialed: names resolve to a documentation address.
+func TestWebSearchEgress(t *testing.T) {
+	pol := func(def string) *netpol.Policy {
+		p, err := netpol.Load([]byte(`id: web
+version: "1"
+default: ` + def + `
+rules:
+  - id: docs
+    decision: allow
+    hosts: [go.dev, "*.go.dev"]
+    ports: [443]
+  - id: forum
+    decision: ask
+    hosts: [forum.example]
+    ports: [443]
+  - id: paste
+    decision: deny
+    hosts: [paste.example]
+    ports: [443]
+`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	ws, err := OpenWorkspace(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	cases := []struct {
+		name, def, input string
+		want             policy.Verdict
+		code             string
+	}{
+		{"allowed domains", "deny", `{"query":"x","allowed_domains":["go.dev","pkg.go.dev"]}`, policy.Allow, "allowlisted"},
+		{"one needs approval", "deny", `{"query":"x","allowed_domains":["go.dev","forum.example"]}`, policy.Ask, "needs_approval"},
+		{"one denied", "deny", `{"query":"x","allowed_domains":["forum.example","paste.example","go.dev"]}`, policy.Deny, "denied_by_rule"},
+		{"one unnamed", "deny", `{"query":"x","allowed_domains":["go.dev","elsewhere.example"]}`, policy.Deny, "default_deny"},
+		{"any host, default deny", "deny", `{"query":"x"}`, policy.Deny, "default_deny"},
+		{"any host, default ask", "ask", `{"query":"x","blocked_domains":["paste.example"]}`, policy.Ask, "needs_approval"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			dec := netpol.NewDecider(pol(tc.def), netpol.WithResolver(docResolver{}))
+			s := &Session{ws: ws, r: &Runner{o: options{egress: &NetpolEgress{Decider: dec}}}}
+			m := s.mapHookTool(&hookInput{ToolName: "WebSearch", ToolInput: json.RawMessage(tc.input), Cwd: "/workspace"})
+			d := s.decideHookTool(context.Background(), m)
+			if d.Verdict != tc.want || d.ReasonCode != tc.code {
+				t.Errorf("got %s %s (%s), want %s %s", d.Verdict, d.ReasonCode, d.Justification, tc.want, tc.code)
+			}
+		})
+	}
+}
+
+// docResolver answers every name with an address from the documentation
+// range of public-looking space, so the policy's rules, not its range
+// blocks, decide.
+type docResolver struct{}
+
+func (docResolver) LookupNetIP(context.Context, string, string) ([]netip.Addr, error) {
+	return []netip.Addr{netip.MustParseAddr("93.184.216.34")}, nil
 }
 
 func strconvItoa(n int) string { b, _ := json.Marshal(n); return string(b) }
@@ -178,6 +253,13 @@ func TestAgentProfiles(t *testing.T) {
 	}
 	if _, err := AgentProfile("aider"); err == nil {
 		t.Error("unknown agent accepted")
+	}
+	// The container is Codex's sandbox: its own is off, the runner approves.
+	argv := strings.Join(agentArgv(agentKinds[AgentCodex], agentKinds[AgentCodex].defaultURL, nil), " ")
+	for _, want := range []string{`sandbox_mode="danger-full-access"`, `approval_policy="never"`} {
+		if !strings.Contains(argv, want) {
+			t.Errorf("codex argv lacks %s: %s", want, argv)
+		}
 	}
 }
 

@@ -488,8 +488,12 @@ type hookTool struct {
 	args      events.ToolArguments
 	truncated bool
 	summary   string
-	// egress is set for web tools: the egress policy decides.
-	egress *netpol.Request
+	// egress is set for web tools: the egress policy decides each
+	// destination, the strictest verdict wins. anyHost marks a web search
+	// that may reach any host (no allowed_domains): no rule can name
+	// every host, so the policy's default decides it.
+	egress  []netpol.Request
+	anyHost bool
 	// internal marks the agent's own bookkeeping tools, which touch no
 	// file, process or network.
 	internal bool
@@ -512,6 +516,9 @@ var agentInternalTools = map[string]bool{
 //	Read, NotebookRead, LS           → read_file / list_files
 //	Glob, Grep                       → search_files
 //	WebFetch                         → the egress policy, on the URL's host
+//	WebSearch                        → the egress policy, on each of its
+//	                                   allowed_domains; with none, the
+//	                                   policy's default (deny or ask)
 //	mcp__*, anything else            → the tool by its name
 func (s *Session) mapHookTool(in *hookInput) hookTool {
 	m := hookTool{name: in.ToolName}
@@ -635,12 +642,36 @@ func (s *Session) mapHookTool(in *hookInput) hookTool {
 		if ps := pu.Port(); ps != "" {
 			port, _ = strconv.Atoi(ps)
 		}
-		m.egress = &netpol.Request{Host: pu.Hostname(), Port: uint16(port), Scheme: "https"}
+		m.egress = []netpol.Request{{Host: pu.Hostname(), Port: uint16(port), Scheme: "https"}}
+	case name == "WebSearch" || name == "web_search":
+		// The search runs on the model provider's side and reads pages
+		// from the hosts it finds: those hosts are its destinations.
+		q := str("query")
+		var domains []string
+		if ds, ok := ti["allowed_domains"].([]any); ok {
+			for _, d := range ds {
+				if ds, ok := d.(string); ok && ds != "" {
+					domains = append(domains, ds)
+				}
+			}
+		}
+		if len(domains) > 64 {
+			m.denied = deny(events.ReasonInvalidArguments, "WebSearch: %d allowed_domains, at most 64", len(domains))
+			break
+		}
+		for _, d := range domains {
+			m.egress = append(m.egress, netpol.Request{Host: d, Port: 443, Scheme: "https"})
+		}
+		m.anyHost = len(domains) == 0
+		m.summary = fmt.Sprintf("WebSearch %q", clip(q, 900))
+		if len(domains) > 0 {
+			m.summary += " on " + clip(strings.Join(domains, ", "), 900)
+		}
 	case agentInternalTools[name]:
 		m.internal = true
 		m.summary = name
 	default:
-		// mcp__server__tool, WebSearch and whatever else: the tool by name.
+		// mcp__server__tool and whatever else: the tool by name.
 		m.call = policy.ToolCall{Tool: name}
 		m.summary = "tool " + name
 	}
@@ -667,21 +698,43 @@ func (s *Session) decideHookTool(ctx context.Context, m hookTool) policy.Decisio
 	case m.internal:
 		return policy.Decision{Verdict: policy.Allow, ReasonCode: string(events.ReasonKnownSafe),
 			Justification: "the agent's own bookkeeping tool: it touches no file, program or network"}
-	case m.egress != nil:
+	case len(m.egress) > 0 || m.anyHost:
 		eg, _ := s.r.o.egress.(*NetpolEgress)
 		if eg == nil || eg.Decider == nil {
 			return policy.Decision{Verdict: policy.Deny, ReasonCode: string(events.ReasonDefaultDeny),
 				Justification: "the runner has no egress policy: the sandbox has no network"}
 		}
-		d := eg.Decider.Decide(ctx, *m.egress)
-		code := d.Reason
-		if !events.ReasonCode(code).Valid() {
-			code = string(events.ReasonDefaultDeny)
+		if m.anyHost {
+			p := eg.Decider.Policy()
+			d := policy.Decision{Verdict: policy.Deny, ReasonCode: string(events.ReasonDefaultDeny)}
+			if p.Default == netpol.Ask {
+				d = policy.Decision{Verdict: policy.Ask, ReasonCode: string(events.ReasonNeedsApproval)}
+			}
+			d.Justification = fmt.Sprintf("egress policy %s: a web search without allowed_domains may reach any host, and no rule names every host: the default decides (%s)", p.ID, d.Verdict)
+			return d
 		}
-		return policy.Decision{Verdict: policy.Verdict(d.Verdict), ReasonCode: code, RuleID: "",
-			Justification: fmt.Sprintf("egress policy %s on %s:%d (rule %s)", d.PolicyID, d.Host, d.Port, orDefault(d.RuleID, "none"))}
+		var out policy.Decision
+		for i, req := range m.egress {
+			d := eg.Decider.Decide(ctx, req)
+			code := d.Reason
+			if !events.ReasonCode(code).Valid() {
+				code = string(events.ReasonDefaultDeny)
+			}
+			got := policy.Decision{Verdict: policy.Verdict(d.Verdict), ReasonCode: code,
+				Justification: fmt.Sprintf("egress policy %s on %s:%d (rule %s)", d.PolicyID, d.Host, d.Port, orDefault(d.RuleID, "none"))}
+			if i == 0 || stricter(got.Verdict, out.Verdict) {
+				out = got
+			}
+		}
+		return out
 	}
 	return s.r.policy.Evaluate(m.call)
+}
+
+// stricter reports whether a is stricter than b: deny over ask over allow.
+func stricter(a, b policy.Verdict) bool {
+	rank := map[policy.Verdict]int{policy.Allow: 0, policy.Ask: 1, policy.Deny: 2}
+	return rank[a] > rank[b]
 }
 
 // patchPaths returns the files an apply_patch patch touches: added,
