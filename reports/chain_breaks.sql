@@ -12,13 +12,17 @@
 -- param: to DateTime  end of the period (exclusive)
 -- param: lookback_hours UInt32 = 24  how long before @from a chain with events in the period may have started
 -- findings: yes
--- The seq check runs in two phases without FINAL. Phase one keeps, per
--- chain, only counts: a chain whose rows hold seq 1..n once each (count
--- = distinct seqs = max seq, min seq 1) is intact, and a redelivered row
--- only makes its chain a candidate. Phase two folds the few candidates in
--- full, counting rows as distinct (event_id, hash) as FINAL would. The
--- candidates already have events in the period, so phase two needs no
--- second scan for the period's chains.
+-- The seq check runs in two phases without FINAL, each one scan of the
+-- period and its lookback. Phase one keeps, per (session, emitter),
+-- only counts: rows of one tenant that hold seq 1..n once each (count =
+-- distinct seqs = max seq, min seq 1) are an intact chain, and a
+-- redelivered row only makes its chain a candidate. The latest time in
+-- the same fold tells whether the pair has events in the period, so no
+-- second scan looks for the period's chains; a pair stored under two
+-- tenants (never in practice) is always a candidate, so the counts of one
+-- tenant's chain cannot hide behind another's. Phase two folds the few
+-- candidates in full, counting rows as distinct (event_id, hash) as FINAL
+-- would.
 SELECT tenant, session_id, runner_id, kind, event_id, expected_seq, got_seq, detail, 'ingest' AS source
 FROM chain_breaks FINAL
 WHERE event_time >= @from AND toDate(event_time) >= toDate(@from) - 1 AND event_time < @to AND toDate(event_time) <= toDate(@to) + 1
@@ -50,23 +54,25 @@ FROM
         arrayFilter((a, b) -> b - a > 1, arrayPopBack(sorted), arrayPopFront(sorted)) AS gaps
     FROM events
     WHERE event_time >= subtractHours(@from, @lookback_hours) AND toDate(event_time) >= toDate(subtractHours(@from, @lookback_hours)) - 1 AND event_time < @to AND toDate(event_time) <= toDate(@to) + 1
-      AND cityHash64(tenant, session_id, runner_id) IN
+      AND cityHash64(session_id, runner_id) IN
       (
-          SELECT chain
+          SELECT pair
           FROM
           (
               SELECT
-                  cityHash64(tenant, session_id, runner_id) AS chain,
-                  count()        AS k_rows,
-                  uniqExact(seq) AS k_seqs,
-                  min(seq)       AS k_first,
-                  max(seq)       AS k_last
+                  cityHash64(session_id, runner_id) AS pair,
+                  count()                  AS k_rows,
+                  uniqExact(seq)           AS k_seqs,
+                  min(seq)                 AS k_first,
+                  max(seq)                 AS k_last,
+                  max(event_time)          AS k_latest,
+                  min(cityHash64(tenant))  AS k_tenant_lo,
+                  max(cityHash64(tenant))  AS k_tenant_hi
               FROM events
               WHERE event_time >= subtractHours(@from, @lookback_hours) AND toDate(event_time) >= toDate(subtractHours(@from, @lookback_hours)) - 1 AND event_time < @to AND toDate(event_time) <= toDate(@to) + 1
-                AND cityHash64(session_id, runner_id) IN (SELECT cityHash64(session_id, runner_id) FROM events
-                                                          WHERE event_time >= @from AND toDate(event_time) >= toDate(@from) - 1 AND event_time < @to AND toDate(event_time) <= toDate(@to) + 1)
-              GROUP BY chain
-              HAVING k_first != 1 OR k_rows != k_seqs OR k_seqs != k_last
+              GROUP BY pair
+              HAVING k_latest >= @from
+                 AND (k_first != 1 OR k_rows != k_seqs OR k_seqs != k_last OR k_tenant_lo != k_tenant_hi)
           )
       )
     GROUP BY tenant, session_id, runner_id

@@ -67,20 +67,22 @@ FROM
               -- Calls are keyed by a hash of (tenant, session, id), as in
               -- unapproved_actions: a month of calls must fit the read-only
               -- profile's memory limit.
-              -- Only calls that can be findings are folded in full: requested
-              -- in the period, allowed or asked, and not completed (a
-              -- runner_lost completion may close them). Sets of call hashes,
-              -- no per-call aggregation, keep a month within the read-only
-              -- profile's memory and time.
+              -- Only calls that can be findings are folded in full:
+              -- requested in the period, allowed or asked, and not completed
+              -- (a runner_lost completion may close them). They are chosen
+              -- first as one small set: the period's requests that never
+              -- completed, then those of them with an allow or ask. The scan
+              -- of the calls' events then probes only that set, not three
+              -- sets of millions.
               AND cityHash64(tenant, session_id, tool_call_id) IN
                   (SELECT cityHash64(tenant, session_id, tool_call_id) FROM events
-                   WHERE event_type = 'tool_call.requested' AND event_time >= @from AND toDate(event_time) >= toDate(@from) - 1 AND event_time < @to AND toDate(event_time) <= toDate(@to) + 1)
-              AND cityHash64(tenant, session_id, tool_call_id) IN
-                  (SELECT cityHash64(tenant, session_id, tool_call_id) FROM events
-                   WHERE event_type = 'policy.decision' AND decision IN ('allow', 'ask') AND event_time >= @from AND toDate(event_time) >= toDate(@from) - 1)
-              AND cityHash64(tenant, session_id, tool_call_id) NOT IN
-                  (SELECT cityHash64(tenant, session_id, tool_call_id) FROM events
-                   WHERE event_type = 'tool_call.completed' AND killed_reason != 'runner_lost' AND event_time >= @from AND toDate(event_time) >= toDate(@from) - 1)
+                   WHERE event_type = 'policy.decision' AND decision IN ('allow', 'ask') AND event_time >= @from AND toDate(event_time) >= toDate(@from) - 1
+                     AND cityHash64(tenant, session_id, tool_call_id) IN
+                         (SELECT cityHash64(tenant, session_id, tool_call_id) FROM events
+                          WHERE event_type = 'tool_call.requested' AND event_time >= @from AND toDate(event_time) >= toDate(@from) - 1 AND event_time < @to AND toDate(event_time) <= toDate(@to) + 1
+                            AND cityHash64(tenant, session_id, tool_call_id) NOT IN
+                                (SELECT cityHash64(tenant, session_id, tool_call_id) FROM events
+                                 WHERE event_type = 'tool_call.completed' AND killed_reason != 'runner_lost' AND event_time >= @from AND toDate(event_time) >= toDate(@from) - 1)))
             GROUP BY call
             HAVING c_requests > 0 AND c_completed = 0 AND c_last_decision IN ('allow', 'ask')
         )

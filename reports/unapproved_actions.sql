@@ -61,21 +61,23 @@ FROM
               -- Calls are keyed by a hash of (tenant, session, id), not the
               -- strings: a month of calls must fit the read-only profile's
               -- memory limit, and the reader may not enable external GROUP BY.
-              -- Only calls that can be findings are folded in full: completed
-              -- in the period, and with no decision, a deny or an ask. Sets of
-              -- call hashes, no per-call aggregation: a month of calls stays
-              -- within the read-only profile's memory and time.
+              -- Only calls that can be findings are folded in full:
+              -- completed in the period, and with no decision, a deny or an
+              -- ask. They are chosen first as one small set (probing the
+              -- month's completions against the decided calls), so the scan
+              -- of the month's call events probes only that set, not three
+              -- sets of millions.
               AND cityHash64(tenant, session_id, tool_call_id) IN
                   (SELECT cityHash64(tenant, session_id, tool_call_id) FROM events
-                   WHERE event_type = 'tool_call.completed' AND event_time >= @from AND toDate(event_time) >= toDate(@from) - 1 AND event_time < @to AND toDate(event_time) <= toDate(@to) + 1)
-              AND (cityHash64(tenant, session_id, tool_call_id) NOT IN
-                      (SELECT cityHash64(tenant, session_id, tool_call_id) FROM events
-                       WHERE event_type = 'policy.decision'
-                       AND event_time >= subtractHours(@from, @lookback_hours) AND toDate(event_time) >= toDate(subtractHours(@from, @lookback_hours)) - 1 AND event_time < @to AND toDate(event_time) <= toDate(@to) + 1)
-                   OR cityHash64(tenant, session_id, tool_call_id) IN
-                      (SELECT cityHash64(tenant, session_id, tool_call_id) FROM events
-                       WHERE event_type = 'policy.decision' AND decision IN ('ask', 'deny')
-                       AND event_time >= subtractHours(@from, @lookback_hours) AND toDate(event_time) >= toDate(subtractHours(@from, @lookback_hours)) - 1 AND event_time < @to AND toDate(event_time) <= toDate(@to) + 1))
+                   WHERE event_type = 'tool_call.completed' AND event_time >= @from AND toDate(event_time) >= toDate(@from) - 1 AND event_time < @to AND toDate(event_time) <= toDate(@to) + 1
+                     AND (cityHash64(tenant, session_id, tool_call_id) NOT IN
+                             (SELECT cityHash64(tenant, session_id, tool_call_id) FROM events
+                              WHERE event_type = 'policy.decision'
+                              AND event_time >= subtractHours(@from, @lookback_hours) AND toDate(event_time) >= toDate(subtractHours(@from, @lookback_hours)) - 1 AND event_time < @to AND toDate(event_time) <= toDate(@to) + 1)
+                          OR cityHash64(tenant, session_id, tool_call_id) IN
+                             (SELECT cityHash64(tenant, session_id, tool_call_id) FROM events
+                              WHERE event_type = 'policy.decision' AND decision IN ('ask', 'deny')
+                              AND event_time >= subtractHours(@from, @lookback_hours) AND toDate(event_time) >= toDate(subtractHours(@from, @lookback_hours)) - 1 AND event_time < @to AND toDate(event_time) <= toDate(@to) + 1)))
             GROUP BY call
             HAVING c_completions > 0 AND c_completed_at >= @from
         )

@@ -31,7 +31,8 @@ var groundTruth embed.FS
 // one row in eight stored twice, some within one insert, most in a later
 // one) kept unmerged, and with planted findings (a deleted policy
 // decision, approval decision or completion, a second event with a used
-// seq, an event id reused in another session). Every report, over several periods, must equal its ground truth.
+// seq, an event id reused in another session, a deny after a call ran, a
+// runner_lost completion, a chain's last event under another tenant). Every report, over several periods, must equal its ground truth.
 func TestReportsMatchGroundTruth(t *testing.T) {
 	w := testDB(t)
 	ctx := context.Background()
@@ -47,6 +48,7 @@ func TestReportsMatchGroundTruth(t *testing.T) {
 	}
 	rng := rand.New(rand.NewPCG(1, 2))
 	var byDay [days][]store.EventRow
+	single := map[string]bool{}
 	start := eventgen.PeriodEnd.AddDate(0, 0, -days)
 	for s := 0; s < sessions; s++ {
 		rows, err := eventgen.PeriodSession(s, sessions, days, ids)
@@ -54,6 +56,10 @@ func TestReportsMatchGroundTruth(t *testing.T) {
 			t.Fatal(err)
 		}
 		rows = plant(s, rows)
+		if s%10 == 8 {
+			// Its pair's merged counts must look intact: no redelivery.
+			single[rows[0].SessionID] = true
+		}
 		d := int(rows[0].EventTime.Sub(start) / (24 * time.Hour))
 		byDay[min(d, days-1)] = append(byDay[min(d, days-1)], rows...)
 	}
@@ -63,10 +69,11 @@ func TestReportsMatchGroundTruth(t *testing.T) {
 		var batch []store.EventRow
 		for _, r := range rows {
 			batch = append(batch, r)
-			switch rng.IntN(16) {
-			case 0:
+			switch n := rng.IntN(16); {
+			case single[r.SessionID]:
+			case n == 0:
 				batch = append(batch, r) // twice in one insert
-			case 1:
+			case n == 1:
 				redelivered = append(redelivered, r)
 			}
 			if len(batch) >= 500 {
@@ -135,6 +142,48 @@ func TestReportsMatchGroundTruth(t *testing.T) {
 			})
 		}
 	}
+	// The comparison must catch a wrong answer: each report with one of
+	// its candidate filters broken loses a planted finding.
+	t.Run("wrong reports differ", func(t *testing.T) {
+		for _, m := range []struct{ report, old, new string }{
+			// No call without a decision is a candidate any more.
+			{"unapproved_actions", "AND (cityHash64(tenant, session_id, tool_call_id) NOT IN", "AND (0 AND cityHash64(tenant, session_id, tool_call_id) NOT IN"},
+			// A runner_lost completion counts as a completion.
+			{"dangling_calls", "WHERE event_type = 'tool_call.completed' AND killed_reason != 'runner_lost' AND event_time >= @from AND toDate(event_time) >= toDate(@from) - 1)))",
+				"WHERE event_type = 'tool_call.completed' AND event_time >= @from AND toDate(event_time) >= toDate(@from) - 1)))"},
+			// A pair under two tenants is judged by its merged counts.
+			{"chain_breaks", " OR k_tenant_lo != k_tenant_hi", ""},
+		} {
+			r, err := FindReport(m.report)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if strings.Count(r.SQL, m.old) != 1 {
+				t.Fatalf("%s: the mutation %q matches %d times, want once", m.report, m.old, strings.Count(r.SQL, m.old))
+			}
+			wrong := *r
+			wrong.SQL = strings.Replace(r.SQL, m.old, m.new, 1)
+			src, err := groundTruth.ReadFile("testdata/groundtruth/" + m.report + ".sql")
+			if err != nil {
+				t.Fatal(err)
+			}
+			gt, err := ParseReport(m.report, string(src))
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := q.RunReport(ctx, &wrong, periods[0], nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			want, err := q.RunReport(ctx, gt, periods[0], nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if cmp.Equal(canonical(want), canonical(got)) {
+				t.Errorf("%s with %q broken still equals its ground truth: the data plants no finding that needs it", m.report, m.old)
+			}
+		}
+	})
 	// activity reads activity_sessions, filled above by its view from every
 	// insert. Filled instead by migration 0015's backfill, twice (a
 	// backfill overlapping inserts the view already saw), it must still
@@ -246,6 +295,49 @@ func plant(s int, rows []store.EventRow) []store.EventRow {
 				return append(rows, forged)
 			}
 		}
+	case 9:
+		// (Not 6: case 5 forges an event into session s+1.)
+		// A completed call decided once more, deny, after it ran:
+		// executed_after_deny.
+		last := maxSeq(rows)
+		for i := len(rows) - 1; i >= 0; i-- {
+			if rows[i].EventType != "tool_call.completed" {
+				continue
+			}
+			for _, d := range rows {
+				if d.EventType == "policy.decision" && d.ToolCallID == rows[i].ToolCallID {
+					forged := d
+					forged.Decision, forged.Seq = "deny", last+1
+					forged.EventID += 1 << 41
+					forged.Hash = strings.Repeat("d", 64)
+					return append(rows, forged)
+				}
+			}
+		}
+	case 7:
+		// A call closed by a later runner: a runner_lost completion.
+		for i, r := range rows {
+			if r.EventType == "tool_call.completed" {
+				rows[i].KilledReason = "runner_lost"
+				return rows
+			}
+		}
+	case 8:
+		// The chain's last event stored under another tenant: each
+		// tenant's rows alone are a gap-free prefix or a gap, together
+		// they hold seq 1..n once each.
+		var last uint64
+		for _, r := range rows {
+			if r.RunnerID == rows[0].RunnerID {
+				last = max(last, r.Seq)
+			}
+		}
+		for i, r := range rows {
+			if r.Seq == last && r.RunnerID == rows[0].RunnerID {
+				rows[i].Tenant = "other"
+				return rows
+			}
+		}
 	case 4:
 		for _, r := range rows {
 			// A forged egress decision with the seq of the real one (an
@@ -261,6 +353,14 @@ func plant(s int, rows []store.EventRow) []store.EventRow {
 		}
 	}
 	return rows
+}
+
+func maxSeq(rows []store.EventRow) uint64 {
+	var m uint64
+	for _, r := range rows {
+		m = max(m, r.Seq)
+	}
+	return m
 }
 
 // activityBackfill returns migration 0015's backfill statement for db.
