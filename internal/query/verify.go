@@ -1,16 +1,20 @@
 package query
 
 import (
+	"bytes"
 	"cmp"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
+	"hash"
 	"hash/maphash"
+	"math"
 	"runtime"
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2"
@@ -63,21 +67,22 @@ type VerifyReport struct {
 	Elapsed  time.Duration
 }
 
-// stored is one row, checked for content when read; only what the chain
-// walk needs is kept.
+// stored is one row: the columns as read, then what check found in its
+// raw. Only what the chain walk needs is kept once raw is checked.
 type stored struct {
-	id        uint64 // as read; eventID is its decimal form
-	raw       []byte // as read, dropped once checked
-	finds     []Finding
+	id        uint64 // event_id column
+	seq       uint64
 	key       events.ChainKey
 	tenant    string
-	eventID   string
-	seq       uint64
+	hash      string // the row's hash column
+	raw       []byte // as read, dropped once checked
 	prevHash  string
-	hash      string    // the row's hash column
-	contentOK bool      // raw decodes, its hash recomputes and the columns agree
+	find      *Finding  // what check found wrong with the row's content
 	rawSum    [2]uint64 // keyed hash of raw: tells identical rows apart
+	contentOK bool      // raw decodes, its hash recomputes and the columns agree
 }
+
+func (r *stored) eventID() string { return strconv.FormatUint(r.id, 10) }
 
 // Verify recomputes every chain in scope from the stored canonical events:
 // each row's raw is decoded and validated, its hash recomputed and compared
@@ -86,11 +91,12 @@ type stored struct {
 // Identical rows (a redelivery not yet merged) count once.
 //
 // It streams with bounded memory: the sessions in scope are read in
-// batches of whole sessions adjacent in id order (see verifyRead), and
-// only one batch is checked while the next is read. The rows of a batch are
-// checked on every core. An event id stored in two chains (the only
-// duplicate a batch cannot see whole) is found first by the server and
-// its rows are kept until the end.
+// batches of whole sessions adjacent in id order (see verifyRead). Rows are
+// checked on every core in chunks as they arrive and keep only what the
+// walk needs; a batch is walked once its last row is checked, while the
+// next is read. An event id stored in two chains (the only duplicate a
+// batch cannot see whole) is found by the server while the first batches
+// are read, and its rows are kept until the end.
 func (db *DB) Verify(ctx context.Context, scope VerifyScope) (*VerifyReport, error) {
 	start := time.Now()
 	// The toDate bounds (a day wider, whatever the server's time zone) let
@@ -102,8 +108,9 @@ func (db *DB) Verify(ctx context.Context, scope VerifyScope) (*VerifyReport, err
 	if scope.SessionID != "" {
 		where, params = "session_id = @session", []Param{{"session", scope.SessionID}}
 	}
-	// The ids stored in two chains are looked up while the sessions are.
-	crossIDs := map[string]bool{}
+	// The ids stored in two chains are looked up while the sessions are,
+	// and while the first batches are read: only the walk needs them.
+	crossIDs := map[uint64]bool{}
 	crossErr := make(chan error, 1)
 	go func() {
 		crossErr <- db.stream(ctx, "SELECT event_id FROM events WHERE "+where+" GROUP BY event_id"+
@@ -114,326 +121,657 @@ func (db *DB) Verify(ctx context.Context, scope VerifyScope) (*VerifyReport, err
 					if err := rows.Scan(&id); err != nil {
 						return err
 					}
-					crossIDs[strconv.FormatUint(id, 10)] = true
+					crossIDs[id] = true
 				}
 				return rows.Err()
 			})
 	}()
-	var sessions []verifySession
-	err := db.stream(ctx, "SELECT session_id, min(event_time) AS first, max(event_time), count() FROM events WHERE "+where+
+	var sessions verifySessions
+	err := db.stream(ctx, "SELECT session_id, toUInt32(min(event_time)), toUInt32(max(event_time)), count() FROM events WHERE "+where+
 		" GROUP BY session_id ORDER BY session_id", params, func(rows driver.Rows, _ func()) error {
+		var id string
+		var first, last uint32
+		var n uint64
 		for rows.Next() {
-			var s verifySession
-			if err := rows.Scan(&s.id, &s.first, &s.last, &s.rows); err != nil {
+			if err := rows.Scan(&id, &first, &last, &n); err != nil {
 				return err
 			}
-			sessions = append(sessions, s)
+			sessions.add(id, first, last, n)
 		}
 		return rows.Err()
 	})
-	if err = errors.Join(err, <-crossErr); err != nil {
-		return nil, err
+	if err != nil {
+		return nil, errors.Join(err, <-crossErr)
 	}
-
-	rep := &VerifyReport{}
-	var finds []Finding
-	var cross []stored // rows of crossIDs, from every batch
-	batches := make(chan []stored, 1)
-	readErr := make(chan error, 1)
-	rctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	go func() {
-		defer close(batches)
-		for i := 0; i < len(sessions); {
+	read := func(ctx context.Context, f *feeder) error {
+		for i := 0; i < sessions.len(); {
 			j, size, n := i, 0, uint64(0)
-			for j < len(sessions) && j-i < verifyBatch && size < verifyBatchBytes && n < verifyBatchRows {
-				size += len(sessions[j].id) + 4
-				n += sessions[j].rows
+			for j < sessions.len() && j-i < verifyBatch && size < verifyBatchBytes && n < verifyBatchRows {
+				size += len(sessions.id(j)) + 4
+				n += uint64(sessions.rows[j])
 				j++
 			}
-			b, err := db.verifyRead(rctx, sessions[i:j])
-			if err != nil {
-				readErr <- err
-				return
+			if err := db.verifyRead(ctx, &sessions, i, j, f); err != nil {
+				return err
 			}
-			select {
-			case batches <- b:
-			case <-rctx.Done():
-				readErr <- rctx.Err()
-				return
+			if err := f.endBatch(); err != nil {
+				return err
 			}
 			i = j
 		}
-		readErr <- nil
-	}()
-	for recs := range batches {
-		rep.Rows += len(recs)
-		checkAll(recs)
-		// Identical rows (same id, hash column and raw) count once.
-		seen := make(map[rowKey]bool, len(recs))
-		kept := recs[:0]
-		for _, r := range recs {
-			k := rowKey{r.eventID, r.hash, r.rawSum}
-			if seen[k] {
-				continue
-			}
-			seen[k] = true
-			finds = append(finds, r.finds...)
-			r.finds = nil
-			if crossIDs[r.eventID] {
-				cross = append(cross, r)
-			}
-			kept = append(kept, r)
-		}
-		finds = append(finds, walk(kept, rep, crossIDs)...)
+		return nil
 	}
-	if err := <-readErr; err != nil {
+	rep, err := verifyRows(ctx, read, func() (map[uint64]bool, error) { return crossIDs, <-crossErr })
+	if err != nil {
 		return nil, err
 	}
-	finds = append(finds, duplicateIDs(cross, rep)...)
-	slices.SortStableFunc(finds, func(a, b Finding) int {
-		return cmp.Or(cmp.Compare(a.Tenant, b.Tenant), cmp.Compare(a.SessionID, b.SessionID),
-			cmp.Compare(a.RunnerID, b.RunnerID), cmp.Compare(a.Seq, b.Seq), cmp.Compare(a.Kind, b.Kind),
-			cmp.Compare(a.EventID, b.EventID))
-	})
-	rep.Findings = finds
 	rep.Elapsed = time.Since(start)
 	return rep, nil
 }
 
 // Verify reads whole sessions per batch until it holds this many rows or
 // sessions, or this many bytes of session ids in one statement (under the
-// server's max_query_size). A batch of rows is what memory is bounded by:
-// one batch is checked while the next is read.
+// server's max_query_size). A batch is what the walk holds at once, about
+// 250 bytes a row without its raw. Larger batches cost the server less:
+// each reads the granules at its edges again (a day of 10M events in 7
+// batches of 50k rows took the server 1.5 times the CPU of 3 batches).
 // (Variables so a test can make every batch small.)
 var (
-	verifyBatchRows  uint64 = 50_000
-	verifyBatch             = 2000
+	verifyBatchRows  uint64 = 100_000
+	verifyBatch             = 5000
 	verifyBatchBytes        = 128 << 10
 )
 
-// rowKey identifies a stored row's content.
-type rowKey struct {
-	id, hash string
-	raw      [2]uint64
+// verifySessions are the sessions in scope in id order, with the time
+// range and count of their events; packed, at about 30 bytes a session,
+// as a month holds hundreds of thousands.
+type verifySessions struct {
+	ids         []byte
+	ends        []uint32 // ids[ends[i-1]:ends[i]] is session i
+	first, last []uint32 // DateTime seconds
+	rows        []uint32
 }
 
-// verifySession is a session in scope and the time range of its events.
-type verifySession struct {
-	id          string
-	first, last time.Time
-	rows        uint64
+func (s *verifySessions) add(id string, first, last uint32, n uint64) {
+	s.ids = append(s.ids, id...)
+	s.ends = append(s.ends, uint32(len(s.ids)))
+	s.first, s.last = append(s.first, first), append(s.last, last)
+	s.rows = append(s.rows, uint32(min(n, math.MaxUint32)))
 }
 
-// verifyRead reads every row of a batch of sessions, adjacent in session
-// id order. Within each (event type, day) of the sorting key rows are
+func (s *verifySessions) len() int { return len(s.ends) }
+
+func (s *verifySessions) id(i int) string {
+	lo := uint32(0)
+	if i > 0 {
+		lo = s.ends[i-1]
+	}
+	return string(s.ids[lo:s.ends[i]])
+}
+
+// verifyRead reads every row of sessions [i, j), adjacent in session id
+// order, into f. Within each (event type, day) of the sorting key rows are
 // ordered by session, so the id range lets the primary key read each
 // granule for about one batch only, and the time range skips the days the
 // batch has no events in.
-func (db *DB) verifyRead(ctx context.Context, batch []verifySession) ([]stored, error) {
-	ids := make([]any, len(batch))
-	from, to := batch[0].first, batch[0].last
-	n := uint64(0)
-	for i, s := range batch {
-		ids[i] = s.id
-		from, to = minTime(from, s.first), maxTime(to, s.last)
-		n += s.rows
+func (db *DB) verifyRead(ctx context.Context, s *verifySessions, i, j int, f *feeder) error {
+	ids := make([]any, 0, j-i)
+	from, to := s.first[i], s.last[i]
+	for k := i; k < j; k++ {
+		ids = append(ids, s.id(k))
+		from, to = min(from, s.first[k]), max(to, s.last[k])
 	}
-	// Sized from the session counts: growing a slice of 50k rows by
-	// appending copied it a dozen times (a tenth of verify's own CPU).
-	recs := make([]stored, 0, n)
 	// PREWHERE: the server reads raw only where the batch's sessions are;
 	// left to itself it prewhere-filters on event_time and reads the raw
 	// of every granule the key range touches (20 times as many bytes).
-	err := db.stream(ctx, "SELECT event_id, tenant, session_id, runner_id, seq, hash, raw FROM events"+
+	return db.stream(ctx, "SELECT event_id, tenant, session_id, runner_id, seq, hash, raw FROM events"+
 		" PREWHERE session_id >= @lo AND session_id <= @hi AND session_id IN @sessions"+
 		" WHERE event_time >= @from AND event_time <= @to"+
 		" AND toDate(event_time) >= toDate(@from) - 1 AND toDate(event_time) <= toDate(@to) + 1",
-		[]Param{{"from", from.UTC()}, {"to", to.UTC()}, {"lo", batch[0].id}, {"hi", batch[len(batch)-1].id},
-			{"sessions", clickhouse.GroupSet{Value: ids}}},
+		[]Param{{"from", time.Unix(int64(from), 0).UTC()}, {"to", time.Unix(int64(to), 0).UTC()},
+			{"lo", ids[0]}, {"hi", ids[len(ids)-1]}, {"sessions", clickhouse.GroupSet{Value: ids}}},
 		func(rows driver.Rows, _ func()) error {
 			for rows.Next() {
-				var r stored
+				r, err := f.next()
+				if err != nil {
+					return err
+				}
 				if err := rows.Scan(&r.id, &r.tenant, &r.key.SessionID, &r.key.RunnerID, &r.seq, &r.hash, &r.raw); err != nil {
 					return err
 				}
-				recs = append(recs, r)
 			}
 			return rows.Err()
 		})
-	return recs, err
 }
 
-func minTime(a, b time.Time) time.Time {
-	if b.Before(a) {
-		return b
+// chunkRows rows are scanned, checked and handed to the walk together.
+const chunkRows = 512
+
+// chunk is rows in read order; done is closed once they are checked.
+type chunk struct {
+	rows []stored
+	end  bool // the last chunk of a batch
+	done chan struct{}
+}
+
+// feeder hands the rows read to the checkers and, in read order, to the
+// walk, a chunk at a time. At most a few chunks are in flight: the reader
+// waits for the checkers and the walk.
+type feeder struct {
+	ctx         context.Context
+	cur         *chunk
+	work, order chan<- *chunk
+	free        <-chan *chunk // chunks the walk is done with
+}
+
+// next returns the slot for the next row.
+func (f *feeder) next() (*stored, error) {
+	if f.cur != nil && len(f.cur.rows) == chunkRows {
+		if err := f.send(); err != nil {
+			return nil, err
+		}
 	}
-	return a
-}
-
-func maxTime(a, b time.Time) time.Time {
-	if b.After(a) {
-		return b
+	if f.cur == nil {
+		select {
+		case f.cur = <-f.free:
+		default:
+			f.cur = &chunk{rows: make([]stored, 0, chunkRows)}
+		}
+		f.cur.done = make(chan struct{})
 	}
-	return a
+	f.cur.rows = append(f.cur.rows, stored{})
+	return &f.cur.rows[len(f.cur.rows)-1], nil
 }
 
-// checkAll runs check on every row, on every core.
-func checkAll(recs []stored) {
+// endBatch marks the rows so far as the end of a batch of whole sessions.
+func (f *feeder) endBatch() error {
+	if f.cur == nil {
+		f.cur = &chunk{done: make(chan struct{})}
+	}
+	f.cur.end = true
+	return f.send()
+}
+
+func (f *feeder) send() error {
+	c := f.cur
+	f.cur = nil
+	// Checkers first: the walk waits on done, which only a checker closes.
+	select {
+	case f.work <- c:
+	case <-f.ctx.Done():
+		return f.ctx.Err()
+	}
+	select {
+	case f.order <- c:
+	case <-f.ctx.Done():
+		return f.ctx.Err()
+	}
+	return nil
+}
+
+// verifyRows is verify's client half. read feeds the rows of each batch
+// of whole sessions and ends each batch; they are checked on every core
+// and walked per batch. cross returns the ids stored in two chains; it is
+// first called when the first batch is walked.
+func verifyRows(ctx context.Context, read func(context.Context, *feeder) error, cross func() (map[uint64]bool, error)) (*VerifyReport, error) {
 	workers := runtime.GOMAXPROCS(0)
-	var wg sync.WaitGroup
-	chunk := (len(recs) + workers - 1) / workers
-	for lo := 0; lo < len(recs); lo += chunk {
-		hi := min(lo+chunk, len(recs))
-		wg.Add(1)
-		go func(part []stored) {
-			defer wg.Done()
+	rctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	work := make(chan *chunk, workers)
+	order := make(chan *chunk, 2*workers+2)
+	free := make(chan *chunk, cap(order)+workers+2)
+	for range workers {
+		go func() {
 			var env events.Envelope // reused: DecodeInto does not allocate
-			for i := range part {
-				r := &part[i]
-				c, f := check(&env, r.id, r.tenant, r.key.SessionID, r.key.RunnerID, r.seq, r.hash, r.raw)
-				c.finds = f
-				*r = c
+			h := newHasher()
+			for c := range work {
+				for i := range c.rows {
+					r := &c.rows[i]
+					r.find = check(&env, h, r)
+					r.raw = nil
+				}
+				close(c.done)
 			}
-		}(recs[lo:hi])
+		}()
 	}
-	wg.Wait()
+	readErr := make(chan error, 1)
+	go func() {
+		err := read(rctx, &feeder{ctx: rctx, work: work, order: order, free: free})
+		close(work)
+		close(order)
+		readErr <- err
+	}()
+	w := walker{rep: &VerifyReport{}, byID: map[uint64]int32{}, chainOf: map[events.ChainKey]int32{}}
+	var crossErr error
+	crossKnown := false
+	for c := range order {
+		<-c.done
+		w.add(c.rows)
+		if c.end {
+			if !crossKnown {
+				w.crossIDs, crossErr = cross()
+				crossKnown = true
+				if crossErr != nil {
+					cancel()
+				}
+			}
+			if crossErr == nil {
+				w.walk()
+			}
+		}
+		clear(c.rows) // drop the strings the chunk points to
+		c.rows, c.end = c.rows[:0], false
+		select {
+		case free <- c:
+		default:
+		}
+	}
+	err := <-readErr
+	if !crossKnown {
+		_, crossErr = cross()
+	}
+	if crossErr != nil {
+		return nil, crossErr // the read was stopped for it
+	}
+	if err != nil {
+		return nil, err
+	}
+	finds := append(w.finds, duplicateIDs(w.cross, w.rep)...)
+	slices.SortStableFunc(finds, func(a, b Finding) int {
+		return cmp.Or(cmp.Compare(a.Tenant, b.Tenant), cmp.Compare(a.SessionID, b.SessionID),
+			cmp.Compare(a.RunnerID, b.RunnerID), cmp.Compare(a.Seq, b.Seq), cmp.Compare(a.Kind, b.Kind),
+			cmp.Compare(a.EventID, b.EventID))
+	})
+	w.rep.Findings = finds
+	return w.rep, nil
 }
 
 // check verifies one row's content: the raw decodes and validates, its
-// recomputed hash is its own hash, and the typed columns say the same.
-func check(env *events.Envelope, id uint64, tenant, session, runner string, seq uint64, hash string, raw []byte) (stored, []Finding) {
-	r := stored{
-		key: events.ChainKey{SessionID: session, RunnerID: runner}, tenant: tenant,
-		eventID: strconv.FormatUint(id, 10), seq: seq, hash: hash,
+// recomputed hash is its own hash, and the typed columns say the same. It
+// fills in what the walk needs and returns what is wrong, if anything.
+func check(env *events.Envelope, h *hasher, r *stored) *Finding {
+	bad := func(kind, detail string) *Finding {
+		return &Finding{Kind: kind, Tenant: r.tenant, SessionID: r.key.SessionID, RunnerID: r.key.RunnerID, Seq: r.seq,
+			EventID: r.eventID(), Detail: detail}
 	}
-	r.rawSum = sum(raw)
-	bad := func(kind, detail string) []Finding {
-		return []Finding{{Kind: kind, Tenant: tenant, SessionID: session, RunnerID: runner, Seq: seq,
-			EventID: r.eventID, Detail: detail}}
-	}
-	if err := events.DecodeInto(env, raw); err != nil {
-		return r, bad(BreakUndecodable, fmt.Sprintf("stored raw does not decode: %v", err))
+	if err := events.DecodeInto(env, r.raw); err != nil {
+		r.rawSum = sum(r.raw)
+		return bad(BreakUndecodable, fmt.Sprintf("stored raw does not decode: %v", err))
 	}
 	r.prevHash = strings.Clone(env.PrevHash) // env's strings may point into raw
-	got, err := events.ComputeHash(env)
+	got, err := h.compute(env)
 	if err != nil {
-		return r, bad(BreakUndecodable, fmt.Sprintf("hash cannot be computed: %v", err))
+		r.rawSum = sum(r.raw)
+		return bad(BreakUndecodable, fmt.Sprintf("hash cannot be computed: %v", err))
 	}
-	if got != env.Hash {
-		return r, bad(string(events.BreakEdit), fmt.Sprintf("content hashes to %s, the event says %s", short(got), short(env.Hash)))
+	if string(got[:]) != env.Hash {
+		r.rawSum = sum(r.raw)
+		return bad(string(events.BreakEdit), fmt.Sprintf("content hashes to %s, the event says %s", short(string(got[:])), short(env.Hash)))
 	}
-	var diffs []string
-	for _, d := range []struct{ name, col, raw string }{
-		{"event_id", r.eventID, env.EventID},
-		{"hash", hash, env.Hash},
-		{"seq", strconv.FormatUint(seq, 10), strconv.FormatUint(env.Seq, 10)},
-		{"session_id", session, env.SessionID},
-		{"runner_id", runner, env.RunnerID},
-		{"tenant", tenant, env.Tenant},
-	} {
-		if d.col != d.raw {
-			diffs = append(diffs, fmt.Sprintf("%s column %q, raw %q", d.name, short(d.col), short(d.raw)))
+	// A raw that is the canonical encoding of an event whose content
+	// hashes to the row's hash column is told apart from other such raws
+	// by that column alone: equal content hashes mean equal encodings.
+	// Only other rows need the keyed hash of their raw.
+	if r.hash == env.Hash && h.encoded && bytes.Equal(r.raw, h.wire) {
+		r.rawSum = canonicalRaw
+	} else {
+		r.rawSum = sum(r.raw)
+	}
+	var idBuf [20]byte
+	if string(strconv.AppendUint(idBuf[:0], r.id, 10)) != env.EventID || r.hash != env.Hash || r.seq != env.Seq ||
+		r.key.SessionID != env.SessionID || r.key.RunnerID != env.RunnerID || r.tenant != env.Tenant {
+		var diffs []string
+		for _, d := range []struct{ name, col, raw string }{
+			{"event_id", r.eventID(), env.EventID},
+			{"hash", r.hash, env.Hash},
+			{"seq", strconv.FormatUint(r.seq, 10), strconv.FormatUint(env.Seq, 10)},
+			{"session_id", r.key.SessionID, env.SessionID},
+			{"runner_id", r.key.RunnerID, env.RunnerID},
+			{"tenant", r.tenant, env.Tenant},
+		} {
+			if d.col != d.raw {
+				diffs = append(diffs, fmt.Sprintf("%s column %q, raw %q", d.name, short(d.col), short(d.raw)))
+			}
 		}
-	}
-	if len(diffs) > 0 {
-		return r, bad(BreakColumnMismatch, fmt.Sprint(diffs))
+		return bad(BreakColumnMismatch, fmt.Sprint(diffs))
 	}
 	r.contentOK = true
-	return r, nil
+	return nil
 }
 
-// walk checks each chain's sequence and links. Rows are grouped by chain
-// and seq; one event per seq continues the chain (the one whose content is
-// good and whose prev_hash links, when there is a choice).
-func walk(recs []stored, rep *VerifyReport, crossIDs map[string]bool) []Finding {
-	var out []Finding
-	byID := map[string][]int{}
-	for i, r := range recs {
-		byID[r.eventID] = append(byID[r.eventID], i)
+// canonicalRaw is the rawSum of a row whose raw is the canonical encoding
+// of its event and whose content hashes to its hash column.
+var canonicalRaw = [2]uint64{0, 0}
+
+// hasher computes what events.ComputeHash does, with buffers reused from
+// row to row: it encodes the event with its hash (events.AppendMarshal)
+// and hashes that without the hash member, which is the same encoding
+// ComputeHash hashes. ComputeHash allocated a kilobyte or more a row,
+// which was most of what verify allocated.
+type hasher struct {
+	wire    []byte
+	encoded bool // wire is the encoding of the event last hashed
+	sha     hash.Hash
+	sum     [sha256.Size]byte
+}
+
+func newHasher() *hasher { return &hasher{wire: make([]byte, 0, 4096), sha: sha256.New()} }
+
+// hashMember is how the hash member begins in the canonical encoding.
+// Only actor, agent, approval_id, event_id, event_time and event_type
+// precede it, with no key named hash, and a quote inside a string is
+// escaped: its first occurrence is the member.
+var hashMember = []byte(`,"hash":"`)
+
+func (h *hasher) compute(env *events.Envelope) (hx [64]byte, err error) {
+	h.encoded = false
+	slow := func() ([64]byte, error) {
+		got, err := events.ComputeHash(env)
+		copy(hx[:], got)
+		if err == nil && len(got) != len(hx) {
+			err = fmt.Errorf("hash of %d characters", len(got)) // never: ComputeHash returns hex SHA-256
+		}
+		return hx, err
 	}
-	for id, idx := range byID {
-		if crossIDs[id] {
+	h.wire, err = events.AppendMarshal(h.wire[:0], env)
+	if err != nil {
+		return slow() // for ComputeHash's own error
+	}
+	// The member as written is env.Hash between quotes, unescaped; else
+	// (a hash that is not 64 plain characters) ComputeHash decides.
+	i := bytes.Index(h.wire, hashMember)
+	end := i + len(hashMember) + len(hx)
+	if i < 0 || end >= len(h.wire) || string(h.wire[i+len(hashMember):end]) != env.Hash || h.wire[end] != '"' {
+		return slow()
+	}
+	h.encoded = true
+	h.sha.Reset()
+	h.sha.Write([]byte(env.PrevHash))
+	h.sha.Write(h.wire[:i])
+	h.sha.Write(h.wire[end+1:])
+	hex.Encode(hx[:], h.sha.Sum(h.sum[:0]))
+	return hx, nil
+}
+
+// walker holds one batch's rows (identical rows once), in a compact
+// form, and what verify has found so far. Its maps and slices are reused
+// from batch to batch.
+type walker struct {
+	rep      *VerifyReport
+	crossIDs map[uint64]bool
+	finds    []Finding
+	cross    []stored // rows of crossIDs, from every batch
+
+	rows    []wrow
+	byID    map[uint64]int32 // the first kept row of each id
+	chainOf map[events.ChainKey]int32
+	keys    []events.ChainKey // by chain
+	tenant  string            // the last tenant seen, shared by the rows that have it
+	starts  []int32           // where each chain begins in order
+	order   []int32           // rows by chain, then seq
+	place   []int32           // placeBySeq's: 1 + the row at each seq
+}
+
+// wrow is a kept row as the walk needs it: its chain by number, and the
+// strings it needs for its findings.
+type wrow struct {
+	id, seq        uint64
+	hash, prevHash string
+	tenant         string
+	rawSum         [2]uint64
+	chain          int32
+	// Kept rows of one event id form a list in read order: first marks
+	// its head, next is the following row (-1 at the end).
+	next      int32
+	first     bool
+	contentOK bool
+}
+
+func (r *wrow) eventID() string { return strconv.FormatUint(r.id, 10) }
+
+// add takes a chunk's checked rows in read order. Identical rows (same id,
+// hash column and raw) count once: the first is kept.
+func (w *walker) add(rs []stored) {
+	w.rep.Rows += len(rs)
+	for j := range rs {
+		r := &rs[j]
+		i := int32(len(w.rows))
+		first := true
+		if k, ok := w.byID[r.id]; ok {
+			dup := false
+			for {
+				o := &w.rows[k]
+				if o.hash == r.hash && o.rawSum == r.rawSum {
+					dup = true
+					break
+				}
+				if o.next < 0 {
+					break
+				}
+				k = o.next
+			}
+			if dup {
+				continue
+			}
+			w.rows[k].next = i
+			first = false
+		} else {
+			w.byID[r.id] = i
+		}
+		if r.find != nil {
+			w.finds = append(w.finds, *r.find)
+		}
+		c, ok := w.chainOf[r.key]
+		if !ok {
+			c = int32(len(w.keys))
+			w.chainOf[r.key] = c
+			w.keys = append(w.keys, r.key)
+		}
+		if r.tenant == w.tenant {
+			r.tenant = w.tenant
+		} else {
+			w.tenant = r.tenant
+		}
+		w.rows = append(w.rows, wrow{id: r.id, seq: r.seq, hash: r.hash, prevHash: r.prevHash, tenant: r.tenant,
+			rawSum: r.rawSum, chain: c, next: -1, first: first, contentOK: r.contentOK})
+	}
+}
+
+// stored returns kept row i in full, for the rows kept to the end.
+func (w *walker) stored(i int32) stored {
+	r := &w.rows[i]
+	return stored{id: r.id, seq: r.seq, key: w.keys[r.chain], tenant: r.tenant, hash: r.hash}
+}
+
+// walk checks the batch: ids with two contents, then each chain's
+// sequence and links. Rows are grouped by chain and seq; one event per seq
+// continues the chain (the one whose content is good and whose prev_hash
+// links, when there is a choice).
+func (w *walker) walk() {
+	rows := w.rows
+	for i := range rows {
+		r := &rows[i]
+		if len(w.crossIDs) > 0 && w.crossIDs[r.id] {
+			w.cross = append(w.cross, w.stored(int32(i)))
+		}
+		if !r.first || w.crossIDs[r.id] {
 			continue // counted and reported by duplicateIDs
 		}
-		rep.Events++
-		if len(idx) < 2 {
+		w.rep.Events++
+		if r.next < 0 {
 			continue
 		}
-		r := recs[idx[0]]
-		var hashes []string
-		for _, i := range idx {
-			hashes = append(hashes, short(recs[i].hash))
+		var dups []stored
+		for k := int32(i); k >= 0; k = rows[k].next {
+			dups = append(dups, w.stored(k))
 		}
-		out = append(out, Finding{Kind: BreakDuplicateID, Tenant: r.tenant, SessionID: r.key.SessionID,
-			RunnerID: r.key.RunnerID, Seq: r.seq, EventID: id,
-			Detail: fmt.Sprintf("%d rows with different content (hashes %v)", len(idx), hashes)})
+		w.finds = append(w.finds, duplicateID(dups))
 	}
 
-	chains := map[events.ChainKey][]stored{}
-	for _, r := range recs {
-		chains[r.key] = append(chains[r.key], r)
+	// Order the rows by chain (a counting sort), then each chain by seq.
+	chains := len(w.keys)
+	w.rep.Chains += chains
+	w.starts = slices.Grow(w.starts[:0], chains+1)[:chains+1]
+	clear(w.starts)
+	for i := range rows {
+		w.starts[rows[i].chain+1]++
 	}
-	rep.Chains += len(chains)
-	for key, rs := range chains {
-		slices.SortFunc(rs, func(a, b stored) int {
-			return cmp.Or(cmp.Compare(a.seq, b.seq), cmp.Compare(a.eventID, b.eventID))
-		})
-		finding := func(kind string, r stored, other, detail string) {
-			out = append(out, Finding{Kind: kind, Tenant: r.tenant, SessionID: key.SessionID, RunnerID: key.RunnerID,
-				Seq: r.seq, EventID: r.eventID, OtherEventID: other, Detail: detail})
+	for c := 1; c <= chains; c++ {
+		w.starts[c] += w.starts[c-1]
+	}
+	w.order = slices.Grow(w.order[:0], len(rows))[:len(rows)]
+	pos := slices.Clone(w.starts[:chains]) // small: one int32 a chain
+	for i := range rows {
+		c := rows[i].chain
+		w.order[pos[c]] = int32(i)
+		pos[c]++
+	}
+	for c := 0; c < chains; c++ {
+		idx := w.order[w.starts[c]:w.starts[c+1]]
+		if !w.placeBySeq(idx) {
+			slices.SortFunc(idx, func(a, b int32) int {
+				return cmp.Or(cmp.Compare(rows[a].seq, rows[b].seq), compareDecimal(rows[a].id, rows[b].id))
+			})
 		}
-		var prev *stored
-		for i := 0; i < len(rs); {
-			j := i
-			for j < len(rs) && rs[j].seq == rs[i].seq {
-				j++
-			}
-			group := rs[i:j]
-			k := j
-			for k < len(rs) && rs[k].seq == rs[j].seq {
-				k++
-			}
-			next := rs[j:k]
-			i = j
-			cur := pick(group, prev, next)
-			if ids := distinctIDs(group); len(ids) > 1 {
+		w.walkChain(w.keys[c], idx)
+	}
+
+	clear(w.rows) // drop the strings the rows point to
+	w.rows, w.keys = w.rows[:0], w.keys[:0]
+	clear(w.byID)
+	clear(w.chainOf)
+}
+
+// placeBySeq sorts a chain whose rows hold each seq of a range once (the
+// usual case) by putting each row at its place, and reports whether it
+// did; rows read in no order made sorting by comparison a tenth of
+// verify's time.
+func (w *walker) placeBySeq(idx []int32) bool {
+	lo := w.rows[idx[0]].seq
+	for _, i := range idx {
+		lo = min(lo, w.rows[i].seq)
+	}
+	w.place = slices.Grow(w.place[:0], len(idx))[:len(idx)]
+	clear(w.place)
+	for _, i := range idx {
+		d := w.rows[i].seq - lo
+		if d >= uint64(len(idx)) || w.place[d] != 0 {
+			return false // a gap or a seq twice
+		}
+		w.place[d] = i + 1
+	}
+	for d, i := range w.place {
+		idx[d] = i - 1
+	}
+	return true
+}
+
+// walkChain checks one chain's rows, idx in seq order.
+func (w *walker) walkChain(key events.ChainKey, idx []int32) {
+	rows := w.rows
+	finding := func(kind string, r *wrow, other, detail string) {
+		w.finds = append(w.finds, Finding{Kind: kind, Tenant: r.tenant, SessionID: key.SessionID, RunnerID: key.RunnerID,
+			Seq: r.seq, EventID: r.eventID(), OtherEventID: other, Detail: detail})
+	}
+	var prev *wrow
+	for i := 0; i < len(idx); {
+		j := i
+		for j < len(idx) && rows[idx[j]].seq == rows[idx[i]].seq {
+			j++
+		}
+		group := idx[i:j]
+		k := j
+		for k < len(idx) && rows[idx[k]].seq == rows[idx[j]].seq {
+			k++
+		}
+		next := idx[j:k]
+		i = j
+		cur := &rows[w.pick(group, prev, next)]
+		if len(group) > 1 {
+			if ids := w.distinctIDs(group); len(ids) > 1 {
 				finding(BreakDuplicateSeq, cur, "", fmt.Sprintf("events %v all have seq %d", ids, cur.seq))
 			}
-			want := uint64(1)
+		}
+		want := uint64(1)
+		if prev != nil {
+			want = prev.seq + 1
+		}
+		switch {
+		case cur.seq > want:
+			other := ""
 			if prev != nil {
-				want = prev.seq + 1
+				other = prev.eventID()
 			}
-			switch {
-			case cur.seq > want:
-				other := ""
-				if prev != nil {
-					other = prev.eventID
-				}
-				finding(string(events.BreakGap), cur, other, fmt.Sprintf("seq %s missing before this event", seqRange(want, cur.seq-1)))
-			case cur.seq == 1 && cur.prevHash != events.GenesisHash && cur.contentOK:
-				finding(string(events.BreakBadStart), cur, "", "seq 1 does not start from the genesis hash")
-			case prev != nil && cur.contentOK && prev.contentOK && cur.prevHash != prev.hash:
-				finding(string(events.BreakWrongPrev), cur, prev.eventID,
-					fmt.Sprintf("prev_hash %s is not the hash %s of seq %d", short(cur.prevHash), short(prev.hash), prev.seq))
-			}
-			c := cur
-			prev = &c
+			finding(string(events.BreakGap), cur, other, fmt.Sprintf("seq %s missing before this event", seqRange(want, cur.seq-1)))
+		case cur.seq == 1 && cur.prevHash != events.GenesisHash && cur.contentOK:
+			finding(string(events.BreakBadStart), cur, "", "seq 1 does not start from the genesis hash")
+		case prev != nil && cur.contentOK && prev.contentOK && cur.prevHash != prev.hash:
+			finding(string(events.BreakWrongPrev), cur, prev.eventID(),
+				fmt.Sprintf("prev_hash %s is not the hash %s of seq %d", short(cur.prevHash), short(prev.hash), prev.seq))
+		}
+		prev = cur
+	}
+}
+
+// pick chooses the event that continues the chain among rows sharing a
+// seq: good content, linked to prev and linked to by the next seq's events
+// (a forged copy with a recomputed hash links back but not forward).
+func (w *walker) pick(group []int32, prev *wrow, next []int32) int32 {
+	rows := w.rows
+	if len(group) == 1 {
+		return group[0]
+	}
+	for _, i := range group {
+		r := &rows[i]
+		if r.contentOK && (prev == nil || r.prevHash == prev.hash) &&
+			slices.ContainsFunc(next, func(n int32) bool { return rows[n].prevHash == r.hash }) {
+			return i
 		}
 	}
-	return out
+	for _, i := range group {
+		if r := &rows[i]; r.contentOK && (prev == nil || r.prevHash == prev.hash) {
+			return i
+		}
+	}
+	for _, i := range group {
+		if rows[i].contentOK {
+			return i
+		}
+	}
+	return group[0]
+}
+
+func (w *walker) distinctIDs(group []int32) []string {
+	var ids []string
+	for _, i := range group {
+		if id := w.rows[i].eventID(); !slices.Contains(ids, id) {
+			ids = append(ids, id)
+		}
+	}
+	return ids
+}
+
+// compareDecimal orders event ids as their decimal strings, as the
+// findings show them.
+func compareDecimal(a, b uint64) int {
+	if a == b {
+		return 0
+	}
+	var x, y [20]byte
+	return bytes.Compare(strconv.AppendUint(x[:0], a, 10), strconv.AppendUint(y[:0], b, 10))
 }
 
 // duplicateIDs counts the events whose id is stored in two chains and
 // reports those ids, as walk does for an id within one batch.
 func duplicateIDs(recs []stored, rep *VerifyReport) []Finding {
-	byID := map[string][]stored{}
-	var order []string
-	for _, r := range recs {
-		if byID[r.eventID] == nil {
-			order = append(order, r.eventID)
+	byID := map[uint64][]*stored{}
+	var order []uint64
+	for i := range recs {
+		r := &recs[i]
+		if byID[r.id] == nil {
+			order = append(order, r.id)
 		}
-		byID[r.eventID] = append(byID[r.eventID], r)
+		byID[r.id] = append(byID[r.id], r)
 	}
 	var out []Finding
 	for _, id := range order {
@@ -442,50 +780,31 @@ func duplicateIDs(recs []stored, rep *VerifyReport) []Finding {
 		if len(rs) < 2 {
 			continue
 		}
-		var hashes []string
-		for _, r := range rs {
-			hashes = append(hashes, short(r.hash))
+		dups := make([]stored, len(rs))
+		for i, r := range rs {
+			dups[i] = *r
 		}
-		out = append(out, Finding{Kind: BreakDuplicateID, Tenant: rs[0].tenant, SessionID: rs[0].key.SessionID,
-			RunnerID: rs[0].key.RunnerID, Seq: rs[0].seq, EventID: id,
-			Detail: fmt.Sprintf("%d rows with different content (hashes %v)", len(rs), hashes)})
+		out = append(out, duplicateID(dups))
 	}
 	return out
 }
 
-// pick chooses the event that continues the chain among rows sharing a
-// seq: good content, linked to prev and linked to by the next seq's events
-// (a forged copy with a recomputed hash links back but not forward).
-func pick(group []stored, prev *stored, next []stored) stored {
-	if len(group) == 1 {
-		return group[0]
+// duplicateID reports the rows of one event id with different contents.
+// The finding names the first row in (tenant, session, runner, seq, hash)
+// order and lists the hashes in that order, not in the order the server
+// sent the rows, which varies from run to run.
+func duplicateID(rs []stored) Finding {
+	slices.SortFunc(rs, func(a, b stored) int {
+		return cmp.Or(cmp.Compare(a.tenant, b.tenant), cmp.Compare(a.key.SessionID, b.key.SessionID),
+			cmp.Compare(a.key.RunnerID, b.key.RunnerID), cmp.Compare(a.seq, b.seq), cmp.Compare(a.hash, b.hash))
+	})
+	var hashes []string
+	for _, r := range rs {
+		hashes = append(hashes, short(r.hash))
 	}
-	for _, r := range group {
-		if r.contentOK && (prev == nil || r.prevHash == prev.hash) && slices.ContainsFunc(next, func(n stored) bool { return n.prevHash == r.hash }) {
-			return r
-		}
-	}
-	for _, r := range group {
-		if r.contentOK && (prev == nil || r.prevHash == prev.hash) {
-			return r
-		}
-	}
-	for _, r := range group {
-		if r.contentOK {
-			return r
-		}
-	}
-	return group[0]
-}
-
-func distinctIDs(group []stored) []string {
-	var ids []string
-	for _, r := range group {
-		if !slices.Contains(ids, r.eventID) {
-			ids = append(ids, r.eventID)
-		}
-	}
-	return ids
+	return Finding{Kind: BreakDuplicateID, Tenant: rs[0].tenant, SessionID: rs[0].key.SessionID,
+		RunnerID: rs[0].key.RunnerID, Seq: rs[0].seq, EventID: rs[0].eventID(),
+		Detail: fmt.Sprintf("%d rows with different content (hashes %v)", len(rs), hashes)}
 }
 
 func seqRange(a, b uint64) string {
