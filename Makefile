@@ -6,7 +6,7 @@ GO      := CGO_ENABLED=0 go
 GOFLAGS_TEST := -tags $(GOTAGS) -count=1 -p 2 -timeout 30m
 comma := ,
 
-.PHONY: all demo build up down status test faults vet unit test-deps fuzz race bench bench-go bench-runner bench-soak bench-detect bench-ingest clean test-cluster faults-cluster
+.PHONY: all demo build up down status test faults vet unit test-deps fuzz race bench bench-go bench-runner bench-soak bench-detect bench-ingest clean test-cluster faults-cluster bench-query-cluster
 
 all: build
 
@@ -162,6 +162,20 @@ bench-go:
 # Whole-system benchmarks: each prints the peer's figure from the same run.
 bench-ingest: build
 	set -a; . .testenv/env; set +a; bin/ingest bench -n $${N:-1000000} -runs $${RUNS:-1}
+
+# query bench on the 2-shard x 2-replica cluster of testenv/up --cluster:
+# the bench database installed ON CLUSTER and generated through the
+# Distributed tables (sharded by session), then every report and verify as
+# the read-only account through them; N events (default 10M), RUNS timings
+# each, figures also in .testenv/artifacts/bench/query-cluster.json. Add
+# FRESH=--fresh to regenerate. Stop the cluster afterwards with
+# testenv/down --cluster.
+bench-query-cluster: build
+	testenv/up --cluster
+	@mkdir -p .testenv/artifacts/bench
+	set -a; . .testenv/env; . .testenv/cluster.env; set +a; \
+	bin/query bench --addr $${CLUSTER_CLICKHOUSE_ADDRS%%,*} --clickhouse-cluster $$CLUSTER_CLICKHOUSE_NAME \
+		-n $${N:-10000000} --runs $${RUNS:-5} $(FRESH) --json .testenv/artifacts/bench/query-cluster.json
 
 bench-detect: build
 	set -a; . .testenv/env; set +a; bin/detect bench --rate 20000 --duration 30s

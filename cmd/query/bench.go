@@ -33,13 +33,15 @@ func runBench(ctx context.Context, args []string) error {
 	fs.IntVar(&bench.Days, "days", 30, "days the events are spread over")
 	fs.IntVar(&bench.Runs, "runs", 5, "timings per report (the median is shown)")
 	fs.BoolVar(&bench.Fresh, "fresh", false, "drop the bench database first")
+	fs.BoolVar(&bench.VerifyOnly, "verify-only", false, "time verify alone over the existing bench database (no migration, no reports)")
+	fs.StringEnv(&bench.Cluster, "clickhouse-cluster", "CLICKHOUSE_CLUSTER", "", "ClickHouse cluster `name` that --addr belongs to: the bench database is installed ON CLUSTER, generated through the Distributed tables and merged on the local ones; empty for one server")
 	jsonOut := fs.String("json", "", "also write the figures as JSON to this file (for make bench)")
 	pos, err := parse(fs, args)
 	if err != nil {
 		return err
 	}
 	if len(pos) != 0 {
-		return errors.New("usage: query bench [-n EVENTS] [--days D] [--runs R] [--fresh]")
+		return errors.New("usage: query bench [-n EVENTS] [--days D] [--runs R] [--fresh] [--verify-only] [--clickhouse-cluster NAME]")
 	}
 	if err := cfg.validate(); err != nil {
 		return err
@@ -54,6 +56,7 @@ func runBench(ctx context.Context, args []string) error {
 		ms := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 		figs := benchreport.Figures{
 			"events": float64(sum.Events), "days": float64(sum.Days),
+			"shards": float64(sum.Shards), "replicas": float64(sum.Replicas),
 			"slowest_day_ms": ms(sum.SlowestDay), "slowest_period_ms": ms(sum.SlowestPeriod),
 			"failed_reports": float64(sum.Failed), "verify_day_ms": ms(sum.VerifyDay),
 			"verify_day_events": float64(sum.VerifyDayEvents), "verify_day_heap_mib": float64(sum.VerifyDayPeakHeap >> 20),

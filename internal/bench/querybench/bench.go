@@ -32,14 +32,28 @@ type Config struct {
 	Runs                       int // timings per report; the median is shown; default 5
 	// Fresh drops the bench database first; otherwise an existing one with
 	// at least Events events is reused.
-	Fresh  bool
-	Logger *slog.Logger
+	Fresh bool
+	// VerifyOnly times verify alone over an existing bench database: no
+	// migration, no generation, no reports.
+	VerifyOnly bool
+	// Cluster names the ClickHouse cluster (remote_servers) the server at
+	// Reader.Addr belongs to, as CLICKHOUSE_CLUSTER does for ingest: the
+	// bench database is installed ON CLUSTER, generated through the
+	// Distributed tables (sharded by session), merged on the local tables,
+	// and the reports and verify read the Distributed tables. Empty for one
+	// server.
+	Cluster string
+	Logger  *slog.Logger
 }
 
 // Summary is what Run measured: the slowest report's median over
 // the last day and over the whole period, reports that failed, and the
 // median time to verify the last day.
 type Summary struct {
+	// Topology names what was measured: one server, or the cluster with
+	// its shards and replicas.
+	Topology                             string
+	Shards, Replicas                     int
 	Events, Days                         int
 	SlowestDay, SlowestPeriod, VerifyDay time.Duration
 	Failed                               int
@@ -108,19 +122,26 @@ func Run(ctx context.Context, cfg Config, out io.Writer) (*Summary, error) {
 		return nil, err
 	}
 	w, err := store.Open(ctx, store.Config{Addr: cfg.Reader.Addr, User: cfg.WriterUser, Password: cfg.WriterPassword,
-		Database: cfg.Reader.Database, Logger: cfg.Logger, ReadTimeout: 30 * time.Minute})
+		Database: cfg.Reader.Database, Cluster: cfg.Cluster, Logger: cfg.Logger, ReadTimeout: readTimeout})
 	if err != nil {
 		return nil, err
 	}
 	defer w.Close()
 	db := cfg.Reader.Database
-	if cfg.Fresh {
-		if err := w.Conn().Exec(ctx, "DROP DATABASE IF EXISTS "+db); err != nil {
+	topo, err := readTopology(ctx, w, cfg.Reader.Addr, cfg.Cluster)
+	if err != nil {
+		return nil, err
+	}
+	fmt.Fprintf(out, "topology: %s\n", topo)
+	if cfg.Fresh && !cfg.VerifyOnly {
+		if err := w.Conn().Exec(ctx, topo.drop(db)); err != nil {
 			return nil, fmt.Errorf("bench: drop %s: %w", db, err)
 		}
 	}
-	if _, err := w.Migrate(ctx); err != nil {
-		return nil, err
+	if !cfg.VerifyOnly {
+		if _, err := w.Migrate(ctx); err != nil {
+			return nil, err
+		}
 	}
 	var have uint64
 	if err := w.Conn().QueryRow(ctx, "SELECT count() FROM "+db+".events").Scan(&have); err != nil {
@@ -130,6 +151,9 @@ func Run(ctx context.Context, cfg Config, out io.Writer) (*Summary, error) {
 	// 95% of Events; a database that holds at least 90% was generated for
 	// this size and is reused.
 	if have < uint64(cfg.Events)*9/10 {
+		if cfg.VerifyOnly {
+			return nil, fmt.Errorf("bench: %s holds %d events, too few for %d: run without --verify-only to generate them", db, have, cfg.Events)
+		}
 		if have > 0 {
 			return nil, fmt.Errorf("bench: %s holds %d events, too few for %d: rerun with --fresh", db, have, cfg.Events)
 		}
@@ -141,11 +165,21 @@ func Run(ctx context.Context, cfg Config, out io.Writer) (*Summary, error) {
 		el := time.Since(start)
 		fmt.Fprintf(out, "generated %d events (%d MB of raw, %.0f B/event) into %s in %s (%.0f events/s)\n",
 			n, bytes>>20, float64(bytes)/float64(n), db, el.Round(time.Second), float64(n)/el.Seconds())
-		// Merge as production would have by the time anyone reports.
-		if err := w.Conn().Exec(ctx, "OPTIMIZE TABLE "+db+".events FINAL"); err != nil {
-			cfg.Logger.Warn("optimize", "err", err)
-		}
 		have = uint64(n)
+	}
+	if !cfg.VerifyOnly {
+		// Merge as production would have by the time anyone reports; a
+		// reused database left part-merged by an earlier run is merged now.
+		start := time.Now()
+		if parts, err := topo.merge(ctx, w, db, cfg); err != nil {
+			cfg.Logger.Warn("optimize", "err", err)
+		} else {
+			fmt.Fprintf(out, "merged in %s: %s\n", time.Since(start).Round(time.Second), parts)
+		}
+		// Merging collapses duplicates (a retried insert's) into one row.
+		if err := w.Conn().QueryRow(ctx, "SELECT count() FROM "+db+".events").Scan(&have); err != nil {
+			return nil, err
+		}
 	}
 	q, err := query.Open(ctx, cfg.Reader)
 	if err != nil {
@@ -166,9 +200,13 @@ func Run(ctx context.Context, cfg Config, out io.Writer) (*Summary, error) {
 		fmt.Fprintf(out, "%-20s %8s %8s %10s %10s %10s  %s\n", name, period, rows, med, lo, hi, ok)
 	}
 	line("report", "period", "rows", "median", "min", "max", "≤ 2 s")
-	sum := &Summary{Events: int(have), Days: cfg.Days, Reports: map[string]ReportTimes{}}
+	sum := &Summary{Topology: topo.String(), Shards: topo.shards(), Replicas: topo.replicas(),
+		Events: int(have), Days: cfg.Days, Reports: map[string]ReportTimes{}}
 	failed := 0
 	for _, r := range all {
+		if cfg.VerifyOnly {
+			break
+		}
 		for _, p := range []struct {
 			name string
 			p    query.Period
@@ -275,7 +313,13 @@ func generate(ctx context.Context, w *store.Store, cfg Config) (int, int64, erro
 		wg.Add(1)
 		go func(wk int) {
 			defer wg.Done()
-			ids, _ := events.NewIDGen(int64(100 + wk))
+			// Ids from the session's own time, not the wall clock: the same
+			// -n and --days give the same rows on every run and topology,
+			// so their reports can be compared row for row.
+			periodStart := eventgen.PeriodEnd.AddDate(0, 0, -cfg.Days)
+			span := eventgen.PeriodEnd.Sub(periodStart)
+			var base time.Time
+			ids, _ := events.NewIDGen(int64(100+wk), events.WithClock(func() time.Time { return base }))
 			var batch []store.EventRow
 			for s := wk; s < sessions; s += workers {
 				mu.Lock()
@@ -284,6 +328,7 @@ func generate(ctx context.Context, w *store.Store, cfg Config) (int, int64, erro
 				if done || gctx.Err() != nil {
 					break
 				}
+				base = periodStart.Add(span / time.Duration(sessions) * time.Duration(s))
 				rows, err := eventgen.PeriodSession(s, sessions, cfg.Days, ids)
 				if err != nil {
 					errOnce.Do(func() { genErr = err; cancel() })
