@@ -160,11 +160,17 @@ func plantBreak(t testing.TB, s int, in []verifyInput, strays *[]verifyInput) []
 	return in
 }
 
-// runVerifyRows verifies batches through verifyRows, as Verify does.
-func runVerifyRows(t testing.TB, batches [][]verifyInput, cross map[uint64]bool) *VerifyReport {
-	t.Helper()
-	rep, err := verifyRows(context.Background(), func(_ context.Context, f *feeder) error {
-		for _, b := range batches {
+// errRead is the read failure feedBatches makes.
+var errRead = errors.New("read failed")
+
+// feedBatches reads batches into verifyRows as Verify's reader does; with
+// failAfter ≥ 0 the read fails with errRead before that batch.
+func feedBatches(batches [][]verifyInput, failAfter int) func(context.Context, *feeder) error {
+	return func(_ context.Context, f *feeder) error {
+		for i, b := range batches {
+			if i == failAfter {
+				return errRead
+			}
 			for _, in := range b {
 				r, err := f.next()
 				if err != nil {
@@ -178,7 +184,13 @@ func runVerifyRows(t testing.TB, batches [][]verifyInput, cross map[uint64]bool)
 			}
 		}
 		return nil
-	}, func() (map[uint64]bool, error) { return cross, nil })
+	}
+}
+
+// runVerifyRows verifies batches through verifyRows, as Verify does.
+func runVerifyRows(t testing.TB, batches [][]verifyInput, cross map[uint64]bool) *VerifyReport {
+	t.Helper()
+	rep, err := verifyRows(context.Background(), feedBatches(batches, -1), func() (map[uint64]bool, error) { return cross, nil })
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -571,7 +583,7 @@ func FuzzContentHash(f *testing.F) {
 // two chains fails verify, whenever it happens, and stops the read.
 func TestVerifyRowsErrors(t *testing.T) {
 	batches, _ := verifyData(t, 40, 4, false)
-	errRead, errCross := errors.New("read failed"), errors.New("cross failed")
+	errCross := errors.New("cross failed")
 	tests := []struct {
 		name      string
 		failAfter int // batches read before the read fails; -1 never
@@ -585,25 +597,7 @@ func TestVerifyRowsErrors(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			rep, err := verifyRows(context.Background(), func(ctx context.Context, f *feeder) error {
-				for i, b := range batches {
-					if i == tc.failAfter {
-						return errRead
-					}
-					for _, in := range b {
-						r, err := f.next()
-						if err != nil {
-							return err
-						}
-						*r = stored{id: in.id, tenant: in.tenant, key: events.ChainKey{SessionID: in.session, RunnerID: in.runner},
-							seq: in.seq, hash: in.hash, raw: in.raw}
-					}
-					if err := f.endBatch(); err != nil {
-						return err
-					}
-				}
-				return nil
-			}, func() (map[uint64]bool, error) { return nil, tc.cross })
+			rep, err := verifyRows(context.Background(), feedBatches(batches, tc.failAfter), func() (map[uint64]bool, error) { return nil, tc.cross })
 			if !errors.Is(err, tc.want) || rep != nil {
 				t.Errorf("got %v, %v; want %v", rep, err, tc.want)
 			}

@@ -19,36 +19,47 @@ import (
 	"github.com/agentaudit/agentaudit/internal/testenv"
 )
 
+// hookBenchRunner opens a runner on the real Kafka and Podman, with the
+// policy file given ("" for the default), and a workspace prepared for the
+// sandbox user; both go away when the benchmark ends.
+func hookBenchRunner(b *testing.B, name, policyFile string) (*Service, Config, string) {
+	brokers := testenv.Kafka(b)
+	tp := eventlogtest.Topics(b, brokers)
+	cfg := Config{
+		KafkaBrokers: brokers, PodmanSocket: testenv.Podman(b), SandboxImage: testenv.Get(b, "SANDBOX_IMAGE"),
+		RunnerID: "runner-" + name + "-" + time.Now().Format("150405.000"), SpoolDir: b.TempDir(),
+		TopicEvents: tp.Events, TopicApprovals: tp.Approvals, TopicDLQ: tp.DLQ, PolicyFile: policyFile,
+		Supervisor: testenv.SupervisorBinary(b), SocketRoot: testenv.SocketRoot(b), PodmanUID: testenv.Get(b, "PODMAN_UID"),
+	}
+	if err := cfg.Validate(); err != nil {
+		b.Fatal(err)
+	}
+	svc, err := Open(context.Background(), cfg)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { svc.Close(context.Background()) })
+	ws, err := os.MkdirTemp("", "agentaudit-"+name+"-ws-")
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { os.RemoveAll(ws) })
+	os.Chmod(ws, 0o755)
+	uid, _ := strconv.Atoi(testenv.Get(b, "PODMAN_UID"))
+	if err := sandbox.PrepareWorkspace(ws, uid, uid); err != nil {
+		b.Fatal(err)
+	}
+	return svc, cfg, ws
+}
+
 // BenchmarkHookRoundTrip is an agent's PreToolUse as the hook binary
 // makes it, on the real Kafka and Podman: the hook socket, the mapping,
 // the policy, tool_call.requested and policy.decision acknowledged by
 // Kafka, and the answer (no approval). Each iteration also sends the
 // PostToolUse (tool_call.completed), untimed. Target: p50 ≤ 5 ms, p99 ≤ 20 ms.
 func BenchmarkHookRoundTrip(b *testing.B) {
-	brokers := testenv.Kafka(b)
-	tp := eventlogtest.Topics(b, brokers)
-	cfg := Config{
-		KafkaBrokers: brokers, PodmanSocket: testenv.Podman(b), SandboxImage: testenv.Get(b, "SANDBOX_IMAGE"),
-		RunnerID: "runner-hookbench-" + time.Now().Format("150405.000"), SpoolDir: b.TempDir(),
-		TopicEvents: tp.Events, TopicApprovals: tp.Approvals, TopicDLQ: tp.DLQ,
-		Supervisor: testenv.SupervisorBinary(b), SocketRoot: testenv.SocketRoot(b), PodmanUID: testenv.Get(b, "PODMAN_UID"),
-	}
+	svc, _, ws := hookBenchRunner(b, "hookbench", "")
 	ctx := context.Background()
-	svc, err := Open(ctx, cfg)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer svc.Close(ctx)
-	ws, err := os.MkdirTemp("", "agentaudit-hookbench-ws-")
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer os.RemoveAll(ws)
-	os.Chmod(ws, 0o755)
-	uid, _ := strconv.Atoi(testenv.Get(b, "PODMAN_UID"))
-	if err := sandbox.PrepareWorkspace(ws, uid, uid); err != nil {
-		b.Fatal(err)
-	}
 	s, err := svc.OpenSession(ctx, SessionOptions{Workspace: ws, Mode: "agent", Agent: AgentClaude,
 		Client: &events.ClientInfo{Name: "claude-code", Version: agentVersion(AgentClaude)}})
 	if err != nil {
@@ -150,38 +161,13 @@ func TestHookSoak(t *testing.T) {
 // difference to the first is the round trip to the runner. Target of the
 // round trip: p50 ≤ 5 ms, p99 ≤ 20 ms.
 func BenchmarkHookFromSandbox(b *testing.B) {
-	brokers := testenv.Kafka(b)
-	tp := eventlogtest.Topics(b, brokers)
 	policyFile := filepath.Join(b.TempDir(), "policy.yaml")
 	if err := os.WriteFile(policyFile, []byte(agentPolicy), 0o644); err != nil {
 		b.Fatal(err)
 	}
-	cfg := Config{
-		KafkaBrokers: brokers, PodmanSocket: testenv.Podman(b), SandboxImage: testenv.Get(b, "SANDBOX_IMAGE"),
-		RunnerID: "runner-hooksbbench-" + time.Now().Format("150405.000"), SpoolDir: b.TempDir(),
-		TopicEvents: tp.Events, TopicApprovals: tp.Approvals, TopicDLQ: tp.DLQ, PolicyFile: policyFile,
-		Supervisor: testenv.SupervisorBinary(b), SocketRoot: testenv.SocketRoot(b), PodmanUID: testenv.Get(b, "PODMAN_UID"),
-	}
-	if err := cfg.Validate(); err != nil {
-		b.Fatal(err)
-	}
+	svc, cfg, ws := hookBenchRunner(b, "hooksb", policyFile)
 	hookBin := testHookBinary(b)
 	ctx := context.Background()
-	svc, err := Open(ctx, cfg)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer svc.Close(ctx)
-	ws, err := os.MkdirTemp("", "agentaudit-hooksb-ws-")
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer os.RemoveAll(ws)
-	os.Chmod(ws, 0o755)
-	uid, _ := strconv.Atoi(testenv.Get(b, "PODMAN_UID"))
-	if err := sandbox.PrepareWorkspace(ws, uid, uid); err != nil {
-		b.Fatal(err)
-	}
 	// As runner agent sets it up: the hook socket's directory and the hook
 	// binary mounted read-only, the socket serving only the sandbox.
 	hsrv, err := hook.Listen(filepath.Join(cfg.SocketRoot, "hooks-bench-"+strconv.FormatInt(time.Now().UnixNano(), 36)), cfg.uid, cfg.gid, nil)

@@ -45,9 +45,10 @@ func perShard(stmt string) (string, bool) {
 	return "ALTER TABLE " + m[1] + " " + m[2], true
 }
 
-// clusterShards lists the cluster's servers, shard by shard, replicas in
-// order, from system.clusters on the server the store is connected to.
-func (s *Store) clusterShards(ctx context.Context) ([][]string, error) {
+// ClusterShards lists the cluster's servers (host:port), shard by shard,
+// replicas in order, from system.clusters on the server the store is
+// connected to.
+func (s *Store) ClusterShards(ctx context.Context) ([][]string, error) {
 	rows, err := s.conn.Query(ctx, "SELECT shard_num, host_name, port FROM system.clusters WHERE cluster = ? ORDER BY shard_num, replica_num", s.cfg.Cluster)
 	if err != nil {
 		return nil, fmt.Errorf("store: cluster %s: %w", s.cfg.Cluster, err)
@@ -81,7 +82,7 @@ func (s *Store) clusterShards(ctx context.Context) ([][]string, error) {
 // a connection. done reports a server error that means the statement had
 // already taken effect on that shard (a rerun); other errors stop it.
 func (s *Store) execPerShard(ctx context.Context, stmt string, done func(error) bool) error {
-	shards, err := s.clusterShards(ctx)
+	shards, err := s.ClusterShards(ctx)
 	if err != nil {
 		return err
 	}

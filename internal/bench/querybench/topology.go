@@ -3,8 +3,6 @@ package querybench
 import (
 	"context"
 	"fmt"
-	"net"
-	"strconv"
 	"strings"
 	"time"
 
@@ -34,28 +32,11 @@ func readTopology(ctx context.Context, w *store.Store, addr, cluster string) (to
 	if cluster == "" {
 		return t, nil
 	}
-	rows, err := w.Conn().Query(ctx, "SELECT shard_num, host_name, port FROM system.clusters WHERE cluster = ? ORDER BY shard_num, replica_num", cluster)
+	servers, err := w.ClusterShards(ctx)
 	if err != nil {
-		return t, fmt.Errorf("bench: cluster %s: %w", cluster, err)
+		return t, fmt.Errorf("bench: %w", err)
 	}
-	defer rows.Close()
-	last := uint32(0)
-	for rows.Next() {
-		var shard uint32
-		var host string
-		var port uint16
-		if err := rows.Scan(&shard, &host, &port); err != nil {
-			return t, fmt.Errorf("bench: cluster %s: %w", cluster, err)
-		}
-		if shard != last {
-			t.servers = append(t.servers, nil)
-			last = shard
-		}
-		t.servers[len(t.servers)-1] = append(t.servers[len(t.servers)-1], net.JoinHostPort(host, strconv.Itoa(int(port))))
-	}
-	if err := rows.Err(); err != nil {
-		return t, err
-	}
+	t.servers = servers
 	if len(t.servers) == 0 {
 		return t, fmt.Errorf("bench: cluster %q is not in system.clusters of %s", cluster, addr)
 	}
