@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/agentaudit/agentaudit/internal/envflag"
@@ -107,7 +108,7 @@ type period struct{ from, to string }
 
 func (p *period) flags(fs *envflag.FlagSet) {
 	fs.StringVar(&p.from, "from", "-24h", "start of the period: RFC 3339, a date, or relative (-24h, 7d)")
-	fs.StringVar(&p.to, "to", "now", "end of the period (excluded)")
+	fs.StringVar(&p.to, "to", "now", "end of the period (excluded; now includes the current second)")
 }
 
 func (p *period) value(now time.Time) (query.Period, error) {
@@ -118,6 +119,13 @@ func (p *period) value(now time.Time) (query.Period, error) {
 	to, err := query.ParseTime(p.to, now)
 	if err != nil {
 		return query.Period{}, fmt.Errorf("--to: %w", err)
+	}
+	if strings.TrimSpace(p.to) == "now" {
+		// Event times are whole seconds and the end is excluded: an end of
+		// now truncated to the second would leave out what was recorded in
+		// this very second, such as the last events of a session that has
+		// just ended.
+		to = to.Add(time.Second)
 	}
 	if !from.Before(to) {
 		return query.Period{}, fmt.Errorf("--from %s is not before --to %s", from.Format(time.RFC3339), to.Format(time.RFC3339))

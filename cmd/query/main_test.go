@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 // TestCommand builds the binary and checks what needs no data: the report
@@ -55,6 +56,32 @@ func TestCommand(t *testing.T) {
 			if !strings.Contains(stderr.String(), want) {
 				t.Errorf("query %v: stderr lacks %q:\n%s", tc.args, want, stderr.String())
 			}
+		}
+	}
+}
+
+// TestPeriodEndNow: the default end, now, includes what was recorded in the
+// current second (event times are whole seconds and the end is excluded);
+// an explicit end is taken as given.
+func TestPeriodEndNow(t *testing.T) {
+	now := time.Date(2026, 12, 6, 11, 52, 36, 700_000_000, time.UTC)
+	cases := []struct {
+		from, to string
+		want     time.Time
+	}{
+		{"-1h", "now", time.Date(2026, 12, 6, 11, 52, 37, 0, time.UTC)},
+		{"-1h", " now ", time.Date(2026, 12, 6, 11, 52, 37, 0, time.UTC)},
+		{"-1h", "-1s", time.Date(2026, 12, 6, 11, 52, 35, 0, time.UTC)},
+		{"-1h", "2026-12-06T11:52:36Z", time.Date(2026, 12, 6, 11, 52, 36, 0, time.UTC)},
+	}
+	for _, tc := range cases {
+		p := period{from: tc.from, to: tc.to}
+		got, err := p.value(now)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !got.To.Equal(tc.want) {
+			t.Errorf("--to %q at %s: end %s, want %s", tc.to, now.Format(time.RFC3339Nano), got.To.Format(time.RFC3339), tc.want.Format(time.RFC3339))
 		}
 	}
 }
