@@ -670,47 +670,19 @@ func alertIDs(as []alertEvent) []string {
 // alerts other rules raise on the load, show), or timeout.
 func readAlertEvents(t testing.TB, brokers []string, topic string, want int, settle, timeout time.Duration) []alertEvent {
 	t.Helper()
-	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.ConsumeTopics(topic), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
-	if err != nil {
-		t.Fatal(err)
+	payload := func(env *events.Envelope) *events.AlertRaised {
+		p, err := env.DecodePayload()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return p.(*events.AlertRaised)
 	}
-	defer cl.Close()
+	isWindow := func(env *events.Envelope) bool { return payload(env).RuleID == windowRule }
 	var out []alertEvent
-	windows := 0
-	deadline := time.Now().Add(timeout)
-	quietUntil := time.Now().Add(settle)
-	for {
-		ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
-		fs := cl.PollFetches(ctx)
-		cancel()
-		fs.EachRecord(func(r *kgo.Record) {
-			env, err := events.Decode(r.Value)
-			if err != nil {
-				t.Errorf("%s offset %d does not decode: %v", topic, r.Offset, err)
-				return
-			}
-			if env.EventType != events.TypeAlertRaised {
-				return
-			}
-			p, err := env.DecodePayload()
-			if err != nil {
-				t.Fatal(err)
-			}
-			a := alertEvent{env.EventID, env.SessionID, p.(*events.AlertRaised)}
-			if a.p.RuleID == windowRule {
-				windows++
-			}
-			out = append(out, a)
-			quietUntil = time.Now().Add(settle)
-		})
-		if windows >= want && time.Now().After(quietUntil) {
-			return out
-		}
-		if time.Now().After(deadline) {
-			t.Errorf("%s: %d %s alerts after %s, want %d", topic, windows, windowRule, timeout, want)
-			return out
-		}
+	for _, env := range readCounting(t, brokers, topic, events.TypeAlertRaised, isWindow, want, settle, timeout) {
+		out = append(out, alertEvent{env.EventID, env.SessionID, payload(env)})
 	}
+	return out
 }
 
 // explainBreaks logs, for each recorded chain break, how many of the

@@ -229,42 +229,15 @@ type alert struct {
 // nothing more came for settle (so duplicates show), or timeout.
 func readAlerts(t testing.TB, brokers []string, topic string, want int, settle, timeout time.Duration) []alert {
 	t.Helper()
-	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.ConsumeTopics(topic), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl.Close()
 	var out []alert
-	deadline := time.Now().Add(timeout)
-	quietUntil := time.Now().Add(settle)
-	for {
-		ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
-		fs := cl.PollFetches(ctx)
-		cancel()
-		fs.EachRecord(func(r *kgo.Record) {
-			env, err := events.Decode(r.Value)
-			if err != nil {
-				t.Errorf("%s offset %d does not decode: %v", topic, r.Offset, err)
-				return
-			}
-			if env.EventType != events.TypeAlertRaised {
-				return
-			}
-			p, err := env.DecodePayload()
-			if err != nil {
-				t.Fatal(err)
-			}
-			out = append(out, alert{env.SessionID, p.(*events.AlertRaised)})
-			quietUntil = time.Now().Add(settle)
-		})
-		if len(out) >= want && time.Now().After(quietUntil) {
-			return out
+	for _, env := range readEnvelopes(t, brokers, topic, events.TypeAlertRaised, want, settle, timeout) {
+		p, err := env.DecodePayload()
+		if err != nil {
+			t.Fatal(err)
 		}
-		if time.Now().After(deadline) {
-			t.Errorf("%s: %d alerts after %s, want %d", topic, len(out), timeout, want)
-			return out
-		}
+		out = append(out, alert{env.SessionID, p.(*events.AlertRaised)})
 	}
+	return out
 }
 
 // TestFaultDetectKillOneOfTwo runs two `detect run` processes as static
@@ -565,12 +538,22 @@ func fleetAlertID(rule, group string, ids []string) string {
 // and nothing more came for settle (so duplicates show), or timeout.
 func readEnvelopes(t testing.TB, brokers []string, topic, eventType string, want int, settle, timeout time.Duration) []*events.Envelope {
 	t.Helper()
+	return readCounting(t, brokers, topic, eventType, nil, want, settle, timeout)
+}
+
+// readCounting reads the events of eventType on topic until want of them
+// count (counts nil: every one) and no event of eventType came for settle,
+// or timeout. It returns every event of eventType it read.
+func readCounting(t testing.TB, brokers []string, topic, eventType string, counts func(*events.Envelope) bool,
+	want int, settle, timeout time.Duration) []*events.Envelope {
+	t.Helper()
 	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.ConsumeTopics(topic), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer cl.Close()
 	var out []*events.Envelope
+	n := 0
 	deadline := time.Now().Add(timeout)
 	quietUntil := time.Now().Add(settle)
 	for {
@@ -583,16 +566,20 @@ func readEnvelopes(t testing.TB, brokers []string, topic, eventType string, want
 				t.Errorf("%s offset %d does not decode: %v", topic, r.Offset, err)
 				return
 			}
-			if env.EventType == eventType {
-				out = append(out, env)
-				quietUntil = time.Now().Add(settle)
+			if env.EventType != eventType {
+				return
 			}
+			out = append(out, env)
+			if counts == nil || counts(env) {
+				n++
+			}
+			quietUntil = time.Now().Add(settle)
 		})
-		if len(out) >= want && time.Now().After(quietUntil) {
+		if n >= want && time.Now().After(quietUntil) {
 			return out
 		}
 		if time.Now().After(deadline) {
-			t.Errorf("%s: %d %s after %s, want %d", topic, len(out), eventType, timeout, want)
+			t.Errorf("%s: %d %s after %s, want %d", topic, n, eventType, timeout, want)
 			return out
 		}
 	}
