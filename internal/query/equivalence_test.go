@@ -123,14 +123,7 @@ func TestReportsMatchGroundTruth(t *testing.T) {
 		for _, p := range periods {
 			name := fmt.Sprintf("%s/%s..%s", r.Name, p.From.Format("02T15:04:05"), p.To.Format("02T15:04:05"))
 			t.Run(name, func(t *testing.T) {
-				got, err := q.RunReport(ctx, r, p, nil)
-				if err != nil {
-					t.Fatal(err)
-				}
-				want, err := q.RunReport(ctx, gt, p, nil)
-				if err != nil {
-					t.Fatal(err)
-				}
+				got, want := againstGroundTruth(t, q, r, gt, p)
 				// Rows that tie on the report's ORDER BY may come in any
 				// order, and so may the elements of groupUniqArray.
 				if diff := cmp.Diff(canonical(want), canonical(got)); diff != "" {
@@ -163,22 +156,7 @@ func TestReportsMatchGroundTruth(t *testing.T) {
 			}
 			wrong := *r
 			wrong.SQL = strings.Replace(r.SQL, m.old, m.new, 1)
-			src, err := groundTruth.ReadFile("testdata/groundtruth/" + m.report + ".sql")
-			if err != nil {
-				t.Fatal(err)
-			}
-			gt, err := ParseReport(m.report, string(src))
-			if err != nil {
-				t.Fatal(err)
-			}
-			got, err := q.RunReport(ctx, &wrong, periods[0], nil)
-			if err != nil {
-				t.Fatal(err)
-			}
-			want, err := q.RunReport(ctx, gt, periods[0], nil)
-			if err != nil {
-				t.Fatal(err)
-			}
+			got, want := againstGroundTruth(t, q, &wrong, groundTruthOf(t, m.report), periods[0])
 			if cmp.Equal(canonical(want), canonical(got)) {
 				t.Errorf("%s with %q broken still equals its ground truth: the data plants no finding that needs it", m.report, m.old)
 			}
@@ -202,23 +180,9 @@ func TestReportsMatchGroundTruth(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		src, err := groundTruth.ReadFile("testdata/groundtruth/activity.sql")
-		if err != nil {
-			t.Fatal(err)
-		}
-		gt, err := ParseReport("activity", string(src))
-		if err != nil {
-			t.Fatal(err)
-		}
+		gt := groundTruthOf(t, "activity")
 		for _, p := range periods {
-			got, err := q.RunReport(ctx, r, p, nil)
-			if err != nil {
-				t.Fatal(err)
-			}
-			want, err := q.RunReport(ctx, gt, p, nil)
-			if err != nil {
-				t.Fatal(err)
-			}
+			got, want := againstGroundTruth(t, q, r, gt, p)
 			if len(want.Rows) == 0 {
 				t.Errorf("%v: ground truth is empty", p)
 			}
@@ -392,6 +356,35 @@ func insert(t *testing.T, w *store.Store, rows []store.EventRow) {
 }
 
 // canonical renders a result as sorted rows, with arrays' elements sorted.
+// groundTruthOf is the plain, slow form of report name kept in
+// testdata/groundtruth.
+func groundTruthOf(t testing.TB, name string) *Report {
+	t.Helper()
+	src, err := groundTruth.ReadFile("testdata/groundtruth/" + name + ".sql")
+	if err != nil {
+		t.Fatal(err)
+	}
+	gt, err := ParseReport(name, string(src))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return gt
+}
+
+// againstGroundTruth runs report r and its ground truth gt over p.
+func againstGroundTruth(t testing.TB, q *DB, r, gt *Report, p Period) (got, want *Result) {
+	t.Helper()
+	res, err := q.RunReport(context.Background(), r, p, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	truth, err := q.RunReport(context.Background(), gt, p, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return res, truth
+}
+
 func canonical(res *Result) [][]string {
 	c := cells(res)
 	if len(c) == 0 {
