@@ -63,6 +63,9 @@ func TestDemoAgent(t *testing.T) {
 			res, err := Run(ctx, Config{Root: root, Dir: run, BinDir: bin, Prefix: prefix, ApproveListen: listen,
 				Env: env, StepTimeout: 60 * time.Second, Out: &out, Agent: agent})
 			if err != nil {
+				// The error first and the long output after it: CI shows
+				// the head and the tail of a failure, not its middle.
+				t.Errorf("Run: %v", err)
 				t.Logf("demo output:\n%s", out.String())
 				t.Logf("agent log ends:\n%s", tail(filepath.Join(run, "logs", "agent-"+agent+".log"), 40))
 				t.Fatalf("Run: %v", err)

@@ -101,6 +101,9 @@ func TestDemo(t *testing.T) {
 	defer cancel()
 	res, err := Run(ctx, Config{Root: root, Dir: dir, BinDir: bin, Prefix: prefix, ApproveListen: listen,
 		Env: env, StepTimeout: 60 * time.Second, Out: &out})
+	if err != nil {
+		t.Errorf("Run: %v", err) // first: CI shows a failure's head and tail
+	}
 	t.Logf("demo output:\n%s", out.String())
 	if err != nil {
 		for _, name := range []string{"runner", "ingest", "detect", "approve"} {

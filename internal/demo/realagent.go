@@ -205,6 +205,10 @@ func (d *demo) realAgent(ctx context.Context, ts *testServers, baseEnv []string,
 		d.p.line("tool %d → model: %s", i+1, oneLine(r.Output, 160))
 	}
 	want := []string{"sandbox", "403", "denied_by_rule", "approval_denied"}
+	if held {
+		// Refused before anyone was asked: the model hears why.
+		want[3] = "session_held"
+	}
 	if len(res.Results) != len(want) {
 		return st.fail(errStep("%d tool results reached the model, want %d; the agent's log %s ends:\n%s", len(res.Results), len(want), logPath, tail(logPath, 20)))
 	}
@@ -220,8 +224,12 @@ func (d *demo) realAgent(ctx context.Context, ts *testServers, baseEnv []string,
 		return st.fail(errStep("no session.ended for the agent's session within %s", c.StepTimeout))
 	}
 	_, produced := w.snapshot()
-	st.done("%s exited %d; its tools: ran in the sandbox, 403 from the proxy, denied by rule, protected write denied by the approver; %d events",
-		agent, res.ExitCode, total(produced))
+	how := "denied by the approver"
+	if held {
+		how = "refused while the session was held"
+	}
+	st.done("%s exited %d; its tools: ran in the sandbox, 403 from the proxy, denied by rule, protected write %s; %d events",
+		agent, res.ExitCode, how, total(produced))
 
 	st = d.p.step("query session " + sid + " (the agent's own tools, in order)")
 	deadline := time.Now().Add(c.StepTimeout)
