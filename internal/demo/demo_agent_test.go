@@ -83,6 +83,7 @@ func TestDemoAgent(t *testing.T) {
 			if a.HeldBeforeAsk {
 				hookWrite = []string{"DENY session_held"}
 			}
+			t.Logf("detect held the session before the runner asked about the hook write: %v", a.HeldBeforeAsk)
 			markers := append(append([]string{"session.started", "bash: git init", "ALLOW allowlisted rule sandboxed-shell", "egress DENY",
 				"DENY denied_by_rule rule destroy-root"}, hookWrite...), "session.ended")
 			for _, marker := range markers {
