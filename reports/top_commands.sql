@@ -9,8 +9,11 @@
 -- Two phases, no FINAL. Each call is folded into a few numbers (its
 -- command's hash, first and final decision as codes, whether it ran):
 -- every fold is unchanged when a row is stored twice, and small enough
--- that a month of calls fits the read-only profile's memory. The command
--- strings are looked up once per distinct command.
+-- that a month of calls fits the read-only profile's memory. Whole UTC
+-- days come from call_folds (migration 0016: per call and day, the same
+-- folds as aggregate states filled at insert); the partial days at either
+-- end of the period come from events, folded into the same states. The
+-- command strings are looked up once per distinct command.
 SELECT s_tool AS tool_name, s_command AS command, calls, allowed, asked, denied, executed
 FROM
 (
@@ -25,19 +28,41 @@ FROM
     (
         -- First and final decision: min and max of seq * 4 + code, whose
         -- low two bits are the decision (plain min/max are the cheapest
-        -- aggregates; argMin/argMax states double the time).
+        -- aggregates; argMin/argMax states double the time). A first code
+        -- of the largest UInt64 means the call had no decision.
         SELECT
-            cityHash64(tenant, session_id, tool_call_id)                                   AS call,
-            maxIf(cityHash64(tool_name, command), event_type = 'tool_call.requested')       AS cmd_key,
-            minIf(seq * 4 + multiIf(decision = 'allow', 1, decision = 'ask', 2, decision = 'deny', 3, 0),
-                  event_type = 'policy.decision') % 4                                       AS first_d,
-            maxIf(seq * 4 + multiIf(decision = 'allow', 1, decision = 'ask', 2, decision = 'deny', 3, 0),
-                  event_type = 'policy.decision') % 4                                       AS final_d,
-            maxIf(toUInt8(1), event_type = 'tool_call.completed')                           AS done,
-            maxIf(toUInt8(1), event_type = 'tool_call.requested')                           AS requested
-        FROM events
-        WHERE event_time >= @from AND toDate(event_time) >= toDate(@from) - 1 AND event_time < @to AND toDate(event_time) <= toDate(@to) + 1 AND tool_call_id != ''
-          AND event_type IN ('tool_call.requested', 'policy.decision', 'tool_call.completed')
+            call,
+            maxIfMerge(s_cmd)                                                    AS cmd_key,
+            if(minMerge(s_first) = 18446744073709551615, 0, minMerge(s_first) % 4) AS first_d,
+            maxIfMerge(s_final) % 4                                              AS final_d,
+            maxIfMerge(s_done)                                                   AS done,
+            maxIfMerge(s_requested)                                              AS requested
+        FROM
+        (
+            SELECT call, cmd_key AS s_cmd, first_code AS s_first, final_code AS s_final, done AS s_done, requested AS s_requested
+            FROM call_folds
+            -- The days that lie wholly inside [@from, @to).
+            WHERE day >= toDate(toTimeZone(@from, 'UTC')) + (toStartOfDay(toTimeZone(@from, 'UTC')) < @from) AND day < toDate(toTimeZone(@to, 'UTC'))
+            UNION ALL
+            SELECT
+                cityHash64(tenant, session_id, tool_call_id)                                           AS call,
+                maxIfState(cityHash64(tool_name, command), event_type = 'tool_call.requested')         AS s_cmd,
+                minState(if(event_type = 'policy.decision',
+                            seq * 4 + multiIf(decision = 'allow', 1, decision = 'ask', 2, decision = 'deny', 3, 0),
+                            18446744073709551615))                                                     AS s_first,
+                maxIfState(seq * 4 + multiIf(decision = 'allow', 1, decision = 'ask', 2, decision = 'deny', 3, 0),
+                           event_type = 'policy.decision')                                             AS s_final,
+                maxIfState(toUInt8(1), event_type = 'tool_call.completed')                             AS s_done,
+                maxIfState(toUInt8(1), event_type = 'tool_call.requested')                             AS s_requested
+            FROM events
+            -- The rest of the period: the part of the first day from @from
+            -- and of the last day up to @to (all of it when the period is
+            -- within one day).
+            WHERE event_time >= @from AND toDate(event_time) >= toDate(@from) - 1 AND event_time < @to AND toDate(event_time) <= toDate(@to) + 1
+              AND (toDate(event_time) < toDate(toTimeZone(@from, 'UTC')) + (toStartOfDay(toTimeZone(@from, 'UTC')) < @from) OR toDate(event_time) >= toDate(toTimeZone(@to, 'UTC')))
+              AND tool_call_id != '' AND event_type IN ('tool_call.requested', 'policy.decision', 'tool_call.completed')
+            GROUP BY call
+        )
         GROUP BY call
         HAVING requested = 1
     )

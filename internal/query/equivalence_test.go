@@ -106,6 +106,9 @@ func TestReportsMatchGroundTruth(t *testing.T) {
 		{From: start, To: eventgen.PeriodEnd},
 		{From: start.AddDate(0, 0, 1), To: start.AddDate(0, 0, 2)},
 		{From: start.Add(31*time.Hour + 17*time.Minute + 3*time.Second), To: start.Add(50*time.Hour + 1*time.Second)},
+		// A whole day between two partial ones: the pre-aggregated reports
+		// merge calls and sessions that span the day's edges.
+		{From: start.Add(7*time.Hour + 13*time.Minute), To: eventgen.PeriodEnd.Add(-3 * time.Hour)},
 	}
 	nonEmpty := map[string]bool{}
 	for _, r := range reports {
@@ -146,6 +149,10 @@ func TestReportsMatchGroundTruth(t *testing.T) {
 				"WHERE event_type = 'tool_call.completed' AND event_time >= @from AND toDate(event_time) >= toDate(@from) - 1)))"},
 			// A pair under two tenants is judged by its merged counts.
 			{"chain_breaks", " OR k_tenant_lo != k_tenant_hi", ""},
+			// A partial day without a decision wins the first decision.
+			{"top_commands", "18446744073709551615))                                                     AS s_first", "0)) AS s_first"},
+			// The whole days are left out.
+			{"top_commands", "FROM call_folds\n", "FROM call_folds PREWHERE 0\n"},
 		} {
 			r, err := FindReport(m.report)
 			if err != nil {
@@ -156,41 +163,50 @@ func TestReportsMatchGroundTruth(t *testing.T) {
 			}
 			wrong := *r
 			wrong.SQL = strings.Replace(r.SQL, m.old, m.new, 1)
-			got, want := againstGroundTruth(t, q, &wrong, groundTruthOf(t, m.report), periods[0])
-			if cmp.Equal(canonical(want), canonical(got)) {
-				t.Errorf("%s with %q broken still equals its ground truth: the data plants no finding that needs it", m.report, m.old)
+			differs := false
+			for _, p := range periods {
+				got, want := againstGroundTruth(t, q, &wrong, groundTruthOf(t, m.report), p)
+				differs = differs || !cmp.Equal(canonical(want), canonical(got))
+			}
+			if !differs {
+				t.Errorf("%s with %q broken still equals its ground truth over every period: the data plants no finding that needs it", m.report, m.old)
 			}
 		}
 	})
-	// activity reads activity_sessions, filled above by its view from every
-	// insert. Filled instead by migration 0015's backfill, twice (a
-	// backfill overlapping inserts the view already saw), it must still
-	// equal the ground truth.
-	t.Run("activity after backfill", func(t *testing.T) {
-		backfill := activityBackfill(t, db)
-		if err := w.Conn().Exec(ctx, "TRUNCATE TABLE "+db+".activity_sessions"); err != nil {
-			t.Fatal(err)
-		}
-		for i := 0; i < 2; i++ {
-			if err := w.Conn().Exec(ctx, backfill); err != nil {
+	// activity and top_commands read activity_sessions and call_folds,
+	// filled above by their views from every insert. Filled instead by
+	// their migrations' backfills, twice (a backfill overlapping inserts
+	// the view already saw), they must still equal the ground truth.
+	for _, v := range []struct{ migration, table, report string }{
+		{"activity_sessions", "activity_sessions", "activity"},
+		{"call_folds", "call_folds", "top_commands"},
+	} {
+		t.Run(v.report+" after backfill", func(t *testing.T) {
+			backfill := migrationBackfill(t, v.migration, db)
+			if err := w.Conn().Exec(ctx, "TRUNCATE TABLE "+db+"."+v.table); err != nil {
 				t.Fatal(err)
 			}
-		}
-		r, err := FindReport("activity")
-		if err != nil {
-			t.Fatal(err)
-		}
-		gt := groundTruthOf(t, "activity")
-		for _, p := range periods {
-			got, want := againstGroundTruth(t, q, r, gt, p)
-			if len(want.Rows) == 0 {
-				t.Errorf("%v: ground truth is empty", p)
+			for i := 0; i < 2; i++ {
+				if err := w.Conn().Exec(ctx, backfill); err != nil {
+					t.Fatal(err)
+				}
 			}
-			if diff := cmp.Diff(canonical(want), canonical(got)); diff != "" {
-				t.Errorf("%v (-ground truth +report):\n%s", p, diff)
+			r, err := FindReport(v.report)
+			if err != nil {
+				t.Fatal(err)
 			}
-		}
-	})
+			gt := groundTruthOf(t, v.report)
+			for _, p := range periods {
+				got, want := againstGroundTruth(t, q, r, gt, p)
+				if len(want.Rows) == 0 {
+					t.Errorf("%v: ground truth is empty", p)
+				}
+				if diff := cmp.Diff(canonical(want), canonical(got)); diff != "" {
+					t.Errorf("%v (-ground truth +report):\n%s", p, diff)
+				}
+			}
+		})
+	}
 	// Verify must find the same whatever its batches: one batch of
 	// everything, and batches of a few sessions (chains and the id stored
 	// in two sessions then span batches).
@@ -327,15 +343,16 @@ func maxSeq(rows []store.EventRow) uint64 {
 	return m
 }
 
-// activityBackfill returns migration 0015's backfill statement for db.
-func activityBackfill(t *testing.T, db string) string {
+// migrationBackfill returns the backfill statement (its INSERT) of the
+// migration named name, for db.
+func migrationBackfill(t *testing.T, name, db string) string {
 	t.Helper()
 	all, err := chschema.All()
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, m := range all {
-		if m.Name != "activity_sessions" {
+		if m.Name != name {
 			continue
 		}
 		for _, st := range m.Statements(db) {
@@ -344,7 +361,7 @@ func activityBackfill(t *testing.T, db string) string {
 			}
 		}
 	}
-	t.Fatal("migration activity_sessions has no INSERT backfill")
+	t.Fatalf("migration %s has no INSERT backfill", name)
 	return ""
 }
 

@@ -23,7 +23,17 @@ func rowAt(r EventRow, t time.Time, id uint64) EventRow {
 func TestRetentionDropsOnlyOldPartitions(t *testing.T) {
 	ctx := context.Background()
 	s := migrated(t)
-	base := exampleRows(t)[0]
+	// A tool call's request, so every pre-aggregated table has its rows.
+	var base EventRow
+	for _, r := range exampleRows(t) {
+		if r.EventType == "tool_call.requested" && r.ToolCallID != "" {
+			base = r
+			break
+		}
+	}
+	if base.EventType == "" {
+		t.Fatal("no tool_call.requested example")
+	}
 	now := time.Date(2026, 6, 15, 12, 0, 0, 0, time.UTC)
 	keep := 400 * 24 * time.Hour                            // cutoff 2025-05-11
 	old := time.Date(2025, 3, 20, 0, 0, 0, 0, time.UTC)     // month ended before the cutoff: dropped
@@ -38,7 +48,7 @@ func TestRetentionDropsOnlyOldPartitions(t *testing.T) {
 	if err := s.InsertChainBreaks(ctx, []ChainBreak{{EventTime: old, SessionID: "s", Kind: BreakGap, EventID: 1}}); err != nil {
 		t.Fatal(err)
 	}
-	want := []string{"activity_sessions/202503", "chain_breaks/202503", "dlq_events/202503", "events/202503"}
+	want := []string{"activity_sessions/202503", "call_folds/202503", "chain_breaks/202503", "dlq_events/202503", "events/202503"}
 	dry, err := s.Retention(ctx, keep, now, DryRun())
 	if err != nil {
 		t.Fatal(err)

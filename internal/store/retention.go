@@ -18,6 +18,7 @@ var retentionTables = []struct{ table, timeCol string }{
 	{"dlq_events", "received_at"},
 	{"chain_breaks", "event_time"},
 	{"activity_sessions", "day"}, // migration 0015: per-day states of events
+	{"call_folds", "day"},        // migration 0016: per-day states of tool calls
 }
 
 // RetentionOption changes what Retention does.

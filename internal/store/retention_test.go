@@ -24,7 +24,7 @@ func TestRetentionSQL(t *testing.T) {
 		want    out
 	}{
 		{"single server", "", out{
-			Parts: "SELECT DISTINCT table, partition FROM system.parts WHERE database = ? AND active AND table IN ('events', 'dlq_events', 'chain_breaks', 'activity_sessions')",
+			Parts: "SELECT DISTINCT table, partition FROM system.parts WHERE database = ? AND active AND table IN ('events', 'dlq_events', 'chain_breaks', 'activity_sessions', 'call_folds')",
 			Drop:  "ALTER TABLE audit.events DROP PARTITION 202503",
 			Name:  "events",
 			TTL: []string{
@@ -32,10 +32,11 @@ func TestRetentionSQL(t *testing.T) {
 				"ALTER TABLE audit.dlq_events MODIFY TTL received_at + toIntervalDay(400)",
 				"ALTER TABLE audit.chain_breaks MODIFY TTL event_time + toIntervalDay(400)",
 				"ALTER TABLE audit.activity_sessions MODIFY TTL day + toIntervalDay(400)",
+				"ALTER TABLE audit.call_folds MODIFY TTL day + toIntervalDay(400)",
 			},
 		}},
 		{"cluster", "agentaudit", out{
-			Parts: "SELECT DISTINCT table, partition FROM cluster('agentaudit', system, parts) WHERE database = ? AND active AND table IN ('events_local', 'dlq_events_local', 'chain_breaks_local', 'activity_sessions_local')",
+			Parts: "SELECT DISTINCT table, partition FROM cluster('agentaudit', system, parts) WHERE database = ? AND active AND table IN ('events_local', 'dlq_events_local', 'chain_breaks_local', 'activity_sessions_local', 'call_folds_local')",
 			Drop:  "ALTER TABLE audit.events_local DROP PARTITION 202503",
 			Name:  "events",
 			TTL: []string{
@@ -43,6 +44,7 @@ func TestRetentionSQL(t *testing.T) {
 				"ALTER TABLE audit.dlq_events_local MODIFY TTL received_at + toIntervalDay(400)",
 				"ALTER TABLE audit.chain_breaks_local MODIFY TTL event_time + toIntervalDay(400)",
 				"ALTER TABLE audit.activity_sessions_local MODIFY TTL day + toIntervalDay(400)",
+				"ALTER TABLE audit.call_folds_local MODIFY TTL day + toIntervalDay(400)",
 			},
 		}},
 	}

@@ -144,7 +144,7 @@ func TestMigrateFromEmptyThenNoop(t *testing.T) {
 		t.Errorf("server %s: expected the modern migrations to be skipped", ver)
 	}
 	tables := strs(t, s, "SELECT name FROM system.tables WHERE database = ? ORDER BY name", s.db)
-	wantTables := []string{"activity_sessions", "activity_sessions_mv", "alerts", "approvals", "chain_breaks", "dlq_events", "egress", "events", "execs",
+	wantTables := []string{"activity_sessions", "activity_sessions_mv", "alerts", "approvals", "call_folds", "call_folds_mv", "chain_breaks", "dlq_events", "egress", "events", "execs",
 		"model_calls", "schema_lock", "schema_migrations", "sessions", "tool_calls"}
 	if diff := cmp.Diff(wantTables, tables); diff != "" {
 		t.Errorf("tables (-want +got):\n%s", diff)
