@@ -25,3 +25,17 @@ func mappedExamples(t *testing.T) []EventRow {
 	}
 	return rows
 }
+
+// toolCallRequest is an example tool_call.requested row: the retention
+// tests store it in each month so that every pre-aggregated table (the
+// per-session and the per-call states) has that month's rows to drop.
+func toolCallRequest(t *testing.T, rows []EventRow) EventRow {
+	t.Helper()
+	for _, r := range rows {
+		if r.EventType == "tool_call.requested" && r.ToolCallID != "" {
+			return r
+		}
+	}
+	t.Fatal("no tool_call.requested example")
+	return EventRow{}
+}

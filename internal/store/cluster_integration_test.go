@@ -397,7 +397,7 @@ func TestIntegrationClusterRetention(t *testing.T) {
 	if _, err := s.Migrate(ctx); err != nil {
 		t.Fatalf("Migrate on the cluster: %v", err)
 	}
-	base := mappedExamples(t)[0]
+	base := toolCallRequest(t, mappedExamples(t))
 	now := time.Date(2026, 6, 15, 12, 0, 0, 0, time.UTC)
 	keep := 400 * 24 * time.Hour                            // cutoff 2025-05-11
 	old := time.Date(2025, 3, 20, 0, 0, 0, 0, time.UTC)     // month ended before the cutoff: dropped
@@ -423,7 +423,7 @@ func TestIntegrationClusterRetention(t *testing.T) {
 	if err := s.InsertChainBreaks(ctx, []ChainBreak{{EventTime: old, SessionID: "s", Kind: BreakGap, EventID: 1}}); err != nil {
 		t.Fatal(err)
 	}
-	tables := []string{"events_local", "dlq_events_local", "chain_breaks_local", "activity_sessions_local"}
+	tables := []string{"events_local", "dlq_events_local", "chain_breaks_local", "activity_sessions_local", "call_folds_local"}
 	// partitions returns "table/partition" of the active parts on server
 	// i, after it has fetched what its shard's other replica holds.
 	partitions := func(i int) []string {
@@ -452,6 +452,7 @@ func TestIntegrationClusterRetention(t *testing.T) {
 	}
 	before := union()
 	wantBefore := []string{"activity_sessions_local/202503", "activity_sessions_local/202505", "activity_sessions_local/202606",
+		"call_folds_local/202503", "call_folds_local/202505", "call_folds_local/202606",
 		"chain_breaks_local/202503",
 		"dlq_events_local/202503", "dlq_events_local/202606",
 		"events_local/202503", "events_local/202505", "events_local/202606"}
@@ -464,7 +465,7 @@ func TestIntegrationClusterRetention(t *testing.T) {
 		}
 	}
 
-	want := []string{"activity_sessions/202503", "chain_breaks/202503", "dlq_events/202503", "events/202503"}
+	want := []string{"activity_sessions/202503", "call_folds/202503", "chain_breaks/202503", "dlq_events/202503", "events/202503"}
 	dry, err := s.Retention(ctx, keep, now, DryRun())
 	if err != nil {
 		t.Fatal(err)
@@ -497,7 +498,9 @@ func TestIntegrationClusterRetention(t *testing.T) {
 		}
 	}
 	after := union()
-	wantAfter := []string{"dlq_events_local/202606", "events_local/202505", "events_local/202606"}
+	wantAfter := []string{"activity_sessions_local/202505", "activity_sessions_local/202606",
+		"call_folds_local/202505", "call_folds_local/202606",
+		"dlq_events_local/202606", "events_local/202505", "events_local/202606"}
 	if diff := cmp.Diff(wantAfter, after); diff != "" {
 		t.Errorf("partitions after retention (-want +got):\n%s", diff)
 	}

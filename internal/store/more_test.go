@@ -23,17 +23,7 @@ func rowAt(r EventRow, t time.Time, id uint64) EventRow {
 func TestRetentionDropsOnlyOldPartitions(t *testing.T) {
 	ctx := context.Background()
 	s := migrated(t)
-	// A tool call's request, so every pre-aggregated table has its rows.
-	var base EventRow
-	for _, r := range exampleRows(t) {
-		if r.EventType == "tool_call.requested" && r.ToolCallID != "" {
-			base = r
-			break
-		}
-	}
-	if base.EventType == "" {
-		t.Fatal("no tool_call.requested example")
-	}
+	base := toolCallRequest(t, exampleRows(t))
 	now := time.Date(2026, 6, 15, 12, 0, 0, 0, time.UTC)
 	keep := 400 * 24 * time.Hour                            // cutoff 2025-05-11
 	old := time.Date(2025, 3, 20, 0, 0, 0, 0, time.UTC)     // month ended before the cutoff: dropped
