@@ -160,8 +160,14 @@ _cl_kafka_up() {
 }
 
 # _cl_kafka_ready: true when a metadata request lists all three brokers.
+# Ready when every broker's own metadata lists all three: asked through
+# the bootstrap list, one broker may answer for all while another's view
+# still lacks itself (testenv/status then calls that one unhealthy).
 _cl_kafka_ready() {
-	[[ "$(kcat -L -b "$(_cl_kafka_addrs)" -m 3 2>/dev/null | grep -c '^ *broker [0-9]* at 127.0.0.1:2909')" == 3 ]]
+	local n
+	for n in "${CLUSTER_KAFKA_NODES[@]}"; do
+		[[ "$(kcat -L -b "127.0.0.1:$(_cl_kafka_port "$n")" -m 3 2>/dev/null | grep -c '^ *broker [0-9]* at 127.0.0.1:2909')" == 3 ]] || return 1
+	done
 }
 
 cluster_up() {
