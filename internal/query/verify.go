@@ -399,23 +399,19 @@ func check(env *events.Envelope, h *hasher, r *stored) *Finding {
 		return bad(BreakUndecodable, fmt.Sprintf("stored raw does not decode: %v", err))
 	}
 	r.prevHash = strings.Clone(env.PrevHash) // env's strings may point into raw
-	got, err := h.compute(env)
-	if err != nil {
-		r.rawSum = sum(r.raw)
-		return bad(BreakUndecodable, fmt.Sprintf("hash cannot be computed: %v", err))
-	}
-	if string(got[:]) != env.Hash {
-		r.rawSum = sum(r.raw)
-		return bad(string(events.BreakEdit), fmt.Sprintf("content hashes to %s, the event says %s", short(string(got[:])), short(env.Hash)))
-	}
-	// A raw that is the canonical encoding of an event whose content
-	// hashes to the row's hash column is told apart from other such raws
-	// by that column alone: equal content hashes mean equal encodings.
-	// Only other rows need the keyed hash of their raw.
-	if r.hash == env.Hash && h.encoded && bytes.Equal(r.raw, h.wire) {
-		r.rawSum = canonicalRaw
-	} else {
-		r.rawSum = sum(r.raw)
+	r.rawSum = sum(r.raw)
+	// The raw as stored, its hash member cut out, is what the emitter
+	// hashed when the event is intact: then no re-encoding is needed.
+	// Otherwise the event's own canonical encoding decides (a raw written
+	// another way with the same content is intact too).
+	if !h.rawMatches(env, r.raw) {
+		got, err := h.compute(env)
+		if err != nil {
+			return bad(BreakUndecodable, fmt.Sprintf("hash cannot be computed: %v", err))
+		}
+		if string(got[:]) != env.Hash {
+			return bad(string(events.BreakEdit), fmt.Sprintf("content hashes to %s, the event says %s", short(string(got[:])), short(env.Hash)))
+		}
 	}
 	var idBuf [20]byte
 	if string(strconv.AppendUint(idBuf[:0], r.id, 10)) != env.EventID || r.hash != env.Hash || r.seq != env.Seq ||
@@ -439,10 +435,6 @@ func check(env *events.Envelope, h *hasher, r *stored) *Finding {
 	return nil
 }
 
-// canonicalRaw is the rawSum of a row whose raw is the canonical encoding
-// of its event and whose content hashes to its hash column.
-var canonicalRaw = [2]uint64{0, 0}
-
 // hasher computes what events.ComputeHash does, with buffers reused from
 // row to row: it encodes the event with its hash (events.AppendMarshal)
 // and hashes that without the hash member, which is the same encoding
@@ -453,6 +445,7 @@ type hasher struct {
 	encoded bool // wire is the encoding of the event last hashed
 	sha     hash.Hash
 	sum     [sha256.Size]byte
+	hx      [64]byte
 }
 
 func newHasher() *hasher { return &hasher{wire: make([]byte, 0, 4096), sha: sha256.New()} }
@@ -462,6 +455,26 @@ func newHasher() *hasher { return &hasher{wire: make([]byte, 0, 4096), sha: sha2
 // precede it, with no key named hash, and a quote inside a string is
 // escaped: its first occurrence is the member.
 var hashMember = []byte(`,"hash":"`)
+
+// rawMatches reports whether raw, the bytes env was decoded from, hashes
+// to env.Hash with its hash member cut out. That proves the content
+// intact without encoding it again: the bytes left are exactly what the
+// emitter hashed (SHA-256 has no second preimage), so they decode to the
+// content it hashed, and the member cut out is the top-level hash (a
+// member anywhere else would leave env.Hash empty, which never matches).
+func (h *hasher) rawMatches(env *events.Envelope, raw []byte) bool {
+	i := bytes.Index(raw, hashMember)
+	end := i + len(hashMember) + len(h.hx)
+	if i < 0 || len(env.Hash) != len(h.hx) || end >= len(raw) || string(raw[i+len(hashMember):end]) != env.Hash || raw[end] != '"' {
+		return false
+	}
+	h.sha.Reset()
+	h.sha.Write([]byte(env.PrevHash))
+	h.sha.Write(raw[:i])
+	h.sha.Write(raw[end+1:])
+	hex.Encode(h.hx[:], h.sha.Sum(h.sum[:0]))
+	return string(h.hx[:]) == env.Hash
+}
 
 func (h *hasher) compute(env *events.Envelope) (hx [64]byte, err error) {
 	h.encoded = false

@@ -576,7 +576,76 @@ func FuzzContentHash(f *testing.F) {
 		if h.encoded && !bytes.Contains(h.wire, []byte(env.Hash)) {
 			t.Fatalf("encoded without the hash %s", env.Hash)
 		}
+		// The shortcut through the stored bytes never accepts what the
+		// content's own hash rejects.
+		if h.rawMatches(&env, raw) && (werr != nil || want != env.Hash) {
+			t.Fatalf("raw matches its hash %s, the content hashes to %s, %v\n%s", env.Hash, want, werr, raw)
+		}
 	})
+}
+
+// TestRawMatches: the stored bytes of an intact event match its hash, and
+// so does the same content with its hash member written elsewhere at the
+// top level (the bytes hashed are the same); the content written another
+// way does not match and is found intact by its canonical encoding; an
+// edit, or the member moved into a nested object, is found either way.
+func TestRawMatches(t *testing.T) {
+	batches, _ := verifyData(t, 4, 4, false)
+	in := batches[0][0]
+	h := newHasher()
+	var env events.Envelope
+	if err := events.DecodeInto(&env, in.raw); err != nil {
+		t.Fatal(err)
+	}
+	if !h.rawMatches(&env, in.raw) {
+		t.Fatalf("an intact stored event does not match its hash:\n%s", in.raw)
+	}
+	row := func(raw []byte) *stored {
+		return &stored{id: in.id, tenant: in.tenant, key: events.ChainKey{SessionID: in.session, RunnerID: in.runner},
+			seq: in.seq, hash: in.hash, raw: raw}
+	}
+	member := `,"hash":"` + in.hash + `"`
+	i := bytes.Index(in.raw, []byte(member))
+	if i < 0 {
+		t.Fatalf("no hash member in %s", in.raw)
+	}
+	cut := append(append([]byte(nil), in.raw[:i]...), in.raw[i+len(member):]...)
+	// The member last: the same content, not the emitter's bytes.
+	last := append(append([]byte(nil), cut[:len(cut)-1]...), member+"}"...)
+	// The member inside the first nested object: no top-level hash.
+	j := bytes.Index(cut, []byte(":{")) + 2
+	nested := append(append(append([]byte(nil), cut[:j]...), member[1:]+","...), cut[j:]...)
+	// One character of the content changed.
+	edited := bytes.Replace(in.raw, []byte(in.session), []byte(strings.ToUpper(in.session[:1])+in.session[1:]), 1)
+	// The same content with a space after the first colon: not the bytes
+	// the emitter hashed.
+	spaced := bytes.Replace(in.raw, []byte(`":`), []byte(`": `), 1)
+	for _, c := range []struct {
+		name    string
+		raw     []byte
+		matches bool
+		intact  bool
+	}{
+		{"as stored", in.raw, true, true},
+		{"member last", last, true, true},
+		{"spaced", spaced, false, true},
+		{"member nested", nested, false, false},
+		{"edited", edited, false, false},
+	} {
+		var e events.Envelope
+		if err := events.DecodeInto(&e, c.raw); err == nil {
+			if got := h.rawMatches(&e, c.raw); got != c.matches {
+				t.Errorf("%s: rawMatches %v, want %v", c.name, got, c.matches)
+			}
+		} else if c.matches || c.intact {
+			t.Fatalf("%s: %v\n%s", c.name, err, c.raw)
+		}
+		r := row(c.raw)
+		f := check(&e, h, r)
+		if intact := f == nil && r.contentOK; intact != c.intact {
+			t.Errorf("%s: intact %v (finding %+v), want %v", c.name, intact, f, c.intact)
+		}
+	}
 }
 
 // TestVerifyRowsErrors: a failed read or a failed look-up of the ids in
