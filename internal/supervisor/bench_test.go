@@ -2,6 +2,8 @@ package supervisor
 
 import (
 	"context"
+	"os"
+	"os/exec"
 	"testing"
 	"time"
 )
@@ -30,4 +32,22 @@ func BenchmarkExecLoop(b *testing.B) {
 		})
 	}
 	h.conn.Close()
+}
+
+// BenchmarkReadExec reads what an exec stop reads of a process (argv,
+// executable, cwd, identity): the supervisor's share of each exec's wait.
+func BenchmarkReadExec(b *testing.B) {
+	cmd := exec.Command("sleep", "60", "1", "1")
+	if err := cmd.Start(); err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	time.Sleep(50 * time.Millisecond) // past its exec
+	id := newIdentifier([]string{"git", "curl", "bash", "python3", "true"}, os.Getenv("PATH"))
+	var r procReader
+	for b.Loop() {
+		if x := r.read(cmd.Process.Pid, id); len(x.argv) != 4 || x.exe == "" || x.cwd == "" {
+			b.Fatalf("%+v", x)
+		}
+	}
 }

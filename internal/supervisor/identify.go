@@ -6,7 +6,6 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 
 	"golang.org/x/sys/unix"
@@ -26,10 +25,13 @@ type identifier struct {
 	cache map[fileKey]string
 }
 
+// fileKey is a file's content as far as stat can tell. ctime is in it
+// because mtime is not enough: anyone who can write a file can also set
+// its mtime back after rewriting it in place, but not its ctime.
 type fileKey struct {
-	dev, ino uint64
-	size     int64
-	mtime    int64
+	dev, ino     uint64
+	size         int64
+	mtime, ctime int64
 }
 
 // newIdentifier hashes each named program found on path (a PATH value) or
@@ -61,23 +63,26 @@ func newIdentifier(names []string, path string) *identifier {
 	return id
 }
 
-// identify returns the known program whose copy pid is executing, or "".
-func (id *identifier) identify(pid int) string {
+// identify returns the known program whose copy the process of exe (its
+// /proc/PID/exe) is executing, or "".
+func (id *identifier) identify(exe string) string {
 	if id == nil || len(id.known) == 0 {
 		return ""
 	}
-	exe := "/proc/" + strconv.Itoa(pid) + "/exe"
 	// The size first: it rules out most programs in one syscall, and this
 	// runs at every exec.
 	var st unix.Stat_t
 	if err := unix.Stat(exe, &st); err != nil || !id.sizes[st.Size] {
 		return ""
 	}
+	// Asked each time, not cached by st_dev: one file system can be
+	// mounted read-only in one place and writable in another (a host's
+	// under /workspace and under the supervisor's own mount).
 	var sfs unix.Statfs_t
 	if err := unix.Statfs(exe, &sfs); err == nil && sfs.Flags&unix.ST_RDONLY != 0 {
 		return ""
 	}
-	k := fileKey{dev: st.Dev, ino: st.Ino, size: st.Size, mtime: st.Mtim.Nano()}
+	k := fileKey{dev: st.Dev, ino: st.Ino, size: st.Size, mtime: st.Mtim.Nano(), ctime: st.Ctim.Nano()}
 	if name, ok := id.cache[k]; ok {
 		return name
 	}

@@ -11,7 +11,6 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -34,7 +33,9 @@ const maxRecords = 256
 
 // recordWindow is how long the first record held back waits for others.
 // Sent one by one, each record of a tight exec loop woke the runner (and
-// its event log) once per exec, on the CPU the loop needed.
+// its event log) once per exec, on the CPU the loop needed. It is also
+// how many records a supervisor killed outright can take with it, so it
+// stays short: 100 ms measured no clear gain over 20.
 const recordWindow = 20 * time.Millisecond
 
 // supervisorTasks is a margin for the supervisor's own threads when it
@@ -100,13 +101,19 @@ type tracer struct {
 	heldWait bool
 	heldAt   time.Time
 	ident    *identifier
+	proc     procReader
+	// sendMu orders whole sends (taking the held records and writing
+	// them); recMu guards only the slice, so the tracer thread holding
+	// back a record never waits for a batch being encoded.
+	sendMu sync.Mutex
+	recMu  sync.Mutex
 	// records are execs that ran on a reused verdict, not yet sent. They
 	// go in one write recordWindow after the first of them, or once
 	// maxRecords are held, and always before any other frame the tracer
 	// sends (a check, an exit, a notice, held): the runner sees every exec
 	// in the order it happened, and a call's execs before its exit.
-	recMu    sync.Mutex
 	records  []*Msg
+	spare    []*Msg // the previous batch's slice, for the next
 	recTimer *time.Timer
 	bell     atomic.Int64 // the doorbell's pid
 	bells    map[int]bool // the doorbell's threads
@@ -420,15 +427,12 @@ func (t *tracer) onExec(tk *task) {
 		return
 	}
 	pid := tk.tid
-	argv, trunc := readCmdline(pid)
-	exe, _ := os.Readlink("/proc/" + strconv.Itoa(pid) + "/exe")
-	cwd, _ := os.Readlink("/proc/" + strconv.Itoa(pid) + "/cwd")
+	x := t.proc.read(pid, t.ident)
 	root := tk.root && !tk.execd
 	tk.execd = true
-	identity := t.ident.identify(pid)
-	key := execKey(argv, trunc, exe, cwd, identity)
+	key := execKey(x.argv, x.trunc, x.exe, x.cwd, x.identity)
 	chk := &Check{ExecID: tk.c.x.ID, CallID: tk.c.x.CallID, PID: pid, PPID: tk.ppid,
-		Argv: argv, ArgvTruncated: trunc, Exe: exe, Cwd: cwd, Root: root, Background: tk.bg, Identity: identity}
+		Argv: x.argv, ArgvTruncated: x.trunc, Exe: x.exe, Cwd: x.cwd, Root: root, Background: tk.bg, Identity: x.identity}
 	if v, ok := tk.c.reuse[key]; ok && !root {
 		// Allowed before in this call by the policy alone: it runs now,
 		// and the runner records it. What it runs with was read above.
@@ -681,19 +685,31 @@ func (t *tracer) record(m *Msg) {
 // Failing, the runner is gone, and with it the supervisor and every
 // process it traces.
 func (t *tracer) send(m ...*Msg) error {
+	t.sendMu.Lock()
+	defer t.sendMu.Unlock()
 	t.recMu.Lock()
-	defer t.recMu.Unlock()
-	n := len(t.records)
+	batch := t.records
+	t.records = t.spare[:0]
+	t.spare = nil
+	t.recMu.Unlock()
+	n := len(batch)
 	if n+len(m) == 0 {
+		t.recMu.Lock()
+		t.spare = batch
+		t.recMu.Unlock()
 		return nil
 	}
-	batch := append(t.records, m...)
+	batch = append(batch, m...)
 	err := t.w.writeBatch(batch)
 	if err != nil && n > 0 {
 		t.log.Warn("supervisor: exec records not sent", "n", n, "err", err)
 	}
 	clear(batch)
-	t.records = batch[:0]
+	if cap(batch) <= 4*maxRecords {
+		t.recMu.Lock()
+		t.spare = batch[:0]
+		t.recMu.Unlock()
+	}
 	return err
 }
 
@@ -780,40 +796,6 @@ func (t *tracer) killAll() {
 	for tid := range t.tasks {
 		_ = unix.Kill(tid, unix.SIGKILL)
 	}
-}
-
-// readCmdline reads a process's argv from /proc, at most maxCmdline bytes.
-// It runs at every exec stop, so it goes straight to the syscalls: an
-// os.File would add a poller registration and a finalizer each time.
-func readCmdline(pid int) ([]string, bool) {
-	fd, err := unix.Open("/proc/"+strconv.Itoa(pid)+"/cmdline", unix.O_RDONLY|unix.O_CLOEXEC, 0)
-	if err != nil {
-		return nil, false
-	}
-	defer unix.Close(fd)
-	b := make([]byte, 0, 4096)
-	for len(b) <= maxCmdline {
-		if len(b) == cap(b) {
-			b = append(b, 0)[:len(b)]
-		}
-		n, err := unix.Read(fd, b[len(b):cap(b)])
-		if errors.Is(err, unix.EINTR) {
-			continue
-		}
-		if n <= 0 || err != nil {
-			break
-		}
-		b = b[:len(b)+n]
-	}
-	trunc := len(b) > maxCmdline
-	if trunc {
-		b = b[:maxCmdline]
-	}
-	s := strings.TrimSuffix(string(b), "\x00")
-	if s == "" {
-		return []string{}, trunc
-	}
-	return strings.Split(s, "\x00"), trunc
 }
 
 // mergeEnv overlays KEY=VALUE pairs on base.
