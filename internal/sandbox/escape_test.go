@@ -345,6 +345,45 @@ func TestEscapePrivileges(t *testing.T) {
 	}
 }
 
+// TestEscapeNamespaces: a call cannot make a namespace of its own. With a
+// user and mount namespace it could mount a file system and remount it
+// read-only, and what runs from a read-only mount is trusted to be what its
+// path says (the supervisor identifies copies of known programs only on
+// writable ones).
+func TestEscapeNamespaces(t *testing.T) {
+	c := newClient(t)
+	s := startSession(t, c, sandbox.DefaultProfile(), newWorkspace(t, nil))
+	res := sh(t, s, `for a in -U -Ur -Urm -m -n -i -u "-p -f" -C; do
+  if unshare $a true 2>/dev/null; then echo "unshare $a: created"; else echo "unshare $a: refused"; fi
+done
+python3 -c '
+import ctypes, os
+libc = ctypes.CDLL(None, use_errno=True)
+for name, flag in (("user", 0x10000000), ("mount", 0x00020000)):
+    r = libc.unshare(flag)
+    print("unshare(%s):" % name, "created" if r == 0 else os.strerror(ctypes.get_errno()))
+nr = {"x86_64": (56, 435, 308), "aarch64": (220, 435, 268)}[os.uname().machine]
+r = libc.syscall(nr[0], 0x10000000 | 17, 0, 0, 0, 0)  # clone(CLONE_NEWUSER|SIGCHLD)
+if r == 0:
+    os._exit(0)
+print("clone(user):", "created" if r > 0 else os.strerror(ctypes.get_errno()))
+args = (ctypes.c_uint64 * 11)(0x10000000, 0, 0, 0, 17, 0, 0, 0, 0, 0, 0)
+r = libc.syscall(nr[1], ctypes.byref(args), ctypes.sizeof(args))  # clone3
+if r == 0:
+    os._exit(0)
+print("clone3(user):", "created" if r > 0 else os.strerror(ctypes.get_errno()))
+fd = os.open("/proc/self/ns/user", os.O_RDONLY)
+r = libc.syscall(nr[2], fd, 0)
+print("setns:", "joined" if r == 0 else os.strerror(ctypes.get_errno()))
+'
+mkdir -p /tmp/m && if mount -t tmpfs t /tmp/m 2>/dev/null; then echo "mount: mounted"; else echo "mount: refused"; fi`)
+	got := string(res.Stdout)
+	if strings.Contains(got, "created") || strings.Contains(got, "mounted") || strings.Contains(got, "joined") || strings.Count(got, "\n") != 15 {
+		t.Errorf("a call made a namespace or a mount:\n%s\nstderr: %s", got, res.Stderr)
+	}
+	t.Logf("%s", got)
+}
+
 func TestEscapeEnvironment(t *testing.T) {
 	t.Setenv("AGENTAUDIT_HOST_SECRET", "leak")
 	t.Setenv("HTTP_PROXY", "http://127.0.0.1:9")

@@ -32,6 +32,14 @@ import (
 //     (int 0x80, x32), which would otherwise go around the filter's
 //     syscall numbers.
 //
+// The same filter refuses new namespaces: unshare and clone with any
+// CLONE_NEW* flag and setns answer EPERM, and clone3 (whose flags a
+// filter cannot read) ENOSYS, on which the C library falls back to clone.
+// The sandbox's own profile let a call create a user namespace and, in
+// it, a mount namespace, where it could bind-mount a copied program
+// read-only: the identifier trusts what runs from a read-only mount to be
+// what its path says.
+//
 // Both are enforced by the kernel, need no privilege (no_new_privs is set
 // first, as the sandbox already has it), and are stacked: a process can
 // add its own restrictions but never lift these.
@@ -46,7 +54,7 @@ func confine() error {
 	if err := landlockProc(); err != nil {
 		return fmt.Errorf("landlock: %w", err)
 	}
-	if err := seccompVMWrite(); err != nil {
+	if err := seccompGuard(); err != nil {
 		return fmt.Errorf("seccomp: %w", err)
 	}
 	return nil
@@ -119,9 +127,13 @@ func landlockAllowWrite(ruleset int, dir string) error {
 	return nil
 }
 
-// seccompVMWrite installs a filter refusing process_vm_writev and every
-// syscall entered through a foreign architecture.
-func seccompVMWrite() error {
+// nsFlags are the clone and unshare flags that make a new namespace.
+const nsFlags = unix.CLONE_NEWNS | unix.CLONE_NEWCGROUP | unix.CLONE_NEWUTS | unix.CLONE_NEWIPC |
+	unix.CLONE_NEWUSER | unix.CLONE_NEWPID | unix.CLONE_NEWNET | unix.CLONE_NEWTIME
+
+// seccompGuard installs a filter refusing process_vm_writev, new
+// namespaces and every syscall entered through a foreign architecture.
+func seccompGuard() error {
 	arch, ok := auditArch[runtime.GOARCH]
 	if !ok {
 		return errors.New("unsupported architecture " + runtime.GOARCH)
@@ -130,23 +142,36 @@ func seccompVMWrite() error {
 		ldW  = unix.BPF_LD | unix.BPF_W | unix.BPF_ABS
 		jeqK = unix.BPF_JMP | unix.BPF_JEQ | unix.BPF_K
 		jgeK = unix.BPF_JMP | unix.BPF_JGE | unix.BPF_K
+		andK = unix.BPF_ALU | unix.BPF_AND | unix.BPF_K
 		ret  = unix.BPF_RET | unix.BPF_K
-		// offsets in struct seccomp_data
-		offNR   = 0
-		offArch = 4
+		// offsets in struct seccomp_data; the flags are in the low 32
+		// bits of args[0], first on a little-endian machine.
+		offNR    = 0
+		offArch  = 4
+		offFlags = 16
 		// x32 syscalls have this bit set in their number.
 		x32Bit = 0x40000000
 	)
+	// Jumps are relative: Jt/Jf skip that many instructions. The labels
+	// are the last three instructions (enosys, eperm, allow) and flags.
 	prog := []unix.SockFilter{
-		{Code: ldW, K: offArch},
-		{Code: jeqK, K: arch, Jt: 1},
-		{Code: ret, K: unix.SECCOMP_RET_ERRNO | uint32(unix.ENOSYS)},
-		{Code: ldW, K: offNR},
-		{Code: jgeK, K: x32Bit, Jt: 2},
-		{Code: jeqK, K: unix.SYS_PROCESS_VM_WRITEV, Jt: 2},
-		{Code: ret, K: unix.SECCOMP_RET_ALLOW},
-		{Code: ret, K: unix.SECCOMP_RET_ERRNO | uint32(unix.ENOSYS)},
-		{Code: ret, K: unix.SECCOMP_RET_ERRNO | uint32(unix.EPERM)},
+		/* 0 */ {Code: ldW, K: offArch},
+		/* 1 */ {Code: jeqK, K: arch, Jt: 1},
+		/* 2 */ {Code: ret, K: unix.SECCOMP_RET_ERRNO | uint32(unix.ENOSYS)},
+		/* 3 */ {Code: ldW, K: offNR},
+		/* 4 */ {Code: jgeK, K: x32Bit, Jt: 9}, // → 14 enosys
+		/* 5 */ {Code: jeqK, K: unix.SYS_PROCESS_VM_WRITEV, Jt: 9}, // → 15 eperm
+		/* 6 */ {Code: jeqK, K: unix.SYS_CLONE3, Jt: 7}, // → 14 enosys
+		/* 7 */ {Code: jeqK, K: unix.SYS_SETNS, Jt: 7}, // → 15 eperm
+		/* 8 */ {Code: jeqK, K: unix.SYS_UNSHARE, Jt: 2}, // → 11 flags
+		/* 9 */ {Code: jeqK, K: unix.SYS_CLONE, Jt: 1}, // → 11 flags
+		/* 10 */ {Code: ret, K: unix.SECCOMP_RET_ALLOW},
+		/* 11 flags */ {Code: ldW, K: offFlags},
+		/* 12 */ {Code: andK, K: nsFlags},
+		/* 13 */ {Code: jeqK, K: 0, Jt: 2, Jf: 1}, // → 16 allow, 15 eperm
+		/* 14 enosys */ {Code: ret, K: unix.SECCOMP_RET_ERRNO | uint32(unix.ENOSYS)},
+		/* 15 eperm */ {Code: ret, K: unix.SECCOMP_RET_ERRNO | uint32(unix.EPERM)},
+		/* 16 allow */ {Code: ret, K: unix.SECCOMP_RET_ALLOW},
 	}
 	fp := unix.SockFprog{Len: uint16(len(prog)), Filter: &prog[0]}
 	_, _, e := unix.Syscall(unix.SYS_SECCOMP, unix.SECCOMP_SET_MODE_FILTER, 0, uintptr(unsafe.Pointer(&fp)))
