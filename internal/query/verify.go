@@ -445,7 +445,6 @@ type hasher struct {
 	encoded bool // wire is the encoding of the event last hashed
 	sha     hash.Hash
 	sum     [sha256.Size]byte
-	hx      [64]byte
 }
 
 func newHasher() *hasher { return &hasher{wire: make([]byte, 0, 4096), sha: sha256.New()} }
@@ -463,17 +462,8 @@ var hashMember = []byte(`,"hash":"`)
 // content it hashed, and the member cut out is the top-level hash (a
 // member anywhere else would leave env.Hash empty, which never matches).
 func (h *hasher) rawMatches(env *events.Envelope, raw []byte) bool {
-	i := bytes.Index(raw, hashMember)
-	end := i + len(hashMember) + len(h.hx)
-	if i < 0 || len(env.Hash) != len(h.hx) || end >= len(raw) || string(raw[i+len(hashMember):end]) != env.Hash || raw[end] != '"' {
-		return false
-	}
-	h.sha.Reset()
-	h.sha.Write([]byte(env.PrevHash))
-	h.sha.Write(raw[:i])
-	h.sha.Write(raw[end+1:])
-	hex.Encode(h.hx[:], h.sha.Sum(h.sum[:0]))
-	return string(h.hx[:]) == env.Hash
+	hx, ok := h.hashCut(env, raw)
+	return ok && string(hx[:]) == env.Hash
 }
 
 func (h *hasher) compute(env *events.Envelope) (hx [64]byte, err error) {
@@ -490,20 +480,29 @@ func (h *hasher) compute(env *events.Envelope) (hx [64]byte, err error) {
 	if err != nil {
 		return slow() // for ComputeHash's own error
 	}
-	// The member as written is env.Hash between quotes, unescaped; else
-	// (a hash that is not 64 plain characters) ComputeHash decides.
-	i := bytes.Index(h.wire, hashMember)
-	end := i + len(hashMember) + len(hx)
-	if i < 0 || end >= len(h.wire) || string(h.wire[i+len(hashMember):end]) != env.Hash || h.wire[end] != '"' {
+	hx, ok := h.hashCut(env, h.wire)
+	if !ok {
 		return slow()
 	}
 	h.encoded = true
+	return hx, nil
+}
+
+// hashCut hashes env's previous hash and the encoding b with its hash
+// member cut out: the member as written must be env.Hash between quotes,
+// unescaped (else, a hash that is not 64 plain characters, ok is false).
+func (h *hasher) hashCut(env *events.Envelope, b []byte) (hx [64]byte, ok bool) {
+	i := bytes.Index(b, hashMember)
+	end := i + len(hashMember) + len(hx)
+	if i < 0 || end >= len(b) || string(b[i+len(hashMember):end]) != env.Hash || b[end] != '"' {
+		return hx, false
+	}
 	h.sha.Reset()
 	h.sha.Write([]byte(env.PrevHash))
-	h.sha.Write(h.wire[:i])
-	h.sha.Write(h.wire[end+1:])
+	h.sha.Write(b[:i])
+	h.sha.Write(b[end+1:])
 	hex.Encode(hx[:], h.sha.Sum(h.sum[:0]))
-	return hx, nil
+	return hx, true
 }
 
 // walker holds one batch's rows (identical rows once), in a compact
