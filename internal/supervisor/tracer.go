@@ -113,7 +113,6 @@ type tracer struct {
 	// sends (a check, an exit, a notice, held): the runner sees every exec
 	// in the order it happened, and a call's execs before its exit.
 	records  []*Msg
-	spare    []*Msg // the previous batch's slice, for the next
 	recTimer *time.Timer
 	bell     atomic.Int64 // the doorbell's pid
 	bells    map[int]bool // the doorbell's threads
@@ -689,26 +688,16 @@ func (t *tracer) send(m ...*Msg) error {
 	defer t.sendMu.Unlock()
 	t.recMu.Lock()
 	batch := t.records
-	t.records = t.spare[:0]
-	t.spare = nil
+	t.records = nil
 	t.recMu.Unlock()
 	n := len(batch)
 	if n+len(m) == 0 {
-		t.recMu.Lock()
-		t.spare = batch
-		t.recMu.Unlock()
 		return nil
 	}
 	batch = append(batch, m...)
 	err := t.w.writeBatch(batch)
 	if err != nil && n > 0 {
 		t.log.Warn("supervisor: exec records not sent", "n", n, "err", err)
-	}
-	clear(batch)
-	if cap(batch) <= 4*maxRecords {
-		t.recMu.Lock()
-		t.spare = batch[:0]
-		t.recMu.Unlock()
 	}
 	return err
 }
