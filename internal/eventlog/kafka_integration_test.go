@@ -87,7 +87,12 @@ func TestKafkaEveryEventType(t *testing.T) {
 	brokers := testenv.Kafka(t)
 	tp := uniqueTopics(t, brokers)
 	ctx := context.Background()
-	p, err := NewProducer(ctx, brokers, "runner-it", WithTopics(tp), WithProducerLogger(testenv.Logger(t, slog.LevelDebug)))
+	// The round trip of every type is under test, not the ack latency: a
+	// broker just started, with the other packages' tests beside it, once
+	// took longer than the 3 s default to acknowledge the first event (as
+	// readback_test's producers, 10 s).
+	p, err := NewProducer(ctx, brokers, "runner-it", WithTopics(tp), WithAckTimeout(10*time.Second),
+		WithProducerLogger(testenv.Logger(t, slog.LevelDebug)))
 	if err != nil {
 		t.Fatal(err)
 	}
