@@ -102,11 +102,7 @@ type tracer struct {
 	heldAt   time.Time
 	ident    *identifier
 	proc     procReader
-	// sendMu orders whole sends (taking the held records and writing
-	// them); recMu guards only the slice, so the tracer thread holding
-	// back a record never waits for a batch being encoded.
-	sendMu sync.Mutex
-	recMu  sync.Mutex
+	recMu    sync.Mutex
 	// records are execs that ran on a reused verdict, not yet sent. They
 	// go in one write recordWindow after the first of them, or once
 	// maxRecords are held, and always before any other frame the tracer
@@ -684,21 +680,19 @@ func (t *tracer) record(m *Msg) {
 // Failing, the runner is gone, and with it the supervisor and every
 // process it traces.
 func (t *tracer) send(m ...*Msg) error {
-	t.sendMu.Lock()
-	defer t.sendMu.Unlock()
 	t.recMu.Lock()
-	batch := t.records
-	t.records = nil
-	t.recMu.Unlock()
-	n := len(batch)
+	defer t.recMu.Unlock()
+	n := len(t.records)
 	if n+len(m) == 0 {
 		return nil
 	}
-	batch = append(batch, m...)
+	batch := append(t.records, m...)
 	err := t.w.writeBatch(batch)
 	if err != nil && n > 0 {
 		t.log.Warn("supervisor: exec records not sent", "n", n, "err", err)
 	}
+	clear(batch)
+	t.records = batch[:0]
 	return err
 }
 
