@@ -65,6 +65,9 @@ func benchCmd(ctx context.Context, args []string) int {
 			"git_trace_price_pct":   rep.TracePrice(runnerbench.RowGitTraced, runnerbench.RowGitUntraced),
 			"loop_ptrace_price_pct": rep.TracePrice(runnerbench.RowLoopPtrace, runnerbench.RowLoopUntraced),
 			"git_ptrace_price_pct":  rep.TracePrice(runnerbench.RowGitPtrace, runnerbench.RowGitUntraced),
+			"par_traced_p50_ms":     q(runnerbench.RowParTraced, 0.5),
+			"par_untraced_p50_ms":   q(runnerbench.RowParUntraced, 0.5),
+			"par_trace_price_pct":   rep.TracePrice(runnerbench.RowParTraced, runnerbench.RowParUntraced),
 		}
 		if err := benchreport.WriteFigures(*jsonOut, figs); err != nil {
 			fmt.Fprintf(os.Stderr, "runner bench: %v\n", err)

@@ -137,7 +137,8 @@ func runnerRows(ctx context.Context, r *runner) ([]Row, error) {
 	}
 	v, err := f.need("runner_p50_ms", "runner_p99_ms", "bindings_p50_ms", "podman_exec_p50_ms", "overhead_p50_ms", "session_start_p50_ms",
 		"podman_path_p50_ms", "loop_traced_p50_ms", "loop_untraced_p50_ms", "loop_trace_price_pct", "loop_events_p50_ms",
-		"git_traced_p50_ms", "git_untraced_p50_ms", "git_trace_price_pct", "loop_ptrace_price_pct", "git_ptrace_price_pct")
+		"git_traced_p50_ms", "git_untraced_p50_ms", "git_trace_price_pct", "loop_ptrace_price_pct", "git_ptrace_price_pct",
+		"par_traced_p50_ms", "par_untraced_p50_ms", "par_trace_price_pct")
 	if err != nil {
 		return nil, err
 	}
@@ -164,6 +165,15 @@ func runnerRows(ctx context.Context, r *runner) ([]Row, error) {
 			Ours:  "traced " + ms(v[11]),
 			Peer:  fmt.Sprintf("untraced, same supervisor: %s; ptrace alone %+.1f%%", ms(v[12]), v[15]),
 			Ratio: fmt.Sprintf("%+.1f%% wall time", v[13]), Target: "≤ +20%", Verdict: verdict(v[13] <= 20),
+			Command: "make bench-runner",
+		},
+		{
+			What: "price of tracing on parallel work: 2 CPU-bound shells at once, which exec little " +
+				"(the tracer keeps processes that exec on its own CPU and gives them their CPUs back when they stop exec'ing; median of 5)",
+			Ours:    "traced " + ms(v[17]),
+			Peer:    "untraced, same supervisor: " + ms(v[18]),
+			Ratio:   fmt.Sprintf("%+.1f%% wall time", v[19]),
+			Verdict: NoTarget,
 			Command: "make bench-runner",
 		},
 		{

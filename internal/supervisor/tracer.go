@@ -59,6 +59,10 @@ type task struct {
 	frozen   bool   // stopped by a hold
 	stopSent bool   // a hold's SIGSTOP is on its way
 	bg       bool   // outlived its call
+	// aff and lastResume: the task's CPU mask as the tracer knows it,
+	// and when the tracer last let it go (see pinner).
+	aff        affinity
+	lastResume time.Time
 }
 
 // call is one Exec being run.
@@ -110,6 +114,8 @@ type tracer struct {
 	// in the order it happened, and a call's execs before its exit.
 	records  []*Msg
 	recTimer *time.Timer
+	pin      pinner
+	pinTimer *time.Timer
 	bell     atomic.Int64 // the doorbell's pid
 	bells    map[int]bool // the doorbell's threads
 }
@@ -124,6 +130,8 @@ func newTracer(w *wire, welcome *Welcome, log *slog.Logger) *tracer {
 	// thread: ringing the doorbell for it would cost the wake-ups it saves.
 	t.recTimer = time.AfterFunc(time.Hour, func() { t.send() })
 	t.recTimer.Stop()
+	t.pinTimer = time.AfterFunc(time.Hour, func() { t.do(t.sweepPins) })
+	t.pinTimer.Stop()
 	return t
 }
 
@@ -153,6 +161,7 @@ func (t *tracer) loop(ctx context.Context) error {
 	if err := t.spawnBell(); err != nil {
 		return err
 	}
+	t.pin.start()
 	stop := context.AfterFunc(ctx, t.ring)
 	defer stop()
 	for {
@@ -223,6 +232,14 @@ func (t *tracer) spawnBell() error {
 	t.bell.Store(int64(pid))
 	_ = unix.PtraceCont(pid, 0)
 	return nil
+}
+
+// sweepPins gives their CPUs back to pinned tasks that stopped stopping
+// (see pinner).
+func (t *tracer) sweepPins() {
+	if t.pin.sweep(time.Now()) {
+		t.pinTimer.Reset(pinIdle)
+	}
 }
 
 // ring wakes the tracer thread from wait4.
@@ -369,6 +386,9 @@ func (t *tracer) resumeOrFreeze(tk *task) {
 }
 
 func (t *tracer) cont(tk *task, sig int) {
+	if t.pin.resume(tk) {
+		t.pinTimer.Reset(pinIdle)
+	}
 	if err := unix.PtraceCont(tk.tid, sig); err != nil && !errors.Is(err, unix.ESRCH) {
 		t.log.Warn("supervisor: ptrace cont", "pid", tk.tid, "err", err)
 	}
@@ -381,6 +401,10 @@ func (t *tracer) adopt(parent *task, child int, thread bool) {
 	}
 	c := parent.c
 	tk := &task{tid: child, tgid: child, ppid: parent.tgid, c: c, thread: thread, bg: parent.bg}
+	if parent.aff == affPinned {
+		// Forked, or cloned, while pinned: it has the tracer's CPU.
+		tk.aff = affPinned
+	}
 	if thread {
 		tk.tgid = parent.tgid
 	}
@@ -399,6 +423,7 @@ func (t *tracer) adopt(parent *task, child int, thread bool) {
 // gone forgets a task that exited.
 func (t *tracer) gone(tk *task, ws unix.WaitStatus, ru *unix.Rusage) {
 	delete(t.tasks, tk.tid)
+	t.pin.forget(tk)
 	if tk.checking != 0 {
 		delete(t.checks, tk.checking)
 	}
@@ -534,7 +559,13 @@ func (t *tracer) start(x *Exec) {
 		Sys: &syscall.SysProcAttr{Ptrace: !x.Untraced, Setpgid: true},
 	}
 	c.start = time.Now()
-	pid, err := syscall.ForkExec(path, x.Argv, attr)
+	var pid int
+	if x.Untraced {
+		// Not followed, so never pinned: it gets every CPU from the start.
+		t.pin.unpinned(func() { pid, err = syscall.ForkExec(path, x.Argv, attr) })
+	} else {
+		pid, err = syscall.ForkExec(path, x.Argv, attr)
+	}
 	inR.Close()
 	outW.Close()
 	errW.Close()
@@ -554,6 +585,10 @@ func (t *tracer) start(x *Exec) {
 	}
 	c.root = pid
 	tk := &task{tid: pid, tgid: pid, ppid: os.Getpid(), c: c, root: true, started: x.Untraced}
+	if !x.Untraced {
+		// Forked by the tracer's thread, it has the tracer's CPU.
+		tk.aff = affPinned
+	}
 	t.tasks[pid] = tk
 	c.tasks[pid] = tk
 	t.calls[x.ID] = c
