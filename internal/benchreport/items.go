@@ -170,9 +170,9 @@ func runnerRows(ctx context.Context, r *runner) ([]Row, error) {
 		{
 			What: "price of tracing on parallel work: 2 CPU-bound shells at once, which exec little " +
 				"(the tracer keeps processes that exec on its own CPU and gives them their CPUs back when they stop exec'ing; median of 5)",
-			Ours:    "traced " + ms(v[17]),
-			Peer:    "untraced, same supervisor: " + ms(v[18]),
-			Ratio:   fmt.Sprintf("%+.1f%% wall time", v[19]),
+			Ours:    "traced " + ms(v[16]),
+			Peer:    "untraced, same supervisor: " + ms(v[17]),
+			Ratio:   fmt.Sprintf("%+.1f%% wall time", v[18]),
 			Verdict: NoTarget,
 			Command: "make bench-runner",
 		},

@@ -18,6 +18,10 @@
 // allows background processes, which then stay traced under its id. A hold
 // stops every traced process until the release.
 //
+// Speed: the tracer keeps one CPU and resumes the processes it stops on
+// it, so a stop costs a switch on one CPU rather than two cross-CPU
+// wake-ups; a process that stops stopping gets its CPUs back (affinity.go).
+//
 // Fail closed: the supervisor is not dumpable, so nothing in the sandbox
 // can ptrace it or read its memory; as PID 1 of the container's PID
 // namespace it ignores signals from inside; when the runner's end of the
