@@ -1,6 +1,7 @@
 package supervisor
 
 import (
+	"errors"
 	"os"
 	"runtime"
 	"syscall"
@@ -25,7 +26,11 @@ import (
 //     wake the answering thread and then the process on the waker's CPU
 //     (SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP), the cheaper hand-off it offers;
 //   - ptrace-follow: every process followed across fork, clone and exec
-//     and let go at once, as the supervisor follows a call.
+//     and let go at once, left to the scheduler;
+//   - ptrace-follow-one-cpu: the same with the tracer and the loop kept on
+//     the tracer's CPU, as the supervisor keeps a call that execs (see
+//     pinner): each stop is a switch on one CPU instead of two cross-CPU
+//     wake-ups.
 //
 // Each reports ns/exec; notify − untraced is the floor of interception.
 func BenchmarkInterceptionFloor(b *testing.B) {
@@ -64,7 +69,13 @@ func BenchmarkInterceptionFloor(b *testing.B) {
 	})
 	b.Run("ptrace-follow", func(b *testing.B) {
 		for b.Loop() {
-			floorFollowed(b, bash, argv, attr(true))
+			floorFollowed(b, bash, argv, attr(true), false)
+		}
+		perExec(b)
+	})
+	b.Run("ptrace-follow-one-cpu", func(b *testing.B) {
+		for b.Loop() {
+			floorFollowed(b, bash, argv, attr(true), true)
 		}
 		perExec(b)
 	})
@@ -194,12 +205,21 @@ func notifyExecs() (int, error) {
 }
 
 // floorFollowed runs argv traced, following every fork, clone and exec,
-// and lets every stop go at once.
-func floorFollowed(b *testing.B, path string, argv []string, attr *syscall.ProcAttr) {
+// and lets every stop go at once; with oneCPU the tracing thread and
+// (inheriting it) everything it starts keep the CPU the thread is on.
+func floorFollowed(b *testing.B, path string, argv []string, attr *syscall.ProcAttr, oneCPU bool) {
 	done := make(chan error)
 	go func() {
-		// Never unlocked: ptrace requests must come from the tracing thread.
+		// Never unlocked: ptrace requests must come from the tracing
+		// thread, and the thread's pin, if any, ends with it.
 		runtime.LockOSThread()
+		if oneCPU {
+			var p pinner
+			if p.start(); !p.on {
+				done <- errors.New("cannot pin the tracer to one CPU")
+				return
+			}
+		}
 		pid, err := syscall.ForkExec(path, argv, attr)
 		if err != nil {
 			done <- err
