@@ -32,8 +32,8 @@ import (
 // time, and all it changes is where it runs.
 
 // pinIdle is how long a pinned process may go without a stop before it
-// gets its CPUs back.
-const pinIdle = 10 * time.Millisecond
+// gets its CPUs back. (A variable so a test can hold a pin.)
+var pinIdle = 10 * time.Millisecond
 
 // affinity is what the tracer knows of a task's CPU mask.
 type affinity uint8

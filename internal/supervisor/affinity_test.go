@@ -3,7 +3,9 @@ package supervisor
 import (
 	"bufio"
 	"bytes"
+	"fmt"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -51,29 +53,59 @@ const busy = `x=0; while ((x < 150000)); do ((x++)); done; `
 // printCPUs prints the shell's own Cpus_allowed_list with builtins only.
 const printCPUs = `while IFS= read -r l; do case $l in Cpus_allowed_list*) echo "$l";; esac; done < /proc/self/status`
 
+// envPinIdle sets the supervisor's pinIdle (a duration) in the child the
+// tests start.
+const envPinIdle = "AGENTAUDIT_TEST_PIN_IDLE"
+
+// tracerCPU is the CPU the supervisor h's tracer thread keeps: the one
+// thread of it allowed a single CPU.
+func tracerCPU(t *testing.T, h *harness) int {
+	t.Helper()
+	dir := fmt.Sprintf("/proc/%d/task", h.cmd.Process.Pid)
+	tasks, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tk := range tasks {
+		b, err := os.ReadFile(filepath.Join(dir, tk.Name(), "status"))
+		if err != nil {
+			continue
+		}
+		if l := cpusOf(t, b); len(l) == 1 {
+			if cpu, err := strconv.Atoi(l[0]); err == nil {
+				return cpu
+			}
+		}
+	}
+	t.Fatalf("no thread of the supervisor (pid %d) keeps one CPU", h.cmd.Process.Pid)
+	return -1
+}
+
 // A process that execs runs on the tracer's CPU; once it stops exec'ing
 // it has the whole set again; and a set the program chose for itself is
 // left alone, both while it execs and after.
 func TestTracerCPU(t *testing.T) {
 	all, set := ownCPUs(t)
-	h := startSupervisor(t, nil)
-
-	// Just exec'd: pinned, when there is more than one CPU to choose from.
-	r := run(t, h, Request{Argv: []string{"cat", "/proc/self/status"}})
-	got := cpusOf(t, r.Stdout)
-	if len(got) != 1 {
-		t.Fatalf("output %q", r.Stdout)
-	}
-	tracerCPU := got[0]
 	if set.Count() < 2 {
-		if tracerCPU != all {
-			t.Errorf("one CPU: the process has %q, want %q", tracerCPU, all)
+		// Nothing to choose from: the supervisor pins nothing.
+		h := startSupervisor(t, nil)
+		r := run(t, h, Request{Argv: []string{"cat", "/proc/self/status"}})
+		if got := cpusOf(t, r.Stdout); len(got) != 1 || got[0] != all {
+			t.Errorf("one CPU: the process has %q, want %q", got, all)
 		}
 		return
 	}
-	cpu, err := strconv.Atoi(tracerCPU)
-	if err != nil || !set.IsSet(cpu) {
-		t.Fatalf("a process that exec'd has CPUs %q, want one of %q (the tracer's)", tracerCPU, all)
+	// held keeps a pin for a minute: longer than a loaded machine's delay
+	// between a process's resume and its reading of its own status.
+	t.Setenv(envPinIdle, "1m")
+	held := startSupervisor(t, nil)
+	t.Setenv(envPinIdle, "")
+	h := startSupervisor(t, nil)
+
+	// Just exec'd: on the tracer's CPU.
+	r := run(t, held, Request{Argv: []string{"cat", "/proc/self/status"}})
+	if got, want := cpusOf(t, r.Stdout), strconv.Itoa(tracerCPU(t, held)); len(got) != 1 || got[0] != want {
+		t.Fatalf("a process that exec'd has CPUs %q, want the tracer's %q", got, want)
 	}
 
 	// Busy without a stop, the shell has its CPUs back.
@@ -84,7 +116,7 @@ func TestTracerCPU(t *testing.T) {
 
 	// The program's own choice, another CPU than the tracer's: kept while
 	// it execs and after it stops.
-	other := -1
+	cpu, other := tracerCPU(t, h), -1
 	for c := range 1024 {
 		if set.IsSet(c) && c != cpu {
 			other = c

@@ -28,6 +28,9 @@ func TestMain(m *testing.M) {
 		argvAttack(done)
 	}
 	if sock := os.Getenv(envSocket); sock != "" {
+		if d, err := time.ParseDuration(os.Getenv(envPinIdle)); err == nil {
+			pinIdle = d
+		}
 		if err := Run(context.Background(), Config{Socket: sock}); err != nil {
 			fmt.Fprintln(os.Stderr, err)
 			os.Exit(1)
