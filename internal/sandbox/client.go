@@ -19,6 +19,8 @@ import (
 	"github.com/agentaudit/agentaudit/internal/supervisor"
 	"github.com/containers/podman/v5/pkg/bindings"
 	"github.com/containers/podman/v5/pkg/bindings/containers"
+	"github.com/containers/podman/v5/pkg/domain/entities/types"
+	"github.com/containers/podman/v5/pkg/specgen"
 )
 
 // Labels every sandbox container carries.
@@ -277,7 +279,7 @@ func (c *Client) Start(ctx context.Context, sessionID string, p *Profile, worksp
 
 	spec := c.spec(name, sessionID, image, p, ws, prot, sc)
 	cctx := c.call(ctx)
-	created, err := containers.CreateWithSpec(cctx, spec, nil)
+	created, err := c.create(cctx, spec)
 	if err != nil {
 		ln.Close()
 		return nil, sbxErr("start", ReasonSandboxError, fmt.Errorf("%w: create container from %s: %w", ErrPodman, image, err))
@@ -428,4 +430,37 @@ func (c *Client) CleanupLeftovers(ctx context.Context, runnerID string) ([]Lefto
 		return removed, sbxErr("cleanup", ReasonSandboxError, err)
 	}
 	return removed, nil
+}
+
+// create creates the container, trying again with back-off when Podman
+// fails to read the sandbox user's subordinate ids. The rootless service
+// reads them at every create, and under concurrent creates it has
+// answered "cannot read subids" (reported to the client as "keep-id
+// requires additional UIDs or GIDs") while /etc/subuid and /etc/subgid
+// were intact; the next create succeeds.
+func (c *Client) create(ctx context.Context, spec *specgen.SpecGenerator) (types.ContainerCreateResponse, error) {
+	wait := 50 * time.Millisecond
+	for attempt := 1; ; attempt++ {
+		created, err := containers.CreateWithSpec(ctx, spec, nil)
+		if err == nil || attempt == createAttempts || !subIDReadFailed(err) {
+			return created, err
+		}
+		c.log.Warn("sandbox: podman could not read the subordinate ids; creating again", "attempt", attempt, "err", err)
+		select {
+		case <-time.After(wait):
+		case <-ctx.Done():
+			return created, err
+		}
+		wait *= 2
+	}
+}
+
+// createAttempts bounds create's tries.
+const createAttempts = 4
+
+// subIDReadFailed reports whether a create failed on reading the
+// subordinate ids, as create retries.
+func subIDReadFailed(err error) bool {
+	msg := err.Error()
+	return strings.Contains(msg, "keep-id requires additional UIDs or GIDs") || strings.Contains(msg, "cannot read subids")
 }
