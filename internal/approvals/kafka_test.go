@@ -494,7 +494,9 @@ func (h *harness) alertAndHold(t *testing.T, session string) {
 			t.Fatal(err)
 		}
 	}
-	waitFor(t, 10*time.Second, "alert and hold seen", func() bool {
+	// Seen eventually, not fast: under make race's load the service's
+	// consumer took more than 10 s to join and read the two events.
+	waitFor(t, 30*time.Second, "alert and hold seen", func() bool {
 		return h.svc.State().Held(session) && h.svc.recent.alert(alert.EventID) != nil
 	})
 }
