@@ -376,14 +376,24 @@ func (b *Report) Print(w io.Writer) {
 	fmt.Fprintf(w, "runner p50 %s through the supervisor (target ≤ 5 ms): %s; the old podman exec path p50 %s (%.1fx)\n",
 		ms(rn), verdict(rn <= 5*time.Millisecond), ms(b.Row(RowPodmanPath).Quantile(0.5)),
 		float64(b.Row(RowPodmanPath).Quantile(0.5))/float64(max(rn, 1)))
-	for _, p := range [][3]string{{RowLoopTraced, RowLoopUntraced, RowLoopPtrace}, {RowGitTraced, RowGitUntraced, RowGitPtrace},
-		{RowParTraced, RowParUntraced, RowParPtrace}} {
-		if b.Row(p[1]).Quantile(0.5) > 0 {
-			added := b.TracePrice(p[0], p[1])
-			ptrace := b.TracePrice(p[2], p[1])
-			fmt.Fprintf(w, "price of tracing, %s: %+.1f%% wall time (target ≤ 20%%): %s; of which ptrace alone %+.1f%%, the checks and records %+.1f points\n",
-				p[0], added, verdict(added <= 20), ptrace, added-ptrace)
+	// The ≤ 20% target is for the exec-heavy workloads; the parallel one
+	// has none (it shows that pinned processes get their CPUs back).
+	for _, p := range []struct {
+		traced, untraced, ptrace string
+		target                   bool
+	}{{RowLoopTraced, RowLoopUntraced, RowLoopPtrace, true}, {RowGitTraced, RowGitUntraced, RowGitPtrace, true},
+		{RowParTraced, RowParUntraced, RowParPtrace, false}} {
+		if b.Row(p.untraced).Quantile(0.5) <= 0 {
+			continue
 		}
+		added := b.TracePrice(p.traced, p.untraced)
+		ptrace := b.TracePrice(p.ptrace, p.untraced)
+		target := ""
+		if p.target {
+			target = fmt.Sprintf(" (target ≤ 20%%): %s", verdict(added <= 20))
+		}
+		fmt.Fprintf(w, "price of tracing, %s: %+.1f%% wall time%s; of which ptrace alone %+.1f%%, the checks and records %+.1f points\n",
+			p.traced, added, target, ptrace, added-ptrace)
 	}
 }
 
