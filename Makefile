@@ -69,7 +69,7 @@ test: up vet test-deps
 # cluster afterwards with testenv/down --cluster.
 test-cluster:
 	testenv/up --cluster
-	$(GO) test -tags $(GOTAGS),cluster -count=1 -p 1 -timeout 20m -run 'Cluster' ./internal/store/ ./internal/testenv/ ./internal/ingest/
+	$(GO) test -tags $(GOTAGS),cluster -count=1 -p 1 -timeout 20m -run 'Cluster' ./internal/store/ ./internal/testenv/ ./internal/ingest/ ./internal/query/
 
 # make test's first phase under the race detector: unit and integration
 # tests against the real services, fault tests left out. -race needs cgo;

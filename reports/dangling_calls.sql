@@ -47,7 +47,7 @@ FROM
         FROM
         (
             SELECT
-                cityHash64(tenant, session_id, tool_call_id)                                       AS call,
+                call_key                                       AS call,
                 any(tenant)                                                                        AS c_tenant,
                 any(session_id)                                                                    AS c_session_id,
                 any(tool_call_id)                                                                  AS c_tool_call_id,
@@ -74,14 +74,14 @@ FROM
               -- completed, then those of them with an allow or ask. The scan
               -- of the calls' events then probes only that set, not three
               -- sets of millions.
-              AND cityHash64(tenant, session_id, tool_call_id) IN
-                  (SELECT cityHash64(tenant, session_id, tool_call_id) FROM events
+              AND call_key IN
+                  (SELECT call_key FROM events
                    WHERE event_type = 'policy.decision' AND decision IN ('allow', 'ask') AND event_time >= @from AND toDate(event_time) >= toDate(@from) - 1
-                     AND cityHash64(tenant, session_id, tool_call_id) IN
-                         (SELECT cityHash64(tenant, session_id, tool_call_id) FROM events
+                     AND call_key IN
+                         (SELECT call_key FROM events
                           WHERE event_type = 'tool_call.requested' AND event_time >= @from AND toDate(event_time) >= toDate(@from) - 1 AND event_time < @to AND toDate(event_time) <= toDate(@to) + 1
-                            AND cityHash64(tenant, session_id, tool_call_id) NOT IN
-                                (SELECT cityHash64(tenant, session_id, tool_call_id) FROM events
+                            AND call_key NOT IN
+                                (SELECT call_key FROM events
                                  WHERE event_type = 'tool_call.completed' AND killed_reason != 'runner_lost' AND event_time >= @from AND toDate(event_time) >= toDate(@from) - 1)))
             GROUP BY call
             HAVING c_requests > 0 AND c_completed = 0 AND c_last_decision IN ('allow', 'ask')

@@ -146,7 +146,9 @@ func (s *Store) migrate(ctx context.Context) ([]Applied, []Skipped, error) {
 // addColumnRE matches an ALTER TABLE that adds exactly one column (on a
 // cluster, ON CLUSTER; the server then reports the first failing host's
 // error, code and message included).
-var addColumnRE = regexp.MustCompile(`(?is)^ALTER\s+TABLE\s+\S+(\s+ON\s+CLUSTER\s+\S+)?\s+ADD\s+COLUMN\s+[^,;]+$`)
+// A comma inside parentheses (a function's arguments in a DEFAULT or
+// MATERIALIZED expression) does not start another clause.
+var addColumnRE = regexp.MustCompile(`(?is)^ALTER\s+TABLE\s+\S+(\s+ON\s+CLUSTER\s+\S+)?\s+ADD\s+COLUMN\s+(?:[^,;()]|\([^,;()]*(?:,[^,;()]*)*\))+$`)
 
 // addsExistingColumn reports that stmt adds one column and failed because
 // the column exists. The 18.16 server has no ADD COLUMN IF NOT EXISTS, so
