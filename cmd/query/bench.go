@@ -50,7 +50,9 @@ func runBench(ctx context.Context, args []string) error {
 		return errors.New("--database: the bench writes its own database; do not point it at the audit database")
 	}
 	bench.Reader = cfg.query()
+	bench.Reader.Cluster = bench.Cluster
 	bench.Logger = slog.New(slog.NewTextHandler(os.Stderr, nil))
+	streamingGC() // as query verify runs
 	sum, err := querybench.Run(ctx, bench, os.Stdout)
 	if sum != nil && *jsonOut != "" {
 		ms := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }

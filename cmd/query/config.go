@@ -25,6 +25,7 @@ type Config struct {
 	Format   string        `flag:"format"`
 	Wide     bool          `flag:"wide"`
 	OutFile  string        `flag:"o"`
+	Cluster  string        `env:"CLICKHOUSE_CLUSTER"`
 }
 
 func (c *Config) flags(fs *envflag.FlagSet) {
@@ -68,7 +69,7 @@ func (c *Config) validate() error {
 
 func (c *Config) query() query.Config {
 	return query.Config{Addr: c.Addr, User: c.User, Password: c.Password, Database: c.Database,
-		Timeout: c.Timeout, MaxRows: c.MaxRows}
+		Timeout: c.Timeout, MaxRows: c.MaxRows, Cluster: c.Cluster}
 }
 
 // output opens the output; close flushes a file.

@@ -8,9 +8,12 @@ package query
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"testing"
 	"time"
+
+	"github.com/google/go-cmp/cmp"
 
 	"github.com/agentaudit/agentaudit/internal/store"
 	"github.com/agentaudit/agentaudit/internal/testenv"
@@ -92,11 +95,57 @@ func TestIntegrationClusterReportsMatchGroundTruth(t *testing.T) {
 	}
 	cfg := readerConfig(t, db)
 	cfg.Addr = env.ClickHouse[0]
+	cfg.Cluster = env.Name
 	q, err := Open(ctx, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { q.Close() })
-	nonEmpty := reportsMatchGroundTruth(t, q, openReader(t, single.Database()), equivalencePeriods(start))
+	truth := openReader(t, single.Database())
+	periods := equivalencePeriods(start)
+	nonEmpty := reportsMatchGroundTruth(t, q, truth, periods)
 	exercised(t, nonEmpty)
+
+	// Verify reads each shard's local table on a cluster: it must find on
+	// the cluster exactly what it finds on the single node, in one batch
+	// and in batches of a few sessions (the planted event id stored in two
+	// sessions may then lie on two shards).
+	t.Run("verify", func(t *testing.T) {
+		for _, p := range periods {
+			want, err := truth.Verify(ctx, VerifyScope{Period: p})
+			if err != nil {
+				t.Fatal(err)
+			}
+			want.Elapsed = 0
+			for _, small := range []bool{false, true} {
+				rows, n := verifyBatchRows, verifyBatch
+				if small {
+					verifyBatchRows, verifyBatch = 200, 7
+				}
+				got, err := q.Verify(ctx, VerifyScope{Period: p})
+				verifyBatchRows, verifyBatch = rows, n
+				if err != nil {
+					t.Fatal(err)
+				}
+				got.Elapsed = 0
+				if diff := cmp.Diff(want, got); diff != "" {
+					t.Errorf("%v, small batches %v (-single node +cluster):\n%s", p, small, diff)
+				}
+				if len(got.Findings) == 0 {
+					t.Errorf("%v: no findings: the planted breaks are not in scope", p)
+				}
+			}
+		}
+		// A cluster the server does not know is a configuration error.
+		bad := cfg
+		bad.Cluster = "no_such_cluster"
+		qb, err := Open(ctx, bad)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer qb.Close()
+		if _, err := qb.Verify(ctx, VerifyScope{Period: periods[0]}); !errors.Is(err, ErrConfig) {
+			t.Errorf("verify with an unknown cluster: %v, want ErrConfig", err)
+		}
+	})
 }

@@ -31,6 +31,12 @@ type Config struct {
 	// MaxRows bounds the rows read back; a larger result is cut and marked
 	// truncated. Default 10000.
 	MaxRows int
+	// Cluster names the ClickHouse cluster (remote_servers) the database
+	// is installed on (CLICKHOUSE_CLUSTER), empty for one server. Reports
+	// read the Distributed tables either way; verify reads each shard's
+	// local table from one of its replicas, at the addresses the server
+	// lists in system.clusters, which must be reachable from here.
+	Cluster string
 	Logger  *slog.Logger
 }
 
