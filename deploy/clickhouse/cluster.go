@@ -142,6 +142,8 @@ var (
 	orderByRE     = regexp.MustCompile(`(?is)\bORDER\s+BY\s+`)
 	toRE          = regexp.MustCompile(`(?is)^TO\s+\{db\}\.(\w+)\s*`)
 	tableRefRE    = regexp.MustCompile(`\{db\}\.(\w+)`)
+	// A table that reads one system table: AS system.x ENGINE = Merge(system, '^x$').
+	systemMergeRE = regexp.MustCompile(`(?is)^AS\s+system\.(\w+)\s+ENGINE\s*=\s*Merge\(\s*system\s*,\s*'\^(\w+)\$'\s*\)\s*$`)
 	// An ALTER that changes the columns a Distributed table must mirror.
 	columnAlterRE = regexp.MustCompile(`(?is)\b(ADD|DROP|MODIFY|RENAME)\s+COLUMN\b`)
 	// Clauses that end a sorting key written without parentheses.
@@ -264,6 +266,12 @@ func (r *renderer) createTable(stmt string) ([]string, error) {
 		return nil, errors.New("CREATE TABLE without ENGINE")
 	}
 	engine := rest[loc[2]:loc[3]]
+	if m := systemMergeRE.FindStringSubmatch(rest); m != nil && m[1] == m[2] {
+		// A table over one per-server system table: on a cluster, over
+		// that table on every shard (shards, 0018: one row per shard).
+		return []string{"CREATE TABLE " + ifNot + "{db}." + name + r.on + " AS system." + m[1] +
+			" ENGINE = Distributed(" + r.c.Name + ", system, " + m[1] + ", rand())"}, nil
+	}
 	if !strings.HasSuffix(engine, "MergeTree") {
 		// Not replicable (Log, Memory…): one per server.
 		return []string{"CREATE TABLE " + ifNot + "{db}." + name + r.on + " " + rest}, nil

@@ -161,6 +161,20 @@ func TestRenderCases(t *testing.T) {
 			},
 		},
 		{
+			name: "a table over one system table reads it on every shard",
+			sql:  "CREATE TABLE IF NOT EXISTS {db}.shards AS system.one ENGINE = Merge(system, '^one$')",
+			want: []string{
+				"CREATE TABLE IF NOT EXISTS d.shards ON CLUSTER c1 AS system.one ENGINE = Distributed(c1, system, one, rand())",
+			},
+		},
+		{
+			name: "a Merge over other system tables stays one per server",
+			sql:  "CREATE TABLE {db}.m AS system.one ENGINE = Merge(system, '^numbers$')",
+			want: []string{
+				"CREATE TABLE d.m ON CLUSTER c1 AS system.one ENGINE = Merge(system, '^numbers$')",
+			},
+		},
+		{
 			name: "bare sorting key",
 			sql:  "CREATE TABLE {db}.k (id UInt64) ENGINE = MergeTree ORDER BY id SETTINGS index_granularity = 8192",
 			want: []string{

@@ -112,6 +112,10 @@ func TestIntegrationClusterMigrate(t *testing.T) {
 				t.Errorf("server %s: view %s engine = %q", env.ClickHouse[i], v, got[v])
 			}
 		}
+		// 0018: one row per shard, from any server.
+		if got := count(t, n, "SELECT count() FROM "+n.db+".shards"); got != uint64(env.Shards) {
+			t.Errorf("server %s: shards has %d rows, want one per shard (%d)", env.ClickHouse[i], got, env.Shards)
+		}
 		for _, tbl := range []string{"events", "events_local"} {
 			cols := strs(t, n, "SELECT name FROM system.columns WHERE database = ? AND table = ? AND default_kind = ''", n.db, tbl)
 			if diff := cmp.Diff(eventColumns, cols); diff != "" {

@@ -145,9 +145,13 @@ func TestMigrateFromEmptyThenNoop(t *testing.T) {
 	}
 	tables := strs(t, s, "SELECT name FROM system.tables WHERE database = ? ORDER BY name", s.db)
 	wantTables := []string{"activity_sessions", "activity_sessions_mv", "alerts", "approvals", "call_folds", "call_folds_mv", "chain_breaks", "dlq_events", "egress", "events", "execs",
-		"model_calls", "schema_lock", "schema_migrations", "sessions", "tool_calls"}
+		"model_calls", "schema_lock", "schema_migrations", "sessions", "shards", "tool_calls"}
 	if diff := cmp.Diff(wantTables, tables); diff != "" {
 		t.Errorf("tables (-want +got):\n%s", diff)
+	}
+	// 0018: one row on one server (the reports join their folds to it).
+	if got := strs(t, s, "SELECT toString(dummy) FROM "+s.db+".shards"); !slices.Equal(got, []string{"0"}) {
+		t.Errorf("shards = %v, want one row [0]", got)
 	}
 	again, err := s.Migrate(ctx)
 	if err != nil {

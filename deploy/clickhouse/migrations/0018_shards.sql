@@ -1,0 +1,14 @@
+-- shards: one row, read where the data is. On one server it is
+-- system.one (one row, dummy = 0). On a cluster the renderer makes it a
+-- Distributed table over every shard's system.one: one row per shard.
+--
+-- A report whose per-session fold is the right side of
+-- `FROM shards ALL INNER JOIN (…) USING dummy` then runs that fold whole
+-- on each shard, against the local tables (distributed_product_mode =
+-- 'local' rewrites the subquery's Distributed names), and the initiator
+-- receives finished rows instead of every session's aggregate states to
+-- merge. That is what distributed_group_by_no_merge does, which the
+-- read-only account (readonly=1) may not set. It is correct only for a
+-- fold whose groups live on one shard: a session, its calls, its
+-- approvals (the tables are sharded by session). See README.md.
+CREATE TABLE IF NOT EXISTS {db}.shards AS system.one ENGINE = Merge(system, '^one$');
