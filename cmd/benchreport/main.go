@@ -28,7 +28,7 @@ func run(ctx context.Context, args []string) int {
 	fs := flag.NewFlagSet("benchreport", flag.ContinueOnError)
 	out := fs.String("out", "BENCHMARKS.md", "the table's file")
 	count := fs.Int("count", 5, "runs of each Go benchmark; medians are reported")
-	only := fs.String("only", "", "run only the benchmarks whose name matches this regexp (events, otlp, ingest, runner, runner-soak, sandbox, netpol, approvals, detect-engine, detect-latency, query, policy)")
+	only := fs.String("only", "", "run only the benchmarks whose name matches this regexp (events, otlp, ingest, runner, runner-soak, sandbox, netpol, approvals, detect-engine, detect-latency, query, query-cluster, policy)")
 	bin := fs.String("bin", "bin", "directory with the ingest, detect, runner and query binaries")
 	tags := fs.String("tags", "remote,containers_image_openpgp,exclude_graphdriver_btrfs,exclude_graphdriver_devicemapper", "build tags for go test")
 	ingestN := fs.Int("ingest-n", 1_000_000, "events for ingest bench")

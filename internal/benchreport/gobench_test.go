@@ -2,6 +2,8 @@ package benchreport
 
 import (
 	"bytes"
+	"context"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -99,4 +101,33 @@ func FuzzParseGoBench(f *testing.F) {
 			res.Median(name, "ns/op")
 		}
 	})
+}
+
+func TestQueryClusterRows(t *testing.T) {
+	r := &runner{cfg: Config{Raw: t.TempDir()}}
+	if _, err := queryClusterRows(context.Background(), r); err == nil || !strings.Contains(err.Error(), "make bench-query-cluster") {
+		t.Fatalf("without the cluster's figures: %v, want an error naming make bench-query-cluster", err)
+	}
+	figs := Figures{"events": 9461504, "days": 30, "shards": 2, "replicas": 2, "slowest_day_ms": 612, "slowest_period_ms": 2100,
+		"failed_reports": 0, "verify_day_ms": 1432, "report_period_ms.activity": 2100, "report_period_ms.alerts": 16,
+		"verify_day_events": 315504, "verify_day_heap_mib": 700, "verify_period_ms": 37112, "verify_period_events": 9461504, "verify_period_heap_mib": 464}
+	if err := WriteFigures(filepath.Join(r.cfg.Raw, "query-cluster.json"), figs); err != nil {
+		t.Fatal(err)
+	}
+	rows, err := queryClusterRows(context.Background(), r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rows) != 2 {
+		t.Fatalf("%d rows, want the reports' and verify's", len(rows))
+	}
+	if !strings.Contains(rows[0].What, "on 2 shards × 2 replicas") || !strings.Contains(rows[0].What, "make bench-query-cluster") {
+		t.Errorf("reports row does not say where and by what it was measured: %q", rows[0].What)
+	}
+	if rows[0].Verdict == verdict(true) || !strings.HasPrefix(rows[0].Ours, "slowest report over one day 612") || !strings.Contains(rows[0].Ours, "activity 2.1s, alerts 16") {
+		t.Errorf("reports row: verdict %v, ours %q (activity over 2 s must fail it)", rows[0].Verdict, rows[0].Ours)
+	}
+	if rows[1].Verdict != verdict(true) || !strings.Contains(rows[1].Ours, "one day 220k events/s") || !strings.Contains(rows[1].Ours, "30 days 255k events/s") {
+		t.Errorf("verify row: verdict %v, ours %q", rows[1].Verdict, rows[1].Ours)
+	}
 }

@@ -4,6 +4,8 @@ import (
 	"cmp"
 	"context"
 	"fmt"
+	"os"
+	"path/filepath"
 	"regexp"
 	"slices"
 	"strconv"
@@ -27,6 +29,7 @@ func items() []item {
 		{"detect-engine", detectEngineRows},
 		{"detect-latency", detectLatencyRows},
 		{"query", queryRows},
+		{"query-cluster", queryClusterRows},
 		{"policy", policyRows},
 	}
 }
@@ -425,6 +428,32 @@ func queryRows(ctx context.Context, r *runner) ([]Row, error) {
 	if err != nil && f["failed_reports"] == 0 {
 		return nil, err
 	}
+	return queryFigureRows(f, "", fmt.Sprintf("go run ./cmd/query bench -n %d -database %s", r.cfg.QueryN, db))
+}
+
+// queryClusterRows are the same figures on the 2-shard × 2-replica
+// cluster, from the last `make bench-query-cluster` (its JSON beside the
+// other raw output). make bench does not start the cluster: its eight
+// processes would share the two cores with the single node's services
+// and every other benchmark. The row says when that run was.
+func queryClusterRows(_ context.Context, r *runner) ([]Row, error) {
+	path := filepath.Join(r.cfg.Raw, "query-cluster.json")
+	st, err := os.Stat(path)
+	if err != nil {
+		return nil, fmt.Errorf("no cluster figures (%w): run make bench-query-cluster", err)
+	}
+	f, err := ReadFigures(path)
+	if err != nil {
+		return nil, err
+	}
+	label := fmt.Sprintf(", on %.0f shards × %.0f replicas (18.16) through the Distributed tables; measured by `make bench-query-cluster` at %s",
+		f["shards"], f["replicas"], st.ModTime().UTC().Format("2006-01-02 15:04 UTC"))
+	return queryFigureRows(f, label, "make bench-query-cluster RUNS=5")
+}
+
+// queryFigureRows turns `query bench` figures into the reports' row and
+// verify's; label follows each row's description.
+func queryFigureRows(f Figures, label, command string) ([]Row, error) {
 	// Reports that failed are counted in the row (and fail its verdict).
 	v, err := f.need("events", "days", "slowest_day_ms", "slowest_period_ms", "failed_reports", "verify_day_ms")
 	if err != nil {
@@ -444,22 +473,22 @@ func queryRows(ctx context.Context, r *runner) ([]Row, error) {
 		per[i] = n + " " + ms(f["report_period_ms."+n])
 	}
 	rows := []Row{{
-		What: fmt.Sprintf("compliance reports over %s events in %.0f days (every shipped report, median of 5)", count(v[0]), v[1]),
+		What: fmt.Sprintf("compliance reports over %s events in %.0f days (every shipped report, median of 5)%s", count(v[0]), v[1], label),
 		Ours: fmt.Sprintf("slowest report over one day %s, over all %.0f days %s (%.0f failed); `verify` of one day %s; over %.0f days: %s",
 			ms(v[2]), v[1], ms(v[3]), v[4], ms(v[5]), v[1], strings.Join(per, ", ")),
 		Target:  "≤ 2 s per report",
 		Verdict: verdict(v[2] <= 2000 && v[3] <= 2000 && v[4] == 0),
-		Command: fmt.Sprintf("go run ./cmd/query bench -n %d -database %s", r.cfg.QueryN, db),
+		Command: command,
 	}}
 	if w, err := f.need("verify_day_events", "verify_day_heap_mib", "verify_period_ms", "verify_period_events", "verify_period_heap_mib"); err == nil {
 		day, period := w[0]/(v[5]/1000), w[3]/(w[2]/1000)
 		rows = append(rows, Row{
-			What: fmt.Sprintf("`query verify`, streaming whole sessions in batches (one day: %s events, median of 5; all %.0f days: %s events, once)", count(w[0]), v[1], count(w[3])),
+			What: fmt.Sprintf("`query verify`, streaming whole sessions in batches (one day: %s events, median of 5; all %.0f days: %s events, once)%s", count(w[0]), v[1], count(w[3]), label),
 			Ours: fmt.Sprintf("one day %.0fk events/s, peak Go heap %.0f MiB; %.0f days %.0fk events/s, peak Go heap %.0f MiB",
 				day/1000, w[1], v[1], period/1000, w[4]),
 			Target:  "≥ 200k events/s, memory bounded",
 			Verdict: verdict(day >= 200_000 && period >= 200_000),
-			Command: fmt.Sprintf("go run ./cmd/query bench -n %d -database %s", r.cfg.QueryN, db),
+			Command: command,
 		})
 	}
 	return rows, nil
