@@ -222,7 +222,7 @@ func (ce *clusterEnv) syncReplicas() string {
 	return "replica rows " + strings.Join(parts, ", ")
 }
 
-// verify runs query verify over the case's events, through a server the
+// verify runs query verify over the case's events, asked of a server the
 // ingesters did not use, and fails on any finding or a count other than
 // want.
 func (ce *clusterEnv) verify(want int64) string {
@@ -230,8 +230,10 @@ func (ce *clusterEnv) verify(want int64) string {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
+	// Cluster set: verify reads each shard's local table from its first
+	// replica that answers, as query verify --clickhouse-cluster does.
 	q, err := query.Open(ctx, query.Config{Addr: ce.c.ClickHouse[len(ce.c.ClickHouse)-1], User: "default", Database: ce.db,
-		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+		Cluster: ce.c.Name, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err != nil {
 		t.Fatal(err)
 	}
