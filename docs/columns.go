@@ -12,7 +12,9 @@ var columnDocs = map[string]string{
 
 	"events.event_time_us":    "Microseconds within the second of event_time (event_time holds whole seconds on every server).",
 	"events.event_ts":         "event_time with microseconds as one DateTime64, computed by the server (modern servers only).",
+	"events.call_key":         "cityHash64(tenant, session_id, tool_call_id), computed by the server at insert (DEFAULT; writers never send it): the tool call as one number, which the per-call reports fold and probe by.",
 	"events.ingested_at":      "When the ingester wrote the row.",
+	"shards.dummy":            "Always 0. One row on one server, one per shard on a cluster: reports join a per-session fold to it so that the fold runs on each shard.",
 	"events.raw":              "The canonical event bytes, which the hash chain covers; everything not flattened is here.",
 	"events.actor_type":       "actor.type: agent, human, rule or system.",
 	"events.actor_id":         "actor.id: who caused the event.",

@@ -36,10 +36,11 @@ type column struct {
 }
 
 var (
-	createRe = regexp.MustCompile(`(?is)^CREATE\s+(TABLE|VIEW|MATERIALIZED\s+VIEW)\s+(?:IF\s+NOT\s+EXISTS\s+)?\{db\}\.(\w+)`)
-	alterRe  = regexp.MustCompile(`(?is)^ALTER\s+TABLE\s+\{db\}\.(\w+)\s+(.*)$`)
-	dropRe   = regexp.MustCompile(`(?is)^DROP\s+(?:TABLE|VIEW)\s+(?:IF\s+EXISTS\s+)?\{db\}\.(\w+)`)
-	colKW    = regexp.MustCompile(`(?i)\s+(DEFAULT|MATERIALIZED|ALIAS|CODEC|TTL|COMMENT)\b`)
+	createRe    = regexp.MustCompile(`(?is)^CREATE\s+(TABLE|VIEW|MATERIALIZED\s+VIEW)\s+(?:IF\s+NOT\s+EXISTS\s+)?\{db\}\.(\w+)`)
+	alterRe     = regexp.MustCompile(`(?is)^ALTER\s+TABLE\s+\{db\}\.(\w+)\s+(.*)$`)
+	dropRe      = regexp.MustCompile(`(?is)^DROP\s+(?:TABLE|VIEW)\s+(?:IF\s+EXISTS\s+)?\{db\}\.(\w+)`)
+	systemOneRe = regexp.MustCompile(`(?is)^\s*AS\s+system\.one\s`)
+	colKW       = regexp.MustCompile(`(?i)\s+(DEFAULT|MATERIALIZED|ALIAS|CODEC|TTL|COMMENT)\b`)
 )
 
 // relations replays the migrations' DDL and returns the tables and views
@@ -60,9 +61,13 @@ func relations() ([]*relation, error) {
 			case createRe.MatchString(body):
 				g := createRe.FindStringSubmatch(body)
 				r := &relation{name: g[2], view: !strings.EqualFold(g[1], "TABLE"), desc: desc, from: m.File}
-				if r.view {
+				switch {
+				case r.view:
 					r.cols = selectColumns(body)
-				} else {
+				case systemOneRe.MatchString(body[len(g[0]):]):
+					// shards (0018): system.one's one column.
+					r.cols = []column{{name: "dummy", typ: "UInt8"}}
+				default:
 					r.cols = tableColumns(body[len(g[0]):])
 				}
 				if i := find(r.name); i >= 0 {
@@ -195,9 +200,12 @@ func parseColumn(item string) (column, bool) {
 		return column{}, false
 	}
 	if loc := colKW.FindStringIndex(typ); loc != nil {
-		if strings.HasPrefix(strings.ToUpper(strings.TrimSpace(typ[loc[0]:])), "MATERIALIZED") {
+		switch kw := strings.ToUpper(strings.TrimSpace(typ[loc[0]:])); {
+		case strings.HasPrefix(kw, "MATERIALIZED"):
 			typ = typ[:loc[0]] + " (materialized)"
-		} else {
+		case strings.HasPrefix(kw, "DEFAULT"):
+			typ = typ[:loc[0]] + " (computed at insert)"
+		default:
 			typ = typ[:loc[0]]
 		}
 	}
