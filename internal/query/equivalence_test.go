@@ -74,7 +74,7 @@ func TestReportsMatchGroundTruth(t *testing.T) {
 			wrong.SQL = strings.Replace(r.SQL, m.old, m.new, 1)
 			differs := false
 			for _, p := range periods {
-				got, want := againstGroundTruth(t, q, &wrong, groundTruthOf(t, m.report), p)
+				got, want := againstGroundTruth(t, q, q, &wrong, groundTruthOf(t, m.report), p)
 				differs = differs || !cmp.Equal(canonical(want), canonical(got))
 			}
 			if !differs {
@@ -106,7 +106,7 @@ func TestReportsMatchGroundTruth(t *testing.T) {
 			}
 			gt := groundTruthOf(t, v.report)
 			for _, p := range periods {
-				got, want := againstGroundTruth(t, q, r, gt, p)
+				got, want := againstGroundTruth(t, q, q, r, gt, p)
 				if len(want.Rows) == 0 {
 					t.Errorf("%v: ground truth is empty", p)
 				}
@@ -273,14 +273,7 @@ func reportsMatchGroundTruth(t *testing.T, q, truth *DB, periods []Period) map[s
 		for _, p := range periods {
 			name := fmt.Sprintf("%s/%s..%s", r.Name, p.From.Format("02T15:04:05"), p.To.Format("02T15:04:05"))
 			t.Run(name, func(t *testing.T) {
-				got, err := q.RunReport(context.Background(), r, p, nil)
-				if err != nil {
-					t.Fatal(err)
-				}
-				want, err := truth.RunReport(context.Background(), gt, p, nil)
-				if err != nil {
-					t.Fatal(err)
-				}
+				got, want := againstGroundTruth(t, q, truth, r, gt, p)
 				// Rows that tie on the report's ORDER BY may come in any
 				// order, and so may the elements of groupUniqArray.
 				if diff := cmp.Diff(canonical(want), canonical(got)); diff != "" {
@@ -440,18 +433,19 @@ func groundTruthOf(t testing.TB, name string) *Report {
 	return gt
 }
 
-// againstGroundTruth runs report r and its ground truth gt over p.
-func againstGroundTruth(t testing.TB, q *DB, r, gt *Report, p Period) (got, want *Result) {
+// againstGroundTruth runs report r on q and its ground truth gt on truth
+// (the same data, or the same database) over p.
+func againstGroundTruth(t testing.TB, q, truth *DB, r, gt *Report, p Period) (got, want *Result) {
 	t.Helper()
 	res, err := q.RunReport(context.Background(), r, p, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	truth, err := q.RunReport(context.Background(), gt, p, nil)
+	want, err = truth.RunReport(context.Background(), gt, p, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return res, truth
+	return res, want
 }
 
 func canonical(res *Result) [][]string {
