@@ -127,6 +127,9 @@ func TestQueryClusterRows(t *testing.T) {
 	if rows[0].Verdict == verdict(true) || !strings.HasPrefix(rows[0].Ours, "slowest report over one day 612") || !strings.Contains(rows[0].Ours, "activity 2.1s, alerts 16") {
 		t.Errorf("reports row: verdict %v, ours %q (activity over 2 s must fail it)", rows[0].Verdict, rows[0].Ours)
 	}
+	if !strings.Contains(rows[1].What, "each shard's local table") {
+		t.Errorf("verify row does not say it reads the shards' local tables: %q", rows[1].What)
+	}
 	if rows[1].Verdict != verdict(true) || !strings.Contains(rows[1].Ours, "one day 220k events/s") || !strings.Contains(rows[1].Ours, "30 days 255k events/s") {
 		t.Errorf("verify row: verdict %v, ours %q", rows[1].Verdict, rows[1].Ours)
 	}
