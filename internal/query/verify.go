@@ -11,7 +11,6 @@ import (
 	"hash"
 	"hash/maphash"
 	"math"
-	"net"
 	"runtime"
 	"slices"
 	"strconv"
@@ -23,6 +22,7 @@ import (
 
 	chschema "github.com/agentaudit/agentaudit/deploy/clickhouse"
 	"github.com/agentaudit/agentaudit/internal/events"
+	"github.com/agentaudit/agentaudit/internal/store"
 )
 
 // Break kinds verify reports beyond the chain breaks of package events
@@ -216,27 +216,11 @@ func (src *verifySource) listSessions(ctx context.Context, where string, params 
 // The replica read is the one an 18.16 Distributed read with
 // load_balancing in_order picks, so it sees what the reports see.
 func (db *DB) shardSources(ctx context.Context) ([]*verifySource, error) {
-	var shards [][]string
-	last := uint32(0)
-	err := db.stream(ctx, "SELECT shard_num, host_name, port FROM system.clusters WHERE cluster = @cluster ORDER BY shard_num, replica_num",
-		[]Param{{"cluster", db.cfg.Cluster}}, func(rows driver.Rows, _ func()) error {
-			for rows.Next() {
-				var shard uint32
-				var host string
-				var port uint16
-				if err := rows.Scan(&shard, &host, &port); err != nil {
-					return err
-				}
-				if shard != last {
-					shards = append(shards, nil)
-					last = shard
-				}
-				shards[len(shards)-1] = append(shards[len(shards)-1], net.JoinHostPort(host, strconv.Itoa(int(port))))
-			}
-			return rows.Err()
-		})
+	lctx, cancel := context.WithTimeout(ctx, db.cfg.Timeout)
+	shards, err := store.ClusterServers(lctx, db.conn, db.cfg.Cluster)
+	cancel()
 	if err != nil {
-		return nil, err
+		return nil, serverError(err)
 	}
 	if len(shards) == 0 {
 		return nil, fmt.Errorf("%w: cluster %q is not in system.clusters of %s", ErrConfig, db.cfg.Cluster, db.cfg.Addr)

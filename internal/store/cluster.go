@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/ClickHouse/clickhouse-go/v2"
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 
 	chschema "github.com/agentaudit/agentaudit/deploy/clickhouse"
 )
@@ -49,9 +50,23 @@ func perShard(stmt string) (string, bool) {
 // replicas in order, from system.clusters on the server the store is
 // connected to.
 func (s *Store) ClusterShards(ctx context.Context) ([][]string, error) {
-	rows, err := s.conn.Query(ctx, "SELECT shard_num, host_name, port FROM system.clusters WHERE cluster = ? ORDER BY shard_num, replica_num", s.cfg.Cluster)
+	out, err := ClusterServers(ctx, s.conn, s.cfg.Cluster)
 	if err != nil {
 		return nil, fmt.Errorf("store: cluster %s: %w", s.cfg.Cluster, err)
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("%w: cluster %q is not in system.clusters of %s", ErrConfig, s.cfg.Cluster, s.cfg.Addr)
+	}
+	return out, nil
+}
+
+// ClusterServers lists cluster's servers (host:port) as the server conn
+// is connected to knows them in system.clusters: shard by shard, replicas
+// in order; none when it does not know the cluster.
+func ClusterServers(ctx context.Context, conn driver.Conn, cluster string) ([][]string, error) {
+	rows, err := conn.Query(ctx, "SELECT shard_num, host_name, port FROM system.clusters WHERE cluster = ? ORDER BY shard_num, replica_num", cluster)
+	if err != nil {
+		return nil, err
 	}
 	defer rows.Close()
 	var out [][]string
@@ -61,7 +76,7 @@ func (s *Store) ClusterShards(ctx context.Context) ([][]string, error) {
 		var host string
 		var port uint16
 		if err := rows.Scan(&shard, &host, &port); err != nil {
-			return nil, fmt.Errorf("store: cluster %s: %w", s.cfg.Cluster, err)
+			return nil, err
 		}
 		if shard != last {
 			out = append(out, nil)
@@ -69,13 +84,7 @@ func (s *Store) ClusterShards(ctx context.Context) ([][]string, error) {
 		}
 		out[len(out)-1] = append(out[len(out)-1], net.JoinHostPort(host, strconv.Itoa(int(port))))
 	}
-	if err := rows.Err(); err != nil {
-		return nil, err
-	}
-	if len(out) == 0 {
-		return nil, fmt.Errorf("%w: cluster %q is not in system.clusters of %s", ErrConfig, s.cfg.Cluster, s.cfg.Addr)
-	}
-	return out, nil
+	return out, rows.Err()
 }
 
 // execPerShard runs stmt on the first replica of every shard that accepts
